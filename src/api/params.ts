@@ -1,0 +1,96 @@
+/**
+ * Query parameters of the HTTP API, parsed once at the edge. Every parser
+ * takes `unknown` and returns typed values or throws `INVALID_QUERY`.
+ */
+import { parseTimestamp } from '../domain/event.ts'
+import { TelemetryError } from '../errors.ts'
+import type { TimeRange } from '../store/store.ts'
+
+/** Largest `limit` of `GET /api/robots`. */
+export const MAX_ROBOTS_LIMIT = 10_000
+/** Largest `limit` of `GET /api/robots/{robot}/events`. */
+export const MAX_EVENTS_LIMIT = 100_000
+
+type Query = Record<string, unknown>
+
+function invalid(message: string): TelemetryError {
+  return new TelemetryError('INVALID_QUERY', { message })
+}
+
+/** One value of a parameter; absent or empty is `undefined`, repeated is an error. */
+function single(query: Query, name: string): string | undefined {
+  const value = query[name]
+  if (value === undefined || value === '') return undefined
+  if (typeof value !== 'string') throw invalid(`${name} must be given once`)
+  return value
+}
+
+function timestampParam(query: Query, name: string): number | undefined {
+  const text = single(query, name)
+  if (text === undefined) return undefined
+  const value = parseTimestamp(text, name)
+  if (typeof value === 'string') throw invalid(value)
+  return value
+}
+
+function limitParam(query: Query, max: number): number | undefined {
+  const text = single(query, 'limit')
+  if (text === undefined) return undefined
+  const value = /^\d{1,9}$/.test(text) ? Number(text) : NaN
+  if (!(value >= 1 && value <= max)) {
+    throw invalid(`limit must be an integer from 1 to ${max}`)
+  }
+  return value
+}
+
+/** An inclusive interval whose start is at most its end. */
+export interface TimeQuery extends TimeRange {
+  /** `start_time` as given, after the swap; `null` when absent. */
+  readonly startTime: number | null
+  /** `end_time` as given, after the swap; `null` when absent. */
+  readonly endTime: number | null
+}
+
+/**
+ * Parses `start_time` and `end_time`: both optional and inclusive; a start
+ * after the end is swapped, as the original system did.
+ */
+export function parseTimeQuery(query: unknown): TimeQuery {
+  const q = (query ?? {}) as Query
+  let start = timestampParam(q, 'start_time')
+  let end = timestampParam(q, 'end_time')
+  if (start !== undefined && end !== undefined && start > end) {
+    ;[start, end] = [end, start]
+  }
+  return { start, end, startTime: start ?? null, endTime: end ?? null }
+}
+
+/** Parameters of `GET /api/robots/{robot}/events`. */
+export interface EventsQuery extends TimeQuery {
+  readonly limit?: number
+  /** Only events after this timestamp (a page's last). */
+  readonly after?: number
+}
+
+/** Parses the time interval plus `limit` and `after` (a timestamp). */
+export function parseEventsQuery(query: unknown): EventsQuery {
+  const q = (query ?? {}) as Query
+  return {
+    ...parseTimeQuery(q),
+    limit: limitParam(q, MAX_EVENTS_LIMIT),
+    after: timestampParam(q, 'after'),
+  }
+}
+
+/** Parameters of `GET /api/robots`. */
+export interface RobotsQuery {
+  readonly limit?: number
+  /** Only robots whose name sorts after this one. */
+  readonly after?: string
+}
+
+/** Parses `limit` and `after` (a robot name). */
+export function parseRobotsQuery(query: unknown): RobotsQuery {
+  const q = (query ?? {}) as Query
+  return { limit: limitParam(q, MAX_ROBOTS_LIMIT), after: single(q, 'after') }
+}

@@ -1,0 +1,51 @@
+#!/usr/bin/env node
+/**
+ * The command line: `fleet-telemetry [--host H] [--port P] [--store URL]`.
+ * Exit codes: 0 after a clean shutdown, 1 when the server cannot start,
+ * 2 for unknown flags or bad values.
+ */
+import { ConfigError, loadConfig, usage } from './config.ts'
+import { startServer } from './server.ts'
+
+async function main(): Promise<number | undefined> {
+  let config
+  try {
+    config = loadConfig(process.argv.slice(2), process.env)
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error
+    process.stderr.write(`fleet-telemetry: ${error.message}\n\n${usage()}`)
+    return 2
+  }
+  if (config === 'help') {
+    process.stdout.write(usage())
+    return 0
+  }
+
+  let server
+  try {
+    server = await startServer(config)
+  } catch (error) {
+    process.stderr.write(
+      `fleet-telemetry: cannot start: ${(error as Error).message}\n`,
+    )
+    return 1
+  }
+  process.stdout.write(`listening on ${server.url} (store ${config.store})\n`)
+
+  const stop = (signal: string) => {
+    server.logger.info({ signal }, 'shutting down')
+    server.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        server.logger.error({ err: error }, 'shutdown failed')
+        process.exit(1)
+      },
+    )
+  }
+  process.once('SIGTERM', stop)
+  process.once('SIGINT', stop)
+  return undefined
+}
+
+const code = await main()
+if (code !== undefined) process.exitCode = code

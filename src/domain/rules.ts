@@ -1,0 +1,105 @@
+/**
+ * The rules of ingest, written once for every backend.
+ *
+ * {@link decide} is a pure function of the robot's current state, the event,
+ * and (for an event older than the latest) the stored event at that
+ * timestamp. Each backend applies it to what it holds or reads inside its own
+ * write transaction, so two backends, or two processes on one database, agree.
+ */
+import type { TelemetryEvent } from './event.ts'
+
+/** What the store keeps about a robot to judge its next event. */
+export interface RobotState {
+  readonly firstTimestamp: number
+  readonly lastTimestamp: number
+  readonly lastX: number
+  readonly lastY: number
+  /** Distance travelled over the robot's whole life: the running total of its latest event. */
+  readonly odometer: number
+  readonly eventCount: number
+}
+
+/** A stored position, as read back for an event older than the latest. */
+export interface StoredPosition {
+  readonly x: number
+  readonly y: number
+}
+
+/** How one event was judged; the ingest reply follows from it. */
+export const OUTCOMES = ['ok', 'dup', 'stale', 'conflict'] as const
+export type Outcome = (typeof OUTCOMES)[number]
+
+/** The result of {@link decide}: a new state when the event is to be stored. */
+export type Decision =
+  | { readonly outcome: 'ok'; readonly state: RobotState }
+  | { readonly outcome: 'dup' | 'stale' | 'conflict' }
+
+/** Euclidean distance between two positions. */
+export function distance(x1: number, y1: number, x2: number, y2: number) {
+  return Math.hypot(x2 - x1, y2 - y1)
+}
+
+/**
+ * Whether judging `event` needs the stored event at its timestamp, which the
+ * backend then reads and passes to {@link decide}.
+ */
+export function needsStoredPosition(
+  state: RobotState | undefined,
+  event: TelemetryEvent,
+): boolean {
+  return state !== undefined && event.timestamp < state.lastTimestamp
+}
+
+/**
+ * Judges one event against its robot's state.
+ *
+ * - no state yet, or newer than the latest: `ok`, with the new state (the
+ *   stored event's running odometer is `state.odometer`);
+ * - at the latest timestamp, or at an older stored one: `dup` when the
+ *   position is the same, `conflict` when it is not;
+ * - older than the latest with nothing stored at its timestamp: `stale`.
+ *
+ * @param stored the stored event at `event.timestamp`, required when
+ * {@link needsStoredPosition} says so, ignored otherwise.
+ */
+export function decide(
+  state: RobotState | undefined,
+  event: TelemetryEvent,
+  stored?: StoredPosition,
+): Decision {
+  if (state === undefined) {
+    return {
+      outcome: 'ok',
+      state: {
+        firstTimestamp: event.timestamp,
+        lastTimestamp: event.timestamp,
+        lastX: event.x,
+        lastY: event.y,
+        odometer: 0,
+        eventCount: 1,
+      },
+    }
+  }
+  if (event.timestamp > state.lastTimestamp) {
+    return {
+      outcome: 'ok',
+      state: {
+        firstTimestamp: state.firstTimestamp,
+        lastTimestamp: event.timestamp,
+        lastX: event.x,
+        lastY: event.y,
+        odometer:
+          state.odometer + distance(state.lastX, state.lastY, event.x, event.y),
+        eventCount: state.eventCount + 1,
+      },
+    }
+  }
+  const same =
+    event.timestamp === state.lastTimestamp
+      ? { x: state.lastX, y: state.lastY }
+      : stored
+  if (same === undefined) return { outcome: 'stale' }
+  return same.x === event.x && same.y === event.y
+    ? { outcome: 'dup' }
+    : { outcome: 'conflict' }
+}

@@ -1,0 +1,132 @@
+/**
+ * Wires the store, the ingest endpoint and the HTTP API into one server.
+ * This is the only module that chooses a store backend.
+ */
+import type { AddressInfo } from 'node:net'
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyReply,
+} from 'fastify'
+import { pino, type Logger } from 'pino'
+import { registerApi } from './api/routes.ts'
+import type { Config } from './config.ts'
+import { errorBody, rawHttpError, TelemetryError } from './errors.ts'
+import { createBatcher } from './ingest/batcher.ts'
+import { createUpstream } from './ingest/upstream.ts'
+import { createSqliteStore } from './store/sqlite/sqlite-store.ts'
+import type { Store } from './store/store.ts'
+
+/** A started server. */
+export interface TelemetryServer {
+  /** `http://HOST:PORT`, with the port actually bound. */
+  readonly url: string
+  readonly store: Store
+  readonly logger: Logger
+  /**
+   * Stops accepting, answers every event already received (committed ones
+   * `OK`), closes every connection and the store. Idempotent.
+   */
+  close(): Promise<void>
+}
+
+/** Options of {@link startServer} beyond the configuration. */
+export interface ServerOptions {
+  /** Where logs go; defaults to JSON lines on stderr at `config.logLevel`. */
+  readonly logger?: Logger
+}
+
+/** Opens the store a `--store` address names. */
+export function openStore(url: string): Store {
+  if (url.startsWith('sqlite:')) {
+    return createSqliteStore({ path: url.slice('sqlite:'.length), url })
+  }
+  throw new Error(`unsupported store ${url}`)
+}
+
+/**
+ * Opens the store, then listens for HTTP and WebSocket traffic.
+ *
+ * @example
+ * const server = await startServer({ ...DEFAULT_CONFIG, port: 0 })
+ * console.log(server.url)
+ * await server.close()
+ */
+export async function startServer(
+  config: Config,
+  options: ServerOptions = {},
+): Promise<TelemetryServer> {
+  const logger =
+    options.logger ?? pino({ level: config.logLevel }, pino.destination(2))
+  const store = openStore(config.store)
+  await store.init()
+
+  const app = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    // One log line per request would drown the useful ones.
+    logController: new LogController({ disableRequestLogging: true }),
+    // Robot names reach 150 characters, up to 12 URL characters each.
+    routerOptions: { maxParamLength: 4096 },
+    return503OnClosing: true,
+    frameworkErrors: (error, request, reply) => {
+      const known = new TelemetryError(
+        error.code === 'FST_ERR_BAD_URL' ? 'INVALID_URL' : 'BAD_REQUEST',
+        {
+          message:
+            error.code === 'FST_ERR_BAD_URL'
+              ? 'the URL has broken percent-encoding'
+              : undefined,
+        },
+      )
+      void (reply as FastifyReply).code(known.status).send(errorBody(known))
+    },
+    clientErrorHandler: (error, socket) => {
+      if (!socket.writable) return socket.destroy()
+      const tooLarge =
+        (error as { code?: string }).code === 'HPE_HEADER_OVERFLOW'
+      socket.end(
+        rawHttpError(
+          new TelemetryError(tooLarge ? 'HEADERS_TOO_LARGE' : 'BAD_REQUEST'),
+        ),
+      )
+    },
+  })
+  registerApi(app, { store })
+
+  const batcher = createBatcher(store, {
+    onCommitError: (error, events) =>
+      logger.error({ err: error, events }, 'commit failed'),
+  })
+  const upstream = createUpstream({
+    batcher,
+    logger,
+    maxFrameBytes: config.maxFrameBytes,
+  })
+  app.server.on('upgrade', upstream.handleUpgrade)
+
+  try {
+    await app.listen({ host: config.host, port: config.port })
+  } catch (error) {
+    await store.close()
+    throw error
+  }
+  const address = app.server.address() as AddressInfo
+  const host =
+    address.family === 'IPv6' ? `[${address.address}]` : address.address
+
+  let closing: Promise<void> | undefined
+  return {
+    url: `http://${host}:${address.port}`,
+    store,
+    logger,
+    close() {
+      closing ??= (async () => {
+        const httpClosed = app.close()
+        await upstream.close()
+        await httpClosed
+        await store.close()
+      })()
+      return closing
+    },
+  }
+}
