@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { ConfigError, DEFAULT_CONFIG, loadConfig, usage } from './config.ts'
+
+describe('loadConfig', () => {
+  it('should use the defaults when nothing is set', () => {
+    assert.deepStrictEqual(loadConfig([], {}), DEFAULT_CONFIG)
+    assert.deepStrictEqual(DEFAULT_CONFIG, {
+      host: '127.0.0.1',
+      port: 8000,
+      store: 'sqlite:./data/telemetry.db',
+      logLevel: 'info',
+      maxFrameBytes: 1048576,
+    })
+  })
+
+  it('should read the environment, and let flags win over it', () => {
+    const env = {
+      TELEMETRY_HOST: '0.0.0.0',
+      TELEMETRY_PORT: '9001',
+      TELEMETRY_STORE: 'sqlite:/tmp/env.db',
+      TELEMETRY_LOG_LEVEL: 'warn',
+    }
+    assert.deepStrictEqual(loadConfig([], env), {
+      ...DEFAULT_CONFIG,
+      host: '0.0.0.0',
+      port: 9001,
+      store: 'sqlite:/tmp/env.db',
+      logLevel: 'warn',
+    })
+    assert.deepStrictEqual(
+      loadConfig(['--port', '9000', '--store=sqlite:/tmp/t.db'], env),
+      {
+        ...DEFAULT_CONFIG,
+        host: '0.0.0.0',
+        port: 9000,
+        store: 'sqlite:/tmp/t.db',
+        logLevel: 'warn',
+      },
+    )
+    assert.equal((loadConfig(['--port', '0'], {}) as { port: number }).port, 0)
+  })
+
+  it('should refuse unknown flags and bad values with a clear message', () => {
+    const cases: [string[], RegExp][] = [
+      [['--bogus'], /Unknown option '--bogus'/],
+      [['--port', 'abc'], /port must be an integer from 0 to 65535, not "abc"/],
+      [['--port', '70000'], /port must be an integer from 0 to 65535/],
+      [['--port', '-1'], /port/],
+      [
+        ['--store', 'mysql://x'],
+        /store must be sqlite:PATH, not "mysql:\/\/x"/,
+      ],
+      [['--store', 'sqlite:'], /store sqlite: needs a path/],
+      [['--log-level', 'loud'], /log-level must be one of/],
+      [['--host', ''], /host must not be empty/],
+      [
+        ['--max-frame-bytes', '1'],
+        /max-frame-bytes must be an integer from 64/,
+      ],
+      [['serve'], /Unexpected argument 'serve'/],
+    ]
+    for (const [args, message] of cases) {
+      assert.throws(
+        () => loadConfig(args, {}),
+        (error: unknown) =>
+          error instanceof ConfigError && message.test(error.message),
+        args.join(' '),
+      )
+    }
+    assert.throws(() => loadConfig([], { TELEMETRY_PORT: 'x' }), ConfigError)
+  })
+
+  it('should answer --help with the usage', () => {
+    assert.equal(loadConfig(['--help'], {}), 'help')
+    assert.match(
+      usage(),
+      /--store \(TELEMETRY_STORE, default sqlite:\.\/data\/telemetry\.db\)/,
+    )
+  })
+})

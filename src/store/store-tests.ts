@@ -1,0 +1,224 @@
+/**
+ * The store conformance suite: every backend's test file calls
+ * {@link storeTests}, so every backend is held to the same behaviour.
+ */
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import type { TelemetryEvent } from '../domain/event.ts'
+import type { Store, StoredEvent } from './store.ts'
+
+/** Makes a fresh, empty, not yet initialised store for one test group. */
+export type StoreFactory = () => Store | Promise<Store>
+
+const ev = (
+  robot: string,
+  timestamp: number,
+  x: number,
+  y: number,
+): TelemetryEvent => ({ robot, timestamp, x, y })
+
+async function collect(pages: AsyncIterable<StoredEvent[]>) {
+  const pageSizes: number[] = []
+  const events: StoredEvent[] = []
+  for await (const page of pages) {
+    pageSizes.push(page.length)
+    events.push(...page)
+  }
+  return { events, pageSizes }
+}
+
+/**
+ * Registers the conformance suite for one backend.
+ *
+ * @example
+ * storeTests('sqlite :memory:', () => createSqliteStore({ path: ':memory:' }))
+ */
+export function storeTests(name: string, makeStore: StoreFactory) {
+  describe(`store conformance: ${name}`, () => {
+    let store: Store
+    before(async () => {
+      store = await makeStore()
+      await store.init()
+    })
+    after(() => store.close())
+
+    it('should store the first event of a robot and then newer ones', async () => {
+      assert.deepStrictEqual(
+        await store.append([ev('first', 10, 0, 0), ev('first', 20, 3, 4)]),
+        ['ok', 'ok'],
+      )
+      const robot = await store.getRobot('first')
+      assert.ok(robot)
+      assert.deepStrictEqual(
+        {
+          ...robot,
+          createdMs: typeof robot.createdMs,
+          updatedMs: typeof robot.updatedMs,
+        },
+        {
+          name: 'first',
+          odometer: 5,
+          lastX: 3,
+          lastY: 4,
+          firstTimestamp: 10,
+          lastTimestamp: 20,
+          eventCount: 2,
+          createdMs: 'number',
+          updatedMs: 'number',
+        },
+      )
+      assert.ok(robot.createdMs <= robot.updatedMs)
+    })
+
+    it('should answer dup, conflict and stale as the rules say', async () => {
+      await store.append([
+        ev('rules', 1, 0, 0),
+        ev('rules', 3, 1, 1),
+        ev('rules', 5, 2, 2),
+      ])
+      assert.deepStrictEqual(
+        await store.append([
+          ev('rules', 5, 2, 2), // the latest again
+          ev('rules', 5, 9, 9), // the latest's timestamp, another position
+          ev('rules', 3, 1, 1), // an older stored event again
+          ev('rules', 3, 7, 7), // an older stored timestamp, another position
+          ev('rules', 4, 0, 0), // older, nothing stored there
+          ev('rules', 0, 0, 0), // before the first
+          ev('rules', 6, 2, 2), // newer: stored
+        ]),
+        ['dup', 'conflict', 'dup', 'conflict', 'stale', 'stale', 'ok'],
+      )
+      const robot = await store.getRobot('rules')
+      assert.equal(robot?.eventCount, 4)
+      assert.equal(robot?.lastTimestamp, 6)
+    })
+
+    it('should judge each event of a batch against the ones before it', async () => {
+      assert.deepStrictEqual(
+        await store.append([
+          ev('batch', 1, 0, 0),
+          ev('batch', 1, 0, 0),
+          ev('batch', 2, 1, 0),
+          ev('batch', 1, 5, 5),
+          ev('batch', 0, 0, 0),
+        ]),
+        ['ok', 'dup', 'ok', 'conflict', 'stale'],
+      )
+    })
+
+    it('should keep robot names exact and case-sensitive', async () => {
+      const names = ['McDonalds', 'mcdonalds', 'MCDONALDS', 'Straße', 'strasse']
+      assert.deepStrictEqual(
+        await store.append(names.map((n) => ev(n, 1, 1, 1))),
+        names.map(() => 'ok'),
+      )
+      for (const n of names) {
+        assert.equal((await store.getRobot(n))?.eventCount, 1, n)
+      }
+      assert.equal(await store.getRobot('Mcdonalds'), undefined)
+    })
+
+    it('should compute the odometer of the original Bender case', async () => {
+      await store.append([
+        ev('Bender', 0, 0, 0),
+        ev('Bender', 1, 1, 0),
+        ev('Bender', 2, 0, 0),
+      ])
+      assert.equal(await store.odometer('Bender'), 2)
+      assert.equal(await store.odometer('Bender', { start: 0, end: 1 }), 1)
+      assert.equal(await store.odometer('Bender', { start: 1, end: 2 }), 1)
+      assert.equal(await store.odometer('Bender', { start: 1, end: 1 }), 0)
+      assert.equal(await store.odometer('Bender', { start: 1 }), 1)
+      assert.equal(await store.odometer('Bender', { end: 1 }), 1)
+      assert.equal(await store.odometer('Bender', { start: 3, end: 9 }), 0)
+      assert.equal(await store.odometer('bender'), 0)
+      assert.equal((await store.getRobot('Bender'))?.odometer, 2)
+    })
+
+    it('should sum only consecutive events that both lie in the interval', async () => {
+      // 0 -(3)- 10 -(4)- 20 -(12)- 30, as a 3-4-5 walk and back.
+      await store.append([
+        ev('walk', 0, 0, 0),
+        ev('walk', 10, 3, 0),
+        ev('walk', 20, 3, 4),
+        ev('walk', 30, 3, 16),
+      ])
+      assert.equal(await store.odometer('walk'), 19)
+      assert.equal(await store.odometer('walk', { start: 5, end: 25 }), 4)
+      assert.equal(await store.odometer('walk', { start: 10, end: 30 }), 16)
+      assert.equal(await store.odometer('walk', { start: 0, end: 29 }), 7)
+      assert.equal(await store.odometer('walk', { start: 11, end: 19 }), 0)
+    })
+
+    it('should read events in a range in ascending order, page by page', async () => {
+      const events = Array.from({ length: 25 }, (_, i) =>
+        ev('pages', i * 2, i, 0.5 - i),
+      )
+      await store.append(events)
+      const all = await collect(store.readEvents('pages', { pageSize: 10 }))
+      assert.deepStrictEqual(all.pageSizes, [10, 10, 5])
+      assert.deepStrictEqual(
+        all.events,
+        events.map(({ timestamp, x, y }) => ({ timestamp, x, y })),
+      )
+      const range = await collect(
+        store.readEvents('pages', { start: 3, end: 9, pageSize: 2 }),
+      )
+      assert.deepStrictEqual(
+        range.events.map((e) => e.timestamp),
+        [4, 6, 8],
+      )
+      const limited = await collect(
+        store.readEvents('pages', { start: 10, limit: 3, pageSize: 2 }),
+      )
+      assert.deepStrictEqual(
+        limited.events.map((e) => e.timestamp),
+        [10, 12, 14],
+      )
+      assert.deepStrictEqual(
+        (await collect(store.readEvents('nobody'))).events,
+        [],
+      )
+    })
+
+    it('should keep coordinates and timestamps exactly', async () => {
+      const odd = [
+        ev('exact', 0, -0.1, 1e-300),
+        ev('exact', Number.MAX_SAFE_INTEGER, 1.7976931348623157e308, -5e-324),
+      ]
+      await store.append(odd)
+      assert.deepStrictEqual(
+        (await collect(store.readEvents('exact'))).events,
+        odd.map(({ timestamp, x, y }) => ({ timestamp, x, y })),
+      )
+    })
+
+    it('should list robots by name in code point order, with paging', async () => {
+      const s = await makeStore()
+      await s.init()
+      try {
+        await s.append(
+          ['b', 'a', 'B', 'é', '😀', 'A'].map((n) => ev(n, 1, 0, 0)),
+        )
+        const names = (await s.listRobots()).map((r) => r.name)
+        assert.deepStrictEqual(names, ['A', 'B', 'a', 'b', 'é', '😀'])
+        assert.deepStrictEqual(
+          (await s.listRobots({ limit: 2 })).map((r) => r.name),
+          ['A', 'B'],
+        )
+        assert.deepStrictEqual(
+          (await s.listRobots({ after: 'B', limit: 3 })).map((r) => r.name),
+          ['a', 'b', 'é'],
+        )
+        assert.deepStrictEqual(await s.listRobots({ after: '😀' }), [])
+      } finally {
+        await s.close()
+      }
+    })
+
+    it('should report nothing for a robot without events', async () => {
+      assert.equal(await store.getRobot('ghost'), undefined)
+      assert.equal(await store.odometer('ghost', { start: 0, end: 10 }), 0)
+    })
+  })
+}
