@@ -5,7 +5,6 @@
  * 2 for unknown flags or bad values.
  */
 import { ConfigError, loadConfig, usage } from './config.ts'
-import { startServer } from './server.ts'
 
 async function main(): Promise<number | undefined> {
   let config
@@ -21,6 +20,8 @@ async function main(): Promise<number | undefined> {
     return 0
   }
 
+  // Loaded only now, so that a usage error answers at once.
+  const { startServer } = await import('./server.ts')
   let server
   try {
     server = await startServer(config)

@@ -14,9 +14,45 @@ export interface RobotState {
   readonly lastTimestamp: number
   readonly lastX: number
   readonly lastY: number
-  /** Distance travelled over the robot's whole life: the running total of its latest event. */
+  /**
+   * The running total of the robot's latest event: the distance travelled
+   * over its whole life is `odometer + odometerCarry` (see {@link RunningTotal}).
+   */
   readonly odometer: number
+  readonly odometerCarry: number
   readonly eventCount: number
+}
+
+/**
+ * The running odometer stored with each event, as an unevaluated sum
+ * `total + carry`: `carry` keeps the low bits that rounding drops from
+ * `total` (Knuth's TwoSum), so the difference of two running totals gives an
+ * interval's distance to within a rounding of the interval itself, even after
+ * a long earlier trip (a total of 2e16 cannot hold a step of 1 on its own).
+ */
+export interface RunningTotal {
+  readonly total: number
+  readonly carry: number
+}
+
+/** Adds one step to a running total, keeping what rounding drops in `carry`. */
+export function addStep(
+  total: number,
+  carry: number,
+  step: number,
+): RunningTotal {
+  const sum = total + step
+  const stepPart = sum - total
+  const error = total - (sum - stepPart) + (step - stepPart)
+  return { total: sum, carry: carry + error }
+}
+
+/**
+ * The odometer over an interval: the running total at its last event minus
+ * the running total at its first event (both inside the interval).
+ */
+export function odometerBetween(first: RunningTotal, last: RunningTotal) {
+  return last.total - first.total + (last.carry - first.carry)
 }
 
 /** A stored position, as read back for an event older than the latest. */
@@ -54,7 +90,7 @@ export function needsStoredPosition(
  * Judges one event against its robot's state.
  *
  * - no state yet, or newer than the latest: `ok`, with the new state (the
- *   stored event's running odometer is `state.odometer`);
+ *   stored event's running total is `state.odometer` + `state.odometerCarry`);
  * - at the latest timestamp, or at an older stored one: `dup` when the
  *   position is the same, `conflict` when it is not;
  * - older than the latest with nothing stored at its timestamp: `stale`.
@@ -76,11 +112,17 @@ export function decide(
         lastX: event.x,
         lastY: event.y,
         odometer: 0,
+        odometerCarry: 0,
         eventCount: 1,
       },
     }
   }
   if (event.timestamp > state.lastTimestamp) {
+    const { total, carry } = addStep(
+      state.odometer,
+      state.odometerCarry,
+      distance(state.lastX, state.lastY, event.x, event.y),
+    )
     return {
       outcome: 'ok',
       state: {
@@ -88,8 +130,8 @@ export function decide(
         lastTimestamp: event.timestamp,
         lastX: event.x,
         lastY: event.y,
-        odometer:
-          state.odometer + distance(state.lastX, state.lastY, event.x, event.y),
+        odometer: total,
+        odometerCarry: carry,
         eventCount: state.eventCount + 1,
       },
     }

@@ -150,6 +150,21 @@ export function storeTests(name: string, makeStore: StoreFactory) {
       assert.equal(await store.odometer('walk', { start: 11, end: 19 }), 0)
     })
 
+    it('should give an interval its exact odometer after a long earlier trip', async () => {
+      await store.append([
+        ev('long trip', 1, 0, 0),
+        ev('long trip', 2, 1e16, 0),
+        ev('long trip', 3, 0, 0),
+        ev('long trip', 4, 1, 0),
+      ])
+      assert.equal(await store.odometer('long trip', { start: 3, end: 4 }), 1)
+      assert.equal(
+        await store.odometer('long trip', { start: 2, end: 4 }),
+        1e16 + 1,
+      )
+      assert.equal((await store.getRobot('long trip'))?.odometer, 2e16 + 1)
+    })
+
     it('should read events in a range in ascending order, page by page', async () => {
       const events = Array.from({ length: 25 }, (_, i) =>
         ev('pages', i * 2, i, 0.5 - i),

@@ -12,8 +12,10 @@ import type { TelemetryEvent } from '../../domain/event.ts'
 import {
   decide,
   needsStoredPosition,
+  odometerBetween,
   type Outcome,
   type RobotState,
+  type RunningTotal,
 } from '../../domain/rules.ts'
 import type {
   ListRobotsOptions,
@@ -129,6 +131,7 @@ class SqliteStore implements Store {
           event.x,
           event.y,
           state.odometer,
+          state.odometerCarry,
         )
         touched.set(event.robot, {
           ...state,
@@ -150,6 +153,7 @@ class SqliteStore implements Store {
           saved.lastX,
           saved.lastY,
           saved.odometer,
+          saved.odometerCarry,
           saved.eventCount,
           saved.createdMs,
           saved.updatedMs,
@@ -217,10 +221,10 @@ class SqliteStore implements Store {
     const start = range.start ?? 0
     const end = range.end ?? MAX_SAFE
     const bounds = { id: robot.id, start, end }
-    const first = s.firstFrom.get(bounds) as OdoRow | undefined
-    const last = s.lastUpTo.get(bounds) as OdoRow | undefined
+    const first = s.firstFrom.get(bounds) as RunningTotal | undefined
+    const last = s.lastUpTo.get(bounds) as RunningTotal | undefined
     if (first === undefined || last === undefined) return 0
-    return last.odo - first.odo
+    return odometerBetween(first, last)
   }
 
   async close(): Promise<void> {
@@ -259,7 +263,7 @@ function migrate(db: Database.Database) {
 }
 
 const ROBOT_COLUMNS = `id, name, first_ts, last_ts, last_x, last_y, odometer,
-  event_count, created_ms, updated_ms`
+  odometer_carry, event_count, created_ms, updated_ms`
 
 function prepare(db: Database.Database) {
   return {
@@ -276,13 +280,15 @@ function prepare(db: Database.Database) {
       `SELECT x, y FROM events WHERE robot_id = ? AND ts = ?`,
     ),
     insertEvent: db.prepare(
-      `INSERT INTO events (robot_id, ts, x, y, odo) VALUES (?, ?, ?, ?, ?)`,
+      `INSERT INTO events (robot_id, ts, x, y, odo, odo_carry)
+       VALUES (?, ?, ?, ?, ?, ?)`,
     ),
     upsertRobot: db.prepare(
-      `INSERT INTO robots (${ROBOT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO robots (${ROBOT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET last_ts = excluded.last_ts,
          last_x = excluded.last_x, last_y = excluded.last_y,
-         odometer = excluded.odometer, event_count = excluded.event_count,
+         odometer = excluded.odometer,
+         odometer_carry = excluded.odometer_carry, event_count = excluded.event_count,
          updated_ms = excluded.updated_ms`,
     ),
     eventsPage: db.prepare(
@@ -290,11 +296,11 @@ function prepare(db: Database.Database) {
        WHERE robot_id = ? AND ts >= ? AND ts <= ? ORDER BY ts LIMIT ?`,
     ),
     firstFrom: db.prepare(
-      `SELECT ts, odo FROM events
+      `SELECT odo AS total, odo_carry AS carry FROM events
        WHERE robot_id = @id AND ts >= @start AND ts <= @end ORDER BY ts LIMIT 1`,
     ),
     lastUpTo: db.prepare(
-      `SELECT ts, odo FROM events
+      `SELECT odo AS total, odo_carry AS carry FROM events
        WHERE robot_id = @id AND ts >= @start AND ts <= @end
        ORDER BY ts DESC LIMIT 1`,
     ),
@@ -309,19 +315,19 @@ interface RobotRow {
   last_x: number
   last_y: number
   odometer: number
+  odometer_carry: number
   event_count: number
   created_ms: number
   updated_ms: number
 }
 
-interface OdoRow {
-  ts: number
-  odo: number
-}
-
 function toRobot(row: RobotRow): Robot {
-  const { id: _id, ...robot } = fromRow(row)
-  return { name: row.name, ...robot }
+  const { id: _id, odometerCarry, ...robot } = fromRow(row)
+  return {
+    name: row.name,
+    ...robot,
+    odometer: robot.odometer + odometerCarry,
+  }
 }
 
 function fromRow(row: RobotRow): SqliteRobot {
@@ -332,6 +338,7 @@ function fromRow(row: RobotRow): SqliteRobot {
     lastX: row.last_x,
     lastY: row.last_y,
     odometer: row.odometer,
+    odometerCarry: row.odometer_carry,
     eventCount: row.event_count,
     createdMs: row.created_ms,
     updatedMs: row.updated_ms,
