@@ -28,7 +28,7 @@ export const ERROR_CATALOG = {
   UNAVAILABLE: { status: 503, message: 'the store is unavailable' },
   /** A query parameter is invalid. */
   INVALID_QUERY: { status: 400, message: 'a query parameter is invalid' },
-  /** The URL cannot be decoded (broken percent-encoding) or is too long. */
+  /** The path has broken percent-encoding. */
   INVALID_URL: { status: 400, message: 'the URL cannot be decoded' },
   /** The request line and headers together exceed Node's 16 KiB limit. */
   HEADERS_TOO_LARGE: {

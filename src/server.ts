@@ -67,7 +67,9 @@ export async function startServer(
     logController: new LogController({ disableRequestLogging: true }),
     // Robot names reach 150 characters, up to 12 URL characters each.
     routerOptions: { maxParamLength: 4096 },
-    return503OnClosing: true,
+    // Requests on open keep-alive connections are still served while the
+    // server drains: the store closes only after them.
+    return503OnClosing: false,
     frameworkErrors: (error, request, reply) => {
       const known = new TelemetryError(
         error.code === 'FST_ERR_BAD_URL' ? 'INVALID_URL' : 'BAD_REQUEST',

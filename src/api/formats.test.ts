@@ -58,6 +58,18 @@ describe('event formats', () => {
       chooseEventFormat('*/*', 'r').contentType,
       'application/json; charset=utf-8',
     )
+    for (const odd of [
+      'constructor',
+      '__proto__',
+      'toString',
+      'hasOwnProperty',
+    ]) {
+      assert.equal(
+        chooseEventFormat(odd, 'r').contentType,
+        'application/json; charset=utf-8',
+        odd,
+      )
+    }
     assert.equal(
       chooseEventFormat('APPLICATION/X-NDJSON', 'r').contentType,
       'application/x-ndjson; charset=utf-8',

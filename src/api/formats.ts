@@ -84,7 +84,10 @@ export function chooseEventFormat(
 ): EventFormat {
   for (const part of (accept ?? '').split(',')) {
     const type = part.split(';', 1)[0]!.trim().toLowerCase()
-    if (type in FORMATS) return FORMATS[type as keyof typeof FORMATS](robot)
+    // Own keys only: `Accept: constructor` must not reach Object.prototype.
+    if (Object.hasOwn(FORMATS, type)) {
+      return FORMATS[type as keyof typeof FORMATS](robot)
+    }
   }
   return json(robot)
 }

@@ -16,7 +16,7 @@ const robotParam = {
   name: 'robot',
   in: 'path',
   required: true,
-  description: `Robot name, URL-encoded; exact and case-sensitive (1 to ${MAX_ROBOT_NAME_LENGTH} characters).`,
+  description: `Robot name, URL-encoded; exact and case-sensitive. Ingest takes names of 1 to ${MAX_ROBOT_NAME_LENGTH} characters; any other name is an unknown robot.`,
   schema: { type: 'string' },
 } as const
 
@@ -43,6 +43,11 @@ const errorResponse = (description: string) => ({
   },
 })
 
+/** Every route may answer an error from the catalog (docs/errors.md). */
+const anyError = errorResponse(
+  'An error from the catalog, e.g. 400 INVALID_URL or 431 HEADERS_TOO_LARGE',
+)
+
 const linkHeader = {
   Link: {
     description: 'Present when a next page exists: `<url>; rel="next"`.',
@@ -64,6 +69,7 @@ export const OPENAPI_DOCUMENT = {
       get: {
         summary: 'Readiness: 200 once the server serves.',
         responses: {
+          default: anyError,
           '200': {
             description: 'Ready',
             content: {
@@ -81,7 +87,10 @@ export const OPENAPI_DOCUMENT = {
     '/api/openapi.json': {
       get: {
         summary: 'This document.',
-        responses: { '200': { description: 'The OpenAPI document' } },
+        responses: {
+          default: anyError,
+          '200': { description: 'The OpenAPI document' },
+        },
       },
     },
     '/api/robots': {
@@ -102,6 +111,7 @@ export const OPENAPI_DOCUMENT = {
           },
         ],
         responses: {
+          default: anyError,
           '200': {
             description: 'The robots',
             headers: linkHeader,
@@ -123,6 +133,7 @@ export const OPENAPI_DOCUMENT = {
         summary: 'One robot.',
         parameters: [robotParam],
         responses: {
+          default: anyError,
           '200': {
             description: 'The robot',
             content: {
@@ -156,6 +167,7 @@ export const OPENAPI_DOCUMENT = {
           },
         ],
         responses: {
+          default: anyError,
           '200': {
             description: 'The events, streamed',
             headers: linkHeader,
@@ -188,6 +200,7 @@ export const OPENAPI_DOCUMENT = {
           'Distance travelled between consecutive events that both lie in the interval; 0 for an unknown robot.',
         parameters: [robotParam, ...timeParams],
         responses: {
+          default: anyError,
           '200': {
             description: 'The odometer',
             content: {

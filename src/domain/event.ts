@@ -32,7 +32,8 @@ const CONTROL = /\p{Cc}/u
 const EDGE_SPACE = /^\s|\s$/
 
 /**
- * Checks a robot name against the rules shared by ingest and the HTTP API.
+ * Checks a robot name against the rules of ingest. (The HTTP API takes any
+ * name: one that breaks these rules names no robot, like any unknown name.)
  * Returns `undefined` when the name is valid, else why it is not.
  */
 export function robotNameProblem(name: string): string | undefined {

@@ -719,6 +719,12 @@ describe('HTTP API', () => {
           '/api/robots/Bender/events',
           { headers: { accept: 'text/html, */*;q=0.1' } },
         ],
+        ...['constructor', '__proto__', 'toString'].map(
+          (accept): [string, RequestInit] => [
+            '/api/robots/Bender/events',
+            { headers: { accept } },
+          ],
+        ),
         [
           '/api/robots',
           {

@@ -35,7 +35,11 @@ export interface SqliteStoreOptions {
   readonly url?: string
   /** SQLite page cache per connection, in KiB. */
   readonly cacheKiB?: number
-  /** How long a write waits for a lock held by another connection; default 5000. */
+  /**
+   * How long a write waits for a lock held by another connection (a backup,
+   * an sqlite3 shell); default 250. It blocks the event loop, so it is short:
+   * past it the batch is answered `ERR unavailable` and the next one retries.
+   */
   readonly busyTimeoutMs?: number
 }
 
@@ -83,7 +87,7 @@ class SqliteStore implements Store {
     const { path } = this.#options
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
     const db = new Database(path, {
-      timeout: this.#options.busyTimeoutMs ?? 5000,
+      timeout: this.#options.busyTimeoutMs ?? 250,
     })
     this.#db = db
     // WAL with synchronous=NORMAL: a commit is in the OS before the call
