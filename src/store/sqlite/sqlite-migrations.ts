@@ -1,40 +1,56 @@
 /**
  * The SQLite schema, as numbered migrations. `PRAGMA user_version` records
  * how many have been applied; each runs once, in its own transaction.
+ *
+ * The layout (see sqlite-store.ts for why):
+ * - `log`: every stored event, in the order it was committed. Each commit
+ *   appends to the end of one B-tree, so it writes a few pages whatever the
+ *   number of robots it touches. Rows leave the log once their events are
+ *   in a block.
+ * - `blocks`: a robot's events in runs of up to 256, packed into one row
+ *   (sqlite-blocks.ts), with the running odometer at the run's first event.
+ *   A robot's events over an interval are a few rows found by one index.
  */
 
 /** Migration `i` brings the schema from version `i` to `i + 1`. Append only. */
 export const SQLITE_MIGRATIONS: readonly string[] = [
   `
   -- Names compare with SQLite's default BINARY collation: exact and
-  -- case-sensitive ("McDonalds" and "mcdonalds" are two robots).
+  -- case-sensitive ("McDonalds" and "mcdonalds" are two robots), and
+  -- ORDER BY name sorts in code point order.
   CREATE TABLE robots (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
-    first_ts INTEGER NOT NULL,
-    last_ts INTEGER NOT NULL,
-    last_x REAL NOT NULL,
-    last_y REAL NOT NULL,
-    odometer REAL NOT NULL,
-    odometer_carry REAL NOT NULL,
-    event_count INTEGER NOT NULL,
-    created_ms INTEGER NOT NULL,
-    updated_ms INTEGER NOT NULL
+    created_ms INTEGER NOT NULL
   ) STRICT;
 
-  -- One row per stored event, clustered by (robot, timestamp): a robot's
-  -- events over an interval are one range scan. odo + odo_carry is the
-  -- running odometer of the robot at this event (rules.ts, RunningTotal), so
-  -- an interval's odometer is the difference of two rows found by two index
-  -- look-ups.
-  CREATE TABLE events (
+  CREATE TABLE log (
+    seq INTEGER PRIMARY KEY,
     robot_id INTEGER NOT NULL,
     ts INTEGER NOT NULL,
     x REAL NOT NULL,
     y REAL NOT NULL,
+    committed_ms INTEGER NOT NULL
+  ) STRICT;
+
+  -- first_ts..last_ts: the timestamps of the run's first and last events;
+  -- odo + odo_carry: the robot's running odometer at the first event;
+  -- end_odo + end_odo_carry: at the last event (rules.ts, RunningTotal).
+  CREATE TABLE blocks (
+    id INTEGER PRIMARY KEY,
+    robot_id INTEGER NOT NULL,
+    first_ts INTEGER NOT NULL,
+    last_ts INTEGER NOT NULL,
+    count INTEGER NOT NULL,
     odo REAL NOT NULL,
     odo_carry REAL NOT NULL,
-    PRIMARY KEY (robot_id, ts)
-  ) STRICT, WITHOUT ROWID;
+    end_odo REAL NOT NULL,
+    end_odo_carry REAL NOT NULL,
+    last_x REAL NOT NULL,
+    last_y REAL NOT NULL,
+    committed_ms INTEGER NOT NULL,
+    data BLOB NOT NULL
+  ) STRICT;
+  CREATE UNIQUE INDEX blocks_by_robot ON blocks (robot_id, first_ts);
   `,
 ]

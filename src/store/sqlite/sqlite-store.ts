@@ -1,21 +1,39 @@
 /**
  * The SQLite backend, on better-sqlite3 (synchronous, in-process).
  *
- * The process is the database's only writer, so the robots' state lives in a
- * Map and is consulted without a read; it is replaced only after a batch has
- * committed, so a failed commit leaves it as it was.
+ * Why this layout: a fleet's events arrive interleaved, one robot after the
+ * other. Stored clustered by robot, each commit would dirty about one page
+ * per robot it touches, so the write-ahead log would carry a page per event.
+ * Instead:
+ *
+ * 1. A commit appends its events to `log`, in commit order: a few pages per
+ *    thousand events. The acknowledgement follows this commit.
+ * 2. Each robot's events not yet in a block (its tail) are also kept in
+ *    memory, with their running odometers.
+ * 3. Every few thousand events, a maintenance transaction packs tails into
+ *    `blocks` (256 events a row, ~19 bytes an event) and deletes the log rows
+ *    that no tail needs any more. A tail is packed when it is full, or when it
+ *    is so old that it holds the log back.
+ *
+ * The process is the database's only writer, so the robots' state lives in
+ * memory (rebuilt at start from the blocks and the log) and is consulted
+ * without a read. It moves forward only after a commit, so a failed commit
+ * leaves it as it was.
  */
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
 import type { TelemetryEvent } from '../../domain/event.ts'
 import {
+  addStep,
   decide,
+  distance,
   needsStoredPosition,
   odometerBetween,
   type Outcome,
   type RobotState,
   type RunningTotal,
+  type StoredPosition,
 } from '../../domain/rules.ts'
 import type {
   ListRobotsOptions,
@@ -25,6 +43,12 @@ import type {
   StoredEvent,
   TimeRange,
 } from '../store.ts'
+import {
+  decodeBlock,
+  encodeBlock,
+  lowerBound,
+  type EventColumns,
+} from './sqlite-blocks.ts'
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.ts'
 
 /** Options of {@link createSqliteStore}. */
@@ -33,7 +57,7 @@ export interface SqliteStoreOptions {
   readonly path: string
   /** The address shown in logs; defaults to `sqlite:` + path. */
   readonly url?: string
-  /** SQLite page cache per connection, in KiB. */
+  /** SQLite page cache, in KiB; default 65536. */
   readonly cacheKiB?: number
   /**
    * How long a write waits for a lock held by another connection (a backup,
@@ -41,17 +65,13 @@ export interface SqliteStoreOptions {
    * past it the batch is answered `ERR unavailable` and the next one retries.
    */
   readonly busyTimeoutMs?: number
+  /** Events per block; default 256. */
+  readonly blockEvents?: number
+  /** Events committed between two maintenance transactions; default 8192. */
+  readonly maintenanceEvents?: number
+  /** A tail is packed once this many events were logged after its first; default 262144. */
+  readonly logWindow?: number
 }
-
-/** A robot as this backend keeps it in memory: its state plus its row id. */
-interface SqliteRobot extends RobotState {
-  readonly id: number
-  readonly createdMs: number
-  readonly updatedMs: number
-}
-
-const DEFAULT_PAGE_SIZE = 4096
-const MAX_SAFE = Number.MAX_SAFE_INTEGER
 
 /**
  * Creates a store on an SQLite file.
@@ -64,23 +84,80 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
   return new SqliteStore(options)
 }
 
+// --- in-memory state ---
+
+/** A robot's events not yet in a block, with their running odometers. */
+interface Tail extends EventColumns {
+  readonly total: number[]
+  readonly carry: number[]
+  /** Log sequence number of the first event, 0 when empty. */
+  firstSeq: number
+}
+
+interface SqliteRobot {
+  readonly id: number
+  readonly name: string
+  readonly createdMs: number
+  updatedMs: number
+  state: RobotState
+  /** The last timestamp stored in a block, -1 when none. */
+  sealedLastTs: number
+  readonly tail: Tail
+}
+
+/** A committed batch, before it is applied to memory. */
+interface AppliedBatch {
+  readonly outcomes: Outcome[]
+  readonly pending: Map<string, Pending>
+  readonly nextSeq: number
+  readonly nextRobotId: number
+  readonly now: number
+}
+
+/** What one batch adds to one robot, applied to memory after the commit. */
+interface Pending {
+  readonly name: string
+  robot: SqliteRobot | undefined
+  id: number
+  state: RobotState | undefined
+  readonly added: Tail
+}
+
+function emptyTail(): Tail {
+  // A literal: this runs for every robot of every batch.
+  return { ts: [], x: [], y: [], total: [], carry: [], firstSeq: 0 }
+}
+
+const MAX_SAFE = Number.MAX_SAFE_INTEGER
+
 class SqliteStore implements Store {
   readonly url: string
   readonly #options: SqliteStoreOptions
+  readonly #blockEvents: number
+  readonly #maintenanceEvents: number
+  readonly #logWindow: number
   #db: Database.Database | undefined
-  #robots = new Map<string, SqliteRobot>()
+  #sql: ReturnType<typeof prepare> | undefined
+  #appendBatch:
+    ((events: readonly TelemetryEvent[]) => AppliedBatch) | undefined
+  readonly #robots = new Map<string, SqliteRobot>()
+  readonly #robotsById = new Map<number, SqliteRobot>()
   #nextRobotId = 1
-  #statements: ReturnType<typeof prepare> | undefined
-  #applyBatch:
-    | ((events: readonly TelemetryEvent[]) => {
-        outcomes: Outcome[]
-        touched: Map<string, SqliteRobot>
-      })
-    | undefined
+  #nextSeq = 1
+  /** Events logged since the last maintenance. */
+  #sinceMaintenance = 0
+  /** Robots whose tails became non-empty, in log order; may hold stale entries. */
+  #tailQueue: { robot: SqliteRobot; firstSeq: number }[] = []
+  #tailQueueHead = 0
+  /** Log rows below this sequence number were deleted. */
+  #logFloor = 1
 
   constructor(options: SqliteStoreOptions) {
     this.#options = Object.freeze({ ...options })
     this.url = options.url ?? `sqlite:${options.path}`
+    this.#blockEvents = options.blockEvents ?? 256
+    this.#maintenanceEvents = options.maintenanceEvents ?? 8192
+    this.#logWindow = options.logWindow ?? 262144
   }
 
   async init(): Promise<void> {
@@ -96,165 +173,515 @@ class SqliteStore implements Store {
     db.pragma('journal_mode = WAL')
     db.pragma('synchronous = NORMAL')
     db.pragma(`cache_size = -${this.#options.cacheKiB ?? 65536}`)
-    db.pragma('foreign_keys = OFF')
-    // Each commit dirties about one page per robot it touches; checkpointing
-    // every 10,000 WAL pages instead of SQLite's 1,000 made batched inserts
-    // over 1,000 interleaved robots about 1.5x faster here.
-    db.pragma('wal_autocheckpoint = 10000')
     migrate(db)
-    const statements = prepare(db)
-    this.#statements = statements
-
-    for (const row of statements.allRobots.all() as RobotRow[]) {
-      const robot = fromRow(row)
-      this.#robots.set(row.name, robot)
-      if (robot.id >= this.#nextRobotId) this.#nextRobotId = robot.id + 1
-    }
-
-    this.#applyBatch = db.transaction((events: readonly TelemetryEvent[]) => {
-      const outcomes: Outcome[] = new Array(events.length)
-      const touched = new Map<string, SqliteRobot>()
-      let nextId = this.#nextRobotId
-      for (let i = 0; i < events.length; i++) {
-        const event = events[i]!
-        const current =
-          touched.get(event.robot) ?? this.#robots.get(event.robot)
-        const stored =
-          current !== undefined && needsStoredPosition(current, event)
-            ? (statements.positionAt.get(current.id, event.timestamp) as
-                StoredEvent | undefined)
-            : undefined
-        const decision = decide(current, event, stored)
-        outcomes[i] = decision.outcome
-        if (decision.outcome !== 'ok') continue
-        const id = current?.id ?? nextId++
-        const { state } = decision
-        statements.insertEvent.run(
-          id,
-          event.timestamp,
-          event.x,
-          event.y,
-          state.odometer,
-          state.odometerCarry,
-        )
-        touched.set(event.robot, {
-          ...state,
-          id,
-          createdMs: current?.createdMs ?? 0,
-          updatedMs: 0,
-        })
-      }
-      const now = Date.now()
-      for (const [name, robot] of touched) {
-        const createdMs = robot.createdMs === 0 ? now : robot.createdMs
-        const saved = { ...robot, createdMs, updatedMs: now }
-        touched.set(name, saved)
-        statements.upsertRobot.run(
-          saved.id,
-          name,
-          saved.firstTimestamp,
-          saved.lastTimestamp,
-          saved.lastX,
-          saved.lastY,
-          saved.odometer,
-          saved.odometerCarry,
-          saved.eventCount,
-          saved.createdMs,
-          saved.updatedMs,
-        )
-      }
-      this.#nextRobotId = nextId
-      return { outcomes, touched }
-    })
+    this.#sql = prepare(db)
+    this.#appendBatch = db.transaction((events: readonly TelemetryEvent[]) =>
+      this.#applyBatch(events),
+    )
+    this.#load()
   }
+
+  // --- writes ---
 
   async append(events: readonly TelemetryEvent[]): Promise<Outcome[]> {
-    const { outcomes, touched } = this.#apply()(events)
-    // Committed: only now does the in-memory state move forward.
-    for (const [name, robot] of touched) this.#robots.set(name, robot)
-    return outcomes
+    const batch = this.#appendTx()(events)
+    // Committed: only now does the state in memory move forward.
+    const added = batch.nextSeq - this.#nextSeq
+    this.#nextSeq = batch.nextSeq
+    this.#nextRobotId = batch.nextRobotId
+    for (const p of batch.pending.values()) {
+      if (p.added.ts.length === 0) continue
+      const robot = p.robot ?? this.#addRobot(p.id, p.name, p.state!, batch.now)
+      this.#extendTail(robot, p.added)
+      robot.state = p.state!
+      robot.updatedMs = batch.now
+    }
+    this.#sinceMaintenance += added
+    if (this.#sinceMaintenance >= this.#maintenanceEvents) {
+      this.#sinceMaintenance = 0
+      try {
+        this.#maintain()
+      } catch {
+        // The batch itself is committed and must be acknowledged. A failed
+        // maintenance changed nothing and runs again after the next events.
+      }
+    }
+    return batch.outcomes
   }
 
+  /** Judges and logs a batch; runs inside the write transaction. */
+  #applyBatch(events: readonly TelemetryEvent[]) {
+    const sql = this.#prepared()
+    const pending = new Map<string, Pending>()
+    const outcomes: Outcome[] = new Array(events.length)
+    let nextSeq = this.#nextSeq
+    let nextRobotId = this.#nextRobotId
+    const now = Date.now()
+    for (let i = 0; i < events.length; i++) {
+      const event = events[i]!
+      let p = pending.get(event.robot)
+      if (p === undefined) {
+        const robot = this.#robots.get(event.robot)
+        p = {
+          name: event.robot,
+          robot,
+          id: robot?.id ?? 0,
+          state: robot?.state,
+          added: emptyTail(),
+        }
+        pending.set(event.robot, p)
+      }
+      const stored =
+        p.state !== undefined && needsStoredPosition(p.state, event)
+          ? this.#positionAt(p, event.timestamp)
+          : undefined
+      const decision = decide(p.state, event, stored)
+      outcomes[i] = decision.outcome
+      if (decision.outcome !== 'ok') continue
+      if (p.id === 0) {
+        p.id = nextRobotId++
+        sql.insertRobot.run(p.id, event.robot, now)
+      }
+      if (p.added.ts.length === 0) p.added.firstSeq = nextSeq
+      sql.insertLog.run(nextSeq++, p.id, event.timestamp, event.x, event.y, now)
+      pushEvent(p.added, event, decision.state)
+      p.state = decision.state
+    }
+    return { outcomes, pending, nextSeq, nextRobotId, now }
+  }
+
+  #addRobot(
+    id: number,
+    name: string,
+    state: RobotState,
+    createdMs: number,
+  ): SqliteRobot {
+    const robot: SqliteRobot = {
+      id,
+      name,
+      createdMs,
+      updatedMs: createdMs,
+      state,
+      sealedLastTs: -1,
+      tail: emptyTail(),
+    }
+    this.#robots.set(name, robot)
+    this.#robotsById.set(id, robot)
+    return robot
+  }
+
+  #extendTail(robot: SqliteRobot, added: Tail) {
+    const tail = robot.tail
+    if (tail.ts.length === 0) {
+      tail.firstSeq = added.firstSeq
+      this.#tailQueue.push({ robot, firstSeq: added.firstSeq })
+    }
+    for (let i = 0; i < added.ts.length; i++) {
+      tail.ts.push(added.ts[i]!)
+      tail.x.push(added.x[i]!)
+      tail.y.push(added.y[i]!)
+      tail.total.push(added.total[i]!)
+      tail.carry.push(added.carry[i]!)
+    }
+  }
+
+  /**
+   * Packs full tails, and tails old enough to hold the log back, into
+   * blocks; then deletes the log rows no tail needs. One transaction; on
+   * failure nothing changes and the next maintenance tries again.
+   */
+  #maintain(packAll = false) {
+    const sql = this.#prepared()
+    const horizon = packAll ? Infinity : this.#nextSeq - this.#logWindow
+    const sealed: { robot: SqliteRobot; count: number }[] = []
+    const now = Date.now()
+    let floor = this.#nextSeq
+    // The queue is in log order: every tail queued before the first one that
+    // stays must be packed whole (it is older than the horizon) or is stale.
+    let head = this.#tailQueueHead
+    for (; head < this.#tailQueue.length; head++) {
+      const { robot, firstSeq } = this.#tailQueue[head]!
+      if (robot.tail.firstSeq !== firstSeq) continue // packed since
+      if (firstSeq >= horizon) {
+        floor = firstSeq
+        break
+      }
+      sealed.push({ robot, count: robot.tail.ts.length })
+    }
+    for (const robot of this.#robots.values()) {
+      const tail = robot.tail
+      if (tail.ts.length < this.#blockEvents) continue
+      if (tail.firstSeq < horizon) continue // packed whole above
+      const full = tail.ts.length - (tail.ts.length % this.#blockEvents)
+      sealed.push({ robot, count: full })
+    }
+
+    if (sealed.length === 0 && floor <= this.#logFloor) return
+    this.#db!.transaction(() => {
+      for (const { robot, count } of sealed) {
+        for (let from = 0; from < count; from += this.#blockEvents) {
+          const to = Math.min(count, from + this.#blockEvents)
+          writeBlock(sql, robot, from, to, now)
+        }
+      }
+      if (floor > this.#logFloor) sql.deleteLog.run(floor)
+    })()
+
+    for (const { robot, count } of sealed) {
+      const tail = robot.tail
+      robot.sealedLastTs = tail.ts[count - 1]!
+      for (const column of [tail.ts, tail.x, tail.y, tail.total, tail.carry]) {
+        column.splice(0, count)
+      }
+      // A tail that keeps a remainder keeps its first sequence number and
+      // its place in the queue: its remainder was logged later, so the log
+      // is kept a little longer than needed, never shorter.
+      if (tail.ts.length === 0) tail.firstSeq = 0
+    }
+    if (floor > this.#logFloor) this.#logFloor = floor
+    this.#tailQueueHead = head
+    if (head > 4096 && head * 2 > this.#tailQueue.length) {
+      this.#tailQueue = this.#tailQueue.slice(head)
+      this.#tailQueueHead = 0
+    }
+  }
+
+  // --- reads ---
+
   async listRobots(options: ListRobotsOptions = {}): Promise<Robot[]> {
-    const s = this.#prepared()
-    const rows = s.listRobots.all({
-      after: options.after ?? null,
-      limit: options.limit ?? -1,
-    }) as RobotRow[]
-    return rows.map(toRobot)
+    // SQLite sorts by code point (UTF-8 bytes); JavaScript would sort by
+    // UTF-16 code unit.
+    const names = this.#prepared()
+      .robotNames.pluck()
+      .all({ after: options.after ?? null, limit: options.limit ?? -1 })
+    return (names as string[]).map((name) => toRobot(this.#robots.get(name)!))
   }
 
   async getRobot(name: string): Promise<Robot | undefined> {
-    const row = this.#prepared().robotByName.get(name) as RobotRow | undefined
-    return row === undefined ? undefined : toRobot(row)
+    const robot = this.#robots.get(name)
+    return robot === undefined ? undefined : toRobot(robot)
   }
 
   async *readEvents(
     name: string,
     options: ReadEventsOptions = {},
   ): AsyncIterable<StoredEvent[]> {
-    const s = this.#prepared()
-    const robot = s.robotIdByName.get(name) as { id: number } | undefined
-    if (robot === undefined) return
-    const pageSize = options.pageSize ?? DEFAULT_PAGE_SIZE
+    const pageSize = options.pageSize ?? 4096
     let remaining = options.limit ?? Infinity
     let from = options.start ?? 0
     const to = options.end ?? MAX_SAFE
     while (remaining > 0 && from <= to) {
-      const take = Math.min(pageSize, remaining)
-      // Keyset paging: each page is one short read, so no statement stays
-      // open across the awaits of a slow client. Events are only ever added
-      // after a robot's latest, so pages never miss or repeat one.
-      const rows = s.eventsPage.raw().all(robot.id, from, to, take) as [
-        number,
-        number,
-        number,
-      ][]
-      if (rows.length === 0) return
-      yield rows.map(([timestamp, x, y]) => ({ timestamp, x, y }))
-      remaining -= rows.length
-      if (rows.length < take) return
-      from = rows[rows.length - 1]![0] + 1
+      // Each page is read at once, so no statement stays open across the
+      // awaits of a slow client. Events are only ever added after a robot's
+      // latest, so pages that go on from the last timestamp never miss or
+      // repeat one.
+      const robot = this.#robots.get(name)
+      if (robot === undefined) return
+      const page = this.#readPage(
+        robot,
+        from,
+        to,
+        Math.min(pageSize, remaining),
+      )
+      if (page.length === 0) return
+      yield page
+      remaining -= page.length
+      from = page[page.length - 1]!.timestamp + 1
     }
   }
 
   async odometer(name: string, range: TimeRange = {}): Promise<number> {
-    const s = this.#prepared()
-    const robot = s.robotIdByName.get(name) as { id: number } | undefined
+    const robot = this.#robots.get(name)
     if (robot === undefined) return 0
     const start = range.start ?? 0
     const end = range.end ?? MAX_SAFE
-    const bounds = { id: robot.id, start, end }
-    const first = s.firstFrom.get(bounds) as RunningTotal | undefined
-    const last = s.lastUpTo.get(bounds) as RunningTotal | undefined
+    const first = this.#runningTotalAt(robot, start, end, 'first')
+    const last = this.#runningTotalAt(robot, start, end, 'last')
     if (first === undefined || last === undefined) return 0
     return odometerBetween(first, last)
   }
 
   async close(): Promise<void> {
+    if (this.#db?.open) {
+      try {
+        // Pack every tail, so that the log is empty and the next start
+        // reads no log. A failure here loses nothing: the log still holds
+        // the tails.
+        this.#maintain(true)
+      } catch {
+        // The next start replays the log.
+      }
+    }
     const db = this.#db
     this.#db = undefined
-    this.#statements = undefined
-    this.#applyBatch = undefined
+    this.#sql = undefined
+    this.#appendBatch = undefined
     if (db?.open) db.close()
   }
 
-  #prepared() {
-    if (this.#statements === undefined) {
-      throw new Error('sqlite store is not open')
+  /** Events of `robot` from `from` to `to`, at most `max`. */
+  #readPage(robot: SqliteRobot, from: number, to: number, max: number) {
+    const out: StoredEvent[] = []
+    if (from <= robot.sealedLastTs) {
+      const sql = this.#prepared()
+      const startBlock = sql.blockStartingAtOrBefore.pluck().get(robot.id, from)
+      const blocks = sql.blocksFrom.iterate(
+        robot.id,
+        (startBlock as number | undefined) ?? from,
+        to,
+      ) as IterableIterator<{ first_ts: number; data: Uint8Array }>
+      for (const block of blocks) {
+        const columns = decodeBlock(block.data, block.first_ts)
+        for (let i = lowerBound(columns.ts, from); i < columns.ts.length; i++) {
+          const ts = columns.ts[i]!
+          if (ts > to || out.length === max) break
+          out.push({ timestamp: ts, x: columns.x[i]!, y: columns.y[i]! })
+        }
+        // Leaving the loop closes the statement's iterator.
+        if (out.length === max || columns.ts[columns.ts.length - 1]! >= to) {
+          return out
+        }
+      }
     }
-    return this.#statements
+    const tail = robot.tail
+    for (let i = lowerBound(tail.ts, from); i < tail.ts.length; i++) {
+      const ts = tail.ts[i]!
+      if (ts > to || out.length === max) break
+      out.push({ timestamp: ts, x: tail.x[i]!, y: tail.y[i]! })
+    }
+    return out
   }
 
-  #apply() {
-    if (this.#applyBatch === undefined) {
+  /**
+   * The running total at the first event at or after `start` (`'first'`) or
+   * at the last event at or before `end` (`'last'`); `undefined` when that
+   * event is not within [start, end].
+   */
+  #runningTotalAt(
+    robot: SqliteRobot,
+    start: number,
+    end: number,
+    which: 'first' | 'last',
+  ): RunningTotal | undefined {
+    const found =
+      which === 'first'
+        ? this.#firstAtOrAfter(robot, start)
+        : this.#lastAtOrBefore(robot, end)
+    if (found === undefined || found.ts < start || found.ts > end) {
+      return undefined
+    }
+    return found.running
+  }
+
+  #firstAtOrAfter(robot: SqliteRobot, start: number) {
+    if (start <= robot.sealedLastTs) {
+      const sql = this.#prepared()
+      const block = sql.blockAtOrBefore.get(robot.id, start) as
+        BlockRow | undefined
+      if (block !== undefined && block.last_ts >= start) {
+        return eventInBlock(block, start, 'first')
+      }
+      // Between two blocks, or before the first: the next block opens it.
+      const next = sql.blockAfter.get(robot.id, start) as BlockRow | undefined
+      if (next !== undefined) {
+        return {
+          ts: next.first_ts,
+          running: { total: next.odo, carry: next.odo_carry },
+        }
+      }
+    }
+    return eventInTail(robot.tail, lowerBound(robot.tail.ts, start))
+  }
+
+  #lastAtOrBefore(robot: SqliteRobot, end: number) {
+    const tail = robot.tail
+    const index = lowerBound(tail.ts, end + 1) - 1
+    if (index >= 0) return eventInTail(tail, index)
+    const block = this.#prepared().blockAtOrBefore.get(robot.id, end) as
+      BlockRow | undefined
+    return block === undefined ? undefined : eventInBlock(block, end, 'last')
+  }
+
+  /** The stored position of a robot at `ts`, for an event older than its latest. */
+  #positionAt(p: Pending, ts: number): StoredPosition | undefined {
+    for (const columns of [p.added, p.robot?.tail]) {
+      if (columns === undefined || columns.ts.length === 0) continue
+      if (ts < columns.ts[0]!) continue
+      const i = lowerBound(columns.ts, ts)
+      return columns.ts[i] === ts
+        ? { x: columns.x[i]!, y: columns.y[i]! }
+        : undefined
+    }
+    if (p.robot === undefined || ts > p.robot.sealedLastTs) return undefined
+    const block = this.#prepared().blockAtOrBefore.get(p.robot.id, ts) as
+      BlockRow | undefined
+    if (block === undefined) return undefined
+    const columns = decodeBlock(block.data, block.first_ts)
+    const i = lowerBound(columns.ts, ts)
+    return columns.ts[i] === ts
+      ? { x: columns.x[i]!, y: columns.y[i]! }
+      : undefined
+  }
+
+  // --- start ---
+
+  /** Rebuilds the robots' state from the robots, the blocks and the log. */
+  #load() {
+    const sql = this.#prepared()
+    const rows = new Map<number, RobotRow>()
+    for (const row of sql.allRobots.all() as RobotRow[]) {
+      rows.set(row.id, row)
+      if (row.id >= this.#nextRobotId) this.#nextRobotId = row.id + 1
+    }
+    for (const summary of sql.blockSummaries.all() as BlockSummary[]) {
+      const row = rows.get(summary.robot_id)
+      if (row === undefined) continue
+      const last = sql.lastBlock.get(row.id) as BlockRow
+      const robot = this.#addRobot(
+        row.id,
+        row.name,
+        {
+          firstTimestamp: summary.first_ts,
+          lastTimestamp: last.last_ts,
+          lastX: last.last_x,
+          lastY: last.last_y,
+          odometer: last.end_odo,
+          odometerCarry: last.end_odo_carry,
+          eventCount: summary.count,
+        },
+        row.created_ms,
+      )
+      robot.sealedLastTs = last.last_ts
+      robot.updatedMs = last.committed_ms
+    }
+    // Events after the blocks: replayed through the rule, which recomputes
+    // their running odometers exactly as when they were first stored.
+    this.#logFloor = (sql.firstLogSeq.pluck().get() as number | null) ?? 1
+    for (const log of sql.allLog.iterate() as IterableIterator<LogRow>) {
+      const row = rows.get(log.robot_id)
+      if (row === undefined) continue
+      let robot = this.#robotsById.get(log.robot_id)
+      if (robot !== undefined && log.ts <= robot.sealedLastTs) continue
+      const event = { robot: row.name, timestamp: log.ts, x: log.x, y: log.y }
+      const decision = decide(robot?.state, event)
+      if (decision.outcome !== 'ok') continue
+      robot ??= this.#addRobot(row.id, row.name, decision.state, row.created_ms)
+      const added = emptyTail()
+      added.firstSeq = log.seq
+      pushEvent(added, event, decision.state)
+      this.#extendTail(robot, added)
+      robot.state = decision.state
+      robot.updatedMs = log.committed_ms
+    }
+    const lastSeq = sql.lastLogSeq.pluck().get() as number | null
+    this.#nextSeq = (lastSeq ?? 0) + 1
+  }
+
+  #prepared() {
+    if (this.#sql === undefined) throw new Error('sqlite store is not open')
+    return this.#sql
+  }
+
+  #appendTx() {
+    if (this.#appendBatch === undefined) {
       throw new Error('sqlite store is not open')
     }
-    return this.#applyBatch
+    return this.#appendBatch
   }
 }
 
-// --- schema and statements ---
+// --- helpers ---
+
+/** An event found for an odometer bound, with its running total. */
+interface Found {
+  readonly ts: number
+  readonly running: RunningTotal
+}
+
+function eventInTail(tail: Tail, index: number): Found | undefined {
+  if (index < 0 || index >= tail.ts.length) return undefined
+  return {
+    ts: tail.ts[index]!,
+    running: { total: tail.total[index]!, carry: tail.carry[index]! },
+  }
+}
+
+/**
+ * The first event at or after `bound` (`'first'`) or the last at or before
+ * it (`'last'`) in a block that holds such an event, with its running total
+ * recomputed from the block's first event, step by step as at ingest.
+ */
+function eventInBlock(
+  block: BlockRow,
+  bound: number,
+  which: 'first' | 'last',
+): Found {
+  const columns = decodeBlock(block.data, block.first_ts)
+  const index =
+    which === 'first'
+      ? lowerBound(columns.ts, bound)
+      : lowerBound(columns.ts, bound + 1) - 1
+  let total = block.odo
+  let carry = block.odo_carry
+  for (let i = 1; i <= index; i++) {
+    const step = distance(
+      columns.x[i - 1]!,
+      columns.y[i - 1]!,
+      columns.x[i]!,
+      columns.y[i]!,
+    )
+    ;({ total, carry } = addStep(total, carry, step))
+  }
+  return { ts: columns.ts[index]!, running: { total, carry } }
+}
+
+function pushEvent(tail: Tail, event: TelemetryEvent, state: RobotState) {
+  tail.ts.push(event.timestamp)
+  tail.x.push(event.x)
+  tail.y.push(event.y)
+  tail.total.push(state.odometer)
+  tail.carry.push(state.odometerCarry)
+}
+
+function writeBlock(
+  sql: ReturnType<typeof prepare>,
+  robot: SqliteRobot,
+  from: number,
+  to: number,
+  now: number,
+) {
+  const tail = robot.tail
+  const last = to - 1
+  sql.insertBlock.run(
+    robot.id,
+    tail.ts[from]!,
+    tail.ts[last]!,
+    to - from,
+    tail.total[from]!,
+    tail.carry[from]!,
+    tail.total[last]!,
+    tail.carry[last]!,
+    tail.x[last]!,
+    tail.y[last]!,
+    now,
+    encodeBlock(tail, from, to),
+  )
+}
+
+function toRobot(robot: SqliteRobot): Robot {
+  const { state } = robot
+  return {
+    name: robot.name,
+    odometer: state.odometer + state.odometerCarry,
+    lastX: state.lastX,
+    lastY: state.lastY,
+    firstTimestamp: state.firstTimestamp,
+    lastTimestamp: state.lastTimestamp,
+    eventCount: state.eventCount,
+    createdMs: robot.createdMs,
+    updatedMs: robot.updatedMs,
+  }
+}
 
 function migrate(db: Database.Database) {
   const version = db.pragma('user_version', { simple: true }) as number
@@ -266,47 +693,55 @@ function migrate(db: Database.Database) {
   }
 }
 
-const ROBOT_COLUMNS = `id, name, first_ts, last_ts, last_x, last_y, odometer,
-  odometer_carry, event_count, created_ms, updated_ms`
-
 function prepare(db: Database.Database) {
+  const block = `SELECT first_ts, last_ts, odo, odo_carry, end_odo,
+    end_odo_carry, last_x, last_y, committed_ms, data FROM blocks`
   return {
-    allRobots: db.prepare(`SELECT ${ROBOT_COLUMNS} FROM robots`),
-    listRobots: db.prepare(
-      `SELECT ${ROBOT_COLUMNS} FROM robots
+    allRobots: db.prepare(`SELECT id, name, created_ms FROM robots`),
+    robotNames: db.prepare(
+      `SELECT name FROM robots
        WHERE @after IS NULL OR name > @after ORDER BY name LIMIT @limit`,
     ),
-    robotByName: db.prepare(
-      `SELECT ${ROBOT_COLUMNS} FROM robots WHERE name = ?`,
+    insertRobot: db.prepare(
+      `INSERT INTO robots (id, name, created_ms) VALUES (?, ?, ?)`,
     ),
-    robotIdByName: db.prepare(`SELECT id FROM robots WHERE name = ?`),
-    positionAt: db.prepare(
-      `SELECT x, y FROM events WHERE robot_id = ? AND ts = ?`,
-    ),
-    insertEvent: db.prepare(
-      `INSERT INTO events (robot_id, ts, x, y, odo, odo_carry)
+    insertLog: db.prepare(
+      `INSERT INTO log (seq, robot_id, ts, x, y, committed_ms)
        VALUES (?, ?, ?, ?, ?, ?)`,
     ),
-    upsertRobot: db.prepare(
-      `INSERT INTO robots (${ROBOT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (id) DO UPDATE SET last_ts = excluded.last_ts,
-         last_x = excluded.last_x, last_y = excluded.last_y,
-         odometer = excluded.odometer,
-         odometer_carry = excluded.odometer_carry, event_count = excluded.event_count,
-         updated_ms = excluded.updated_ms`,
+    deleteLog: db.prepare(`DELETE FROM log WHERE seq < ?`),
+    allLog: db.prepare(
+      `SELECT seq, robot_id, ts, x, y, committed_ms FROM log ORDER BY seq`,
     ),
-    eventsPage: db.prepare(
-      `SELECT ts, x, y FROM events
-       WHERE robot_id = ? AND ts >= ? AND ts <= ? ORDER BY ts LIMIT ?`,
+    firstLogSeq: db.prepare(`SELECT MIN(seq) FROM log`),
+    lastLogSeq: db.prepare(`SELECT MAX(seq) FROM log`),
+    insertBlock: db.prepare(
+      `INSERT INTO blocks (robot_id, first_ts, last_ts, count, odo, odo_carry,
+         end_odo, end_odo_carry, last_x, last_y, committed_ms, data)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
-    firstFrom: db.prepare(
-      `SELECT odo AS total, odo_carry AS carry FROM events
-       WHERE robot_id = @id AND ts >= @start AND ts <= @end ORDER BY ts LIMIT 1`,
+    blockSummaries: db.prepare(
+      `SELECT robot_id, MIN(first_ts) AS first_ts, SUM(count) AS count
+       FROM blocks GROUP BY robot_id`,
     ),
-    lastUpTo: db.prepare(
-      `SELECT odo AS total, odo_carry AS carry FROM events
-       WHERE robot_id = @id AND ts >= @start AND ts <= @end
-       ORDER BY ts DESC LIMIT 1`,
+    lastBlock: db.prepare(
+      `${block} WHERE robot_id = ? ORDER BY first_ts DESC LIMIT 1`,
+    ),
+    blockAtOrBefore: db.prepare(
+      `${block} WHERE robot_id = ? AND first_ts <= ?
+       ORDER BY first_ts DESC LIMIT 1`,
+    ),
+    blockAfter: db.prepare(
+      `${block} WHERE robot_id = ? AND first_ts > ? ORDER BY first_ts LIMIT 1`,
+    ),
+    blockStartingAtOrBefore: db.prepare(
+      `SELECT first_ts FROM blocks WHERE robot_id = ? AND first_ts <= ?
+       ORDER BY first_ts DESC LIMIT 1`,
+    ),
+    blocksFrom: db.prepare(
+      `SELECT first_ts, data FROM blocks
+       WHERE robot_id = ? AND first_ts >= ? AND first_ts <= ?
+       ORDER BY first_ts`,
     ),
   }
 }
@@ -314,37 +749,33 @@ function prepare(db: Database.Database) {
 interface RobotRow {
   id: number
   name: string
+  created_ms: number
+}
+
+interface BlockSummary {
+  robot_id: number
+  first_ts: number
+  count: number
+}
+
+interface BlockRow {
   first_ts: number
   last_ts: number
+  odo: number
+  odo_carry: number
+  end_odo: number
+  end_odo_carry: number
   last_x: number
   last_y: number
-  odometer: number
-  odometer_carry: number
-  event_count: number
-  created_ms: number
-  updated_ms: number
+  committed_ms: number
+  data: Uint8Array
 }
 
-function toRobot(row: RobotRow): Robot {
-  const { id: _id, odometerCarry, ...robot } = fromRow(row)
-  return {
-    name: row.name,
-    ...robot,
-    odometer: robot.odometer + odometerCarry,
-  }
-}
-
-function fromRow(row: RobotRow): SqliteRobot {
-  return {
-    id: row.id,
-    firstTimestamp: row.first_ts,
-    lastTimestamp: row.last_ts,
-    lastX: row.last_x,
-    lastY: row.last_y,
-    odometer: row.odometer,
-    odometerCarry: row.odometer_carry,
-    eventCount: row.event_count,
-    createdMs: row.created_ms,
-    updatedMs: row.updated_ms,
-  }
+interface LogRow {
+  seq: number
+  robot_id: number
+  ts: number
+  x: number
+  y: number
+  committed_ms: number
 }
