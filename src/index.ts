@@ -18,7 +18,7 @@ export { decide } from './domain/rules.ts'
 export type { Decision, Outcome, RobotState } from './domain/rules.ts'
 
 // Storage
-export type { Store, Robot, StoredEvent, TimeRange } from './store/store.ts'
+export type { Store, Robot, EventPage, TimeRange } from './store/store.ts'
 
 // Errors
 export { ERROR_CATALOG, TelemetryError } from './errors.ts'

@@ -6,7 +6,7 @@
 import { Readable } from 'node:stream'
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import { errorBody, TelemetryError } from '../errors.ts'
-import type { Robot, Store, StoredEvent } from '../store/store.ts'
+import type { EventPage, Robot, Store } from '../store/store.ts'
 import { chooseEventFormat, renderEvents } from './formats.ts'
 import { OPENAPI_DOCUMENT } from './openapi.ts'
 import { parseEventsQuery, parseRobotsQuery, parseTimeQuery } from './params.ts'
@@ -116,20 +116,23 @@ export function registerApi(app: FastifyInstance, options: ApiOptions) {
         return reply.send(Readable.from(renderEvents(pages, format)))
       }
       // A page: read one event more than asked to know if a next page exists.
-      const events: StoredEvent[] = []
+      const events = {
+        ts: [] as number[],
+        x: [] as number[],
+        y: [] as number[],
+      }
       for await (const page of store.readEvents(name, {
         start,
         end: query.end,
         limit: query.limit + 1,
       })) {
-        events.push(...page)
+        events.ts.push(...page.ts)
+        events.x.push(...page.x)
+        events.y.push(...page.y)
       }
-      if (events.length > query.limit) {
-        events.length = query.limit
-        reply.header(
-          'Link',
-          nextLink(request.url, events[query.limit - 1]!.timestamp),
-        )
+      if (events.ts.length > query.limit) {
+        for (const column of Object.values(events)) column.length = query.limit
+        reply.header('Link', nextLink(request.url, events.ts[query.limit - 1]!))
       }
       return reply.send(Readable.from(renderEvents(onePage(events), format)))
     },
@@ -151,6 +154,6 @@ export function registerApi(app: FastifyInstance, options: ApiOptions) {
   )
 }
 
-async function* onePage(events: StoredEvent[]) {
-  if (events.length > 0) yield events
+async function* onePage(events: EventPage) {
+  if (events.ts.length > 0) yield events
 }

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import type { TelemetryEvent } from '../domain/event.ts'
-import type { Store, StoredEvent } from './store.ts'
+import type { EventPage, Store } from './store.ts'
 
 /** Makes a fresh, empty, not yet initialised store for one test group. */
 export type StoreFactory = () => Store | Promise<Store>
@@ -17,12 +17,23 @@ const ev = (
   y: number,
 ): TelemetryEvent => ({ robot, timestamp, x, y })
 
-async function collect(pages: AsyncIterable<StoredEvent[]>) {
+/** One event as a test compares it. */
+interface Stored {
+  timestamp: number
+  x: number
+  y: number
+}
+
+async function collect(pages: AsyncIterable<EventPage>) {
   const pageSizes: number[] = []
-  const events: StoredEvent[] = []
+  const events: Stored[] = []
   for await (const page of pages) {
-    pageSizes.push(page.length)
-    events.push(...page)
+    assert.equal(page.x.length, page.ts.length)
+    assert.equal(page.y.length, page.ts.length)
+    pageSizes.push(page.ts.length)
+    page.ts.forEach((timestamp, i) =>
+      events.push({ timestamp, x: page.x[i]!, y: page.y[i]! }),
+    )
   }
   return { events, pageSizes }
 }

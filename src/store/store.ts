@@ -27,11 +27,16 @@ export interface Robot {
   readonly updatedMs: number
 }
 
-/** One stored event, without its robot name (reads are per robot). */
-export interface StoredEvent {
-  readonly timestamp: number
-  readonly x: number
-  readonly y: number
+/**
+ * A page of one robot's stored events as parallel columns, oldest first
+ * (reads are per robot, so the name is not repeated). Columns rather than
+ * one object per event: a read of millions of events allocates a few arrays
+ * per page instead of an object per event.
+ */
+export interface EventPage {
+  readonly ts: readonly number[]
+  readonly x: readonly number[]
+  readonly y: readonly number[]
 }
 
 /** An inclusive time interval; an absent bound is open. */
@@ -75,11 +80,11 @@ export interface Store {
   listRobots(options?: ListRobotsOptions): Promise<Robot[]>
   /** One robot, or `undefined` when it has no stored event. */
   getRobot(name: string): Promise<Robot | undefined>
-  /** A robot's events in the range by ascending timestamp, page by page. */
+  /** A robot's events in the range by ascending timestamp, in non-empty pages. */
   readEvents(
     name: string,
     options?: ReadEventsOptions,
-  ): AsyncIterable<StoredEvent[]>
+  ): AsyncIterable<EventPage>
   /**
    * Distance travelled between consecutive events that both lie in the
    * range; 0 with fewer than two. Costs two index look-ups.

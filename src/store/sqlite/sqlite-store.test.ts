@@ -204,7 +204,9 @@ async function readAll(
     end,
     pageSize: 5,
   })) {
-    for (const e of page) out.push({ robot, ...e })
+    page.ts.forEach((timestamp, i) =>
+      out.push({ robot, timestamp, x: page.x[i]!, y: page.y[i]! }),
+    )
   }
   return out
 }

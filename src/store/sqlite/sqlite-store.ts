@@ -38,13 +38,14 @@ import {
 import type {
   ListRobotsOptions,
   ReadEventsOptions,
+  EventPage,
   Robot,
   Store,
-  StoredEvent,
   TimeRange,
 } from '../store.ts'
 import {
   decodeBlock,
+  emptyColumns,
   encodeBlock,
   lowerBound,
   type EventColumns,
@@ -365,7 +366,7 @@ class SqliteStore implements Store {
   async *readEvents(
     name: string,
     options: ReadEventsOptions = {},
-  ): AsyncIterable<StoredEvent[]> {
+  ): AsyncIterable<EventPage> {
     const pageSize = options.pageSize ?? 4096
     let remaining = options.limit ?? Infinity
     let from = options.start ?? 0
@@ -383,10 +384,11 @@ class SqliteStore implements Store {
         to,
         Math.min(pageSize, remaining),
       )
-      if (page.length === 0) return
+      const n = page.ts.length
+      if (n === 0) return
       yield page
-      remaining -= page.length
-      from = page[page.length - 1]!.timestamp + 1
+      remaining -= n
+      from = page.ts[n - 1]! + 1
     }
   }
 
@@ -421,7 +423,7 @@ class SqliteStore implements Store {
 
   /** Events of `robot` from `from` to `to`, at most `max`. */
   #readPage(robot: SqliteRobot, from: number, to: number, max: number) {
-    const out: StoredEvent[] = []
+    const out = emptyColumns()
     if (from <= robot.sealedLastTs) {
       const sql = this.#prepared()
       const startBlock = sql.blockStartingAtOrBefore.pluck().get(robot.id, from)
@@ -432,23 +434,12 @@ class SqliteStore implements Store {
       ) as IterableIterator<{ first_ts: number; data: Uint8Array }>
       for (const block of blocks) {
         const columns = decodeBlock(block.data, block.first_ts)
-        for (let i = lowerBound(columns.ts, from); i < columns.ts.length; i++) {
-          const ts = columns.ts[i]!
-          if (ts > to || out.length === max) break
-          out.push({ timestamp: ts, x: columns.x[i]!, y: columns.y[i]! })
-        }
+        const last = copyRange(columns, from, to, max, out)
         // Leaving the loop closes the statement's iterator.
-        if (out.length === max || columns.ts[columns.ts.length - 1]! >= to) {
-          return out
-        }
+        if (out.ts.length === max || last >= to) return out
       }
     }
-    const tail = robot.tail
-    for (let i = lowerBound(tail.ts, from); i < tail.ts.length; i++) {
-      const ts = tail.ts[i]!
-      if (ts > to || out.length === max) break
-      out.push({ timestamp: ts, x: tail.x[i]!, y: tail.y[i]! })
-    }
+    copyRange(robot.tail, from, to, max, out)
     return out
   }
 
@@ -591,6 +582,28 @@ class SqliteStore implements Store {
 }
 
 // --- helpers ---
+
+/**
+ * Appends the events of `columns` within [from, to] to `out` until it holds
+ * `max`; returns the last timestamp of `columns` (-1 when empty).
+ */
+function copyRange(
+  columns: EventColumns,
+  from: number,
+  to: number,
+  max: number,
+  out: EventColumns,
+): number {
+  const n = columns.ts.length
+  for (let i = lowerBound(columns.ts, from); i < n; i++) {
+    const ts = columns.ts[i]!
+    if (ts > to || out.ts.length === max) break
+    out.ts.push(ts)
+    out.x.push(columns.x[i]!)
+    out.y.push(columns.y[i]!)
+  }
+  return n === 0 ? -1 : columns.ts[n - 1]!
+}
 
 /** An event found for an odometer bound, with its running total. */
 interface Found {
