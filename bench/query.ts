@@ -1,0 +1,252 @@
+/**
+ * The HTTP query client: its own process, started by run.ts as
+ * `node dist/bench/query.js '<QueryOptions as JSON>'`.
+ *
+ * - `odometer`: sequential `GET /api/robots/{robot}/odometer` requests over
+ *   random intervals of a preloaded robot, on one keep-alive connection;
+ *   each answer is checked against the distance the preload put there.
+ * - `fetch`: one `GET /api/robots/{robot}/events` of a whole preloaded
+ *   track, as a JSON array or as NDJSON, read to the end and counted.
+ *
+ * Stdout carries `phase` lines (`measure`, `end`) and one `result` line.
+ */
+import { Agent, request } from 'node:http'
+import { performance } from 'node:perf_hooks'
+import { PRELOAD_STEP, PRELOAD_STEP_LENGTH, PRELOAD_T0 } from './fleet.ts'
+import { createRandom, summarize, type LatencySummary } from './stats.ts'
+
+/** What run.ts asks of one query run. */
+export type QueryOptions =
+  | {
+      readonly mode: 'odometer'
+      /** `http://127.0.0.1:PORT` */
+      readonly baseUrl: string
+      /** The robots and the events the preload gave each. */
+      readonly robots: readonly { name: string; events: number }[]
+      /** Requests before the measured ones, over all robots. */
+      readonly warmupRequests: number
+      /** Measured requests per robot. */
+      readonly requests: number
+      /** Time bound on the measured requests. */
+      readonly maxMs: number
+      readonly seed: number
+    }
+  | {
+      readonly mode: 'fetch'
+      readonly baseUrl: string
+      readonly robot: string
+      readonly events: number
+      readonly format: 'json' | 'ndjson'
+      readonly maxMs: number
+    }
+
+/** The figures of one robot in an `odometer` run. */
+export interface OdometerFigures {
+  readonly robot: string
+  readonly events: number
+  readonly requests: number
+  readonly latency: LatencySummary
+  /** Answers that were not 200 or whose odometer was not the expected one. */
+  readonly wrong: number
+  readonly wrongSamples: string[]
+}
+
+/** The result line of an `odometer` run. */
+export interface OdometerResult {
+  readonly type: 'result'
+  readonly mode: 'odometer'
+  readonly seconds: number
+  readonly robots: OdometerFigures[]
+}
+
+/** The result line of a `fetch` run. */
+export interface FetchResult {
+  readonly type: 'result'
+  readonly mode: 'fetch'
+  readonly status: number
+  readonly contentType: string
+  readonly bytes: number
+  /** Events counted in the body. */
+  readonly events: number
+  readonly seconds: number
+  readonly firstByteMs: number
+  readonly eventsPerSecond: number
+  /** Whether the body held exactly the expected events, well framed. */
+  readonly complete: boolean
+}
+
+const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+
+/** One GET; resolves with the status, content type and body. */
+function get(
+  url: string,
+  headers: Record<string, string> = {},
+  onChunk?: (chunk: Buffer) => void,
+): Promise<{ status: number; contentType: string; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { agent, headers }, (res) => {
+      const parts: Buffer[] = []
+      res.on('data', (chunk: Buffer) => {
+        if (onChunk) onChunk(chunk)
+        else parts.push(chunk)
+      })
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          contentType: String(res.headers['content-type'] ?? ''),
+          body: Buffer.concat(parts).toString('utf8'),
+        }),
+      )
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+const phase = (name: string) =>
+  process.stdout.write(`${JSON.stringify({ type: 'phase', phase: name })}\n`)
+
+async function odometer(
+  options: Extract<QueryOptions, { mode: 'odometer' }>,
+): Promise<OdometerResult> {
+  const random = createRandom(options.seed)
+  const robots = options.robots.map((robot) => ({
+    ...robot,
+    base: `${options.baseUrl}/api/robots/${encodeURIComponent(robot.name)}/odometer`,
+    latencies: [] as number[],
+    wrong: 0,
+    wrongSamples: [] as string[],
+  }))
+
+  // A random interval [start, end] that holds events i..j exactly: the
+  // bounds fall anywhere in the second before event i and after event j.
+  const one = async (robot: (typeof robots)[number]): Promise<number> => {
+    const n = robot.events
+    let i = Math.floor(random() * n)
+    let j = Math.floor(random() * n)
+    if (i > j) [i, j] = [j, i]
+    const start = PRELOAD_T0 + i * PRELOAD_STEP - Math.floor(random() * 1000)
+    const end = PRELOAD_T0 + j * PRELOAD_STEP + Math.floor(random() * 1000)
+    const expected = PRELOAD_STEP_LENGTH * (j - i)
+    const t = performance.now()
+    const res = await get(`${robot.base}?start_time=${start}&end_time=${end}`)
+    const ms = performance.now() - t
+    let value = NaN
+    if (res.status === 200) {
+      value = (JSON.parse(res.body) as { odometer: number }).odometer
+    }
+    if (!(Math.abs(value - expected) <= 1e-6 * Math.max(1, expected))) {
+      robot.wrong++
+      if (robot.wrongSamples.length < 5) {
+        robot.wrongSamples.push(
+          `start_time=${start}&end_time=${end}: ${res.status} ${res.body.slice(0, 200)} (expected ${expected})`,
+        )
+      }
+    }
+    return ms
+  }
+
+  // Requests go round-robin over the robots, so that every robot is
+  // measured under the same conditions (JIT, caches, the machine's noise).
+  for (let k = 0; k < options.warmupRequests; k++) {
+    await one(robots[k % robots.length]!)
+  }
+  for (const robot of robots) {
+    robot.wrong = 0
+    robot.wrongSamples.length = 0
+  }
+  phase('measure')
+  const started = performance.now()
+  for (
+    let k = 0;
+    k < options.requests * robots.length &&
+    performance.now() - started < options.maxMs;
+    k++
+  ) {
+    const robot = robots[k % robots.length]!
+    robot.latencies.push(await one(robot))
+  }
+  const seconds = (performance.now() - started) / 1000
+  phase('end')
+  return {
+    type: 'result',
+    mode: 'odometer',
+    seconds,
+    robots: robots.map((r) => ({
+      robot: r.name,
+      events: r.events,
+      requests: r.latencies.length,
+      latency: summarize(r.latencies),
+      wrong: r.wrong,
+      wrongSamples: r.wrongSamples,
+    })),
+  }
+}
+
+async function fetchAll(
+  options: Extract<QueryOptions, { mode: 'fetch' }>,
+): Promise<FetchResult> {
+  const url = `${options.baseUrl}/api/robots/${encodeURIComponent(options.robot)}/events`
+  const accept =
+    options.format === 'ndjson' ? 'application/x-ndjson' : 'application/json'
+  let bytes = 0
+  let closing = 0
+  let newlines = 0
+  let firstByte: number | undefined
+  let head = -1
+  let tail = -1
+  phase('measure')
+  const started = performance.now()
+  const timer = setTimeout(() => {
+    process.stderr.write(`query: fetch exceeded ${options.maxMs} ms\n`)
+    process.exit(1)
+  }, options.maxMs)
+  const res = await get(url, { accept }, (chunk) => {
+    firstByte ??= performance.now()
+    if (head < 0 && chunk.length > 0) head = chunk[0]!
+    if (chunk.length > 0) tail = chunk[chunk.length - 1]!
+    bytes += chunk.length
+    // Robot names of the bench hold no braces or newlines, so every `}`
+    // ends one event object and every newline ends one NDJSON line.
+    for (let i = chunk.indexOf(0x7d); i >= 0; i = chunk.indexOf(0x7d, i + 1)) {
+      closing++
+    }
+    for (let i = chunk.indexOf(0x0a); i >= 0; i = chunk.indexOf(0x0a, i + 1)) {
+      newlines++
+    }
+  })
+  clearTimeout(timer)
+  const seconds = (performance.now() - started) / 1000
+  phase('end')
+  const complete =
+    res.status === 200 &&
+    closing === options.events &&
+    (options.format === 'ndjson'
+      ? newlines === options.events && tail === 0x0a
+      : head === 0x5b && tail === 0x5d)
+  return {
+    type: 'result',
+    mode: 'fetch',
+    status: res.status,
+    contentType: res.contentType,
+    bytes,
+    events: closing,
+    seconds,
+    firstByteMs: (firstByte ?? performance.now()) - started,
+    eventsPerSecond: closing / seconds,
+    complete,
+  }
+}
+
+const options = JSON.parse(process.argv[2] ?? '{}') as QueryOptions
+const run = options.mode === 'odometer' ? odometer(options) : fetchAll(options)
+run.then(
+  (result) => {
+    process.stdout.write(`${JSON.stringify(result)}\n`, () => process.exit(0))
+  },
+  (error: unknown) => {
+    process.stderr.write(`query: ${(error as Error).stack ?? String(error)}\n`)
+    process.exit(1)
+  },
+)

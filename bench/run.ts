@@ -1,0 +1,1052 @@
+/**
+ * `npm run bench`: starts the built server as its own process on temporary
+ * stores, drives it from a separate load-generator process over 127.0.0.1,
+ * measures the ceilings with the same generator, and writes BENCHMARKS.md.
+ *
+ * Options (after `npm run bench --`):
+ *   --quick                 scaled-down counts, under 2 minutes
+ *   --store URL             default: fresh temporary `sqlite:` files
+ *   --scenarios a,b,c       a subset of SCENARIOS
+ *   --out FILE              default BENCHMARKS.md
+ *   --connections N         default 64
+ *   --robots N              default 1000
+ *   --lines-per-frame N     the batched-frame ingest row; default 10
+ *   --window N              frames in flight per connection; default 64
+ *   --duration S            measured seconds per load; default 10 (quick 3)
+ *
+ * See bench/README.md.
+ */
+import { execFileSync } from 'node:child_process'
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+} from 'node:fs'
+import { cpus, release, tmpdir, totalmem } from 'node:os'
+import { basename, dirname, join, relative, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import type { LoadOptions, LoadResult } from './load.ts'
+import {
+  cpuSeconds,
+  killAll,
+  memory,
+  ProcessMeter,
+  runJsonProcess,
+  startServerProcess,
+  stopServerProcess,
+  type ServerChild,
+} from './proc.ts'
+import type { FetchResult, OdometerResult, QueryOptions } from './query.ts'
+import {
+  writeReport,
+  type DiskRow,
+  type FetchRow,
+  type IngestRow,
+  type OdometerRow,
+  type PreloadRow,
+  type RunReport,
+  type ServerFigures,
+  type StorageRow,
+} from './report.ts'
+import { LIVE_STEP, LIVE_T0, robotName } from './fleet.ts'
+import type {
+  PreloadRobot,
+  StoreLoadOptions,
+  StoreLoadResult,
+} from './store-load.ts'
+
+/** Every scenario, in the order a run measures them. */
+export const SCENARIOS = [
+  'bare-ws',
+  'store',
+  'ingest',
+  'ingest-batch',
+  'ingest-10m',
+  'latency',
+  'odometer',
+  'fetch',
+  'disk',
+] as const
+type Scenario = (typeof SCENARIOS)[number]
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+const script = (path: string) => fileURLToPath(new URL(path, import.meta.url))
+const CLI = script('../src/cli.js')
+const BARE_WS = script('./bare-ws.js')
+const LOAD = script('./load.js')
+const STORE_LOAD = script('./store-load.js')
+const QUERY = script('./query.js')
+
+// --- settings ---
+
+interface Settings {
+  readonly quick: boolean
+  readonly store: string | undefined
+  readonly scenarios: readonly Scenario[]
+  readonly out: string
+  readonly connections: number
+  readonly robots: number
+  readonly linesPerFrame: number
+  readonly window: number
+  readonly warmupMs: number
+  readonly durationMs: number
+  /** Count bound of each generator run. */
+  readonly maxEvents: number
+  readonly storageBatch: number
+  readonly preloadBatch: number
+  /** Events of the fleet store, over `robots` robots. */
+  readonly fleetEvents: number
+  /** Events of the robots of the odometer scenario. */
+  readonly tracks: readonly number[]
+  /** Events of the robot fetched whole. */
+  readonly fetchEvents: number
+  readonly odometerRequests: number
+  readonly odometerWarmup: number
+  /** Time bound of each preload. */
+  readonly preloadTimeoutMs: number
+}
+
+const USAGE = `usage: npm run bench -- [--quick] [--store URL] [--scenarios ${SCENARIOS.join(',')}]
+       [--out FILE] [--connections N] [--robots N] [--lines-per-frame N]
+       [--window N] [--duration SECONDS]
+`
+
+function positive(name: string, text: string | undefined, fallback: number) {
+  if (text === undefined) return fallback
+  const value = Number(text)
+  if (!Number.isInteger(value) || value < 1) {
+    throw new Error(`--${name} must be a positive integer, not ${text}`)
+  }
+  return value
+}
+
+function parseSettings(argv: string[]): Settings | 'help' {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: 'boolean', default: false },
+      store: { type: 'string' },
+      scenarios: { type: 'string' },
+      out: { type: 'string' },
+      connections: { type: 'string' },
+      robots: { type: 'string' },
+      'lines-per-frame': { type: 'string' },
+      window: { type: 'string' },
+      duration: { type: 'string' },
+      help: { type: 'boolean', default: false },
+    },
+  })
+  if (values.help) return 'help'
+  const quick = values.quick === true
+  const scenarios =
+    values.scenarios === undefined
+      ? [...SCENARIOS]
+      : values.scenarios.split(',').map((s) => s.trim())
+  for (const s of scenarios) {
+    if (!(SCENARIOS as readonly string[]).includes(s)) {
+      throw new Error(`unknown scenario ${s}; known: ${SCENARIOS.join(', ')}`)
+    }
+  }
+  if (values.store?.startsWith('sqlite::memory:')) {
+    throw new Error('--store sqlite::memory: cannot be preloaded: give a file')
+  }
+  const robots = positive('robots', values.robots, 1000)
+  const fetchEvents = quick ? 100_000 : 1_000_000
+  return {
+    quick,
+    store: values.store,
+    scenarios: SCENARIOS.filter((s) => scenarios.includes(s)),
+    out: resolve(values.out ?? join(ROOT, 'BENCHMARKS.md')),
+    connections: positive('connections', values.connections, 64),
+    robots,
+    linesPerFrame: positive('lines-per-frame', values['lines-per-frame'], 10),
+    window: positive('window', values.window, 64),
+    warmupMs: quick ? 1000 : 2000,
+    durationMs: 1000 * positive('duration', values.duration, quick ? 3 : 10),
+    maxEvents: quick ? 5_000_000 : 20_000_000,
+    storageBatch: 5000,
+    preloadBatch: 10_000,
+    fleetEvents: quick ? 100_000 : 10_000_000,
+    tracks: quick
+      ? [1000, 10_000, fetchEvents]
+      : [10_000, fetchEvents, 10_000_000],
+    fetchEvents,
+    odometerRequests: quick ? 300 : 2000,
+    odometerWarmup: quick ? 600 : 2000,
+    preloadTimeoutMs: quick ? 5 * 60_000 : 60 * 60_000,
+  }
+}
+
+// --- stores ---
+
+/**
+ * The stores of a run. With `sqlite:` each store gets its own folder (so
+ * every file the store creates is counted on disk): in a fresh temporary
+ * folder by default, or beside the given file. Any other URL (a later
+ * PostgreSQL store) is used as given by every scenario; then nothing is
+ * deleted and bytes on disk are not measured.
+ */
+class Stores {
+  readonly external: string | undefined
+  readonly #base: string
+  readonly #file: string
+  readonly #temporary: boolean
+  readonly #created = new Set<string>()
+
+  constructor(url: string | undefined) {
+    if (url === undefined) {
+      this.#base = mkdtempSync(join(tmpdir(), 'telemetry-bench-'))
+      this.#file = 'telemetry.db'
+      this.#temporary = true
+    } else if (url.startsWith('sqlite:')) {
+      const path = resolve(url.slice('sqlite:'.length))
+      this.#base = dirname(path)
+      this.#file = basename(path)
+      this.#temporary = false
+    } else {
+      this.external = url
+      this.#base = ''
+      this.#file = ''
+      this.#temporary = false
+    }
+  }
+
+  #dir(name: string) {
+    return join(this.#base, this.#temporary ? name : `bench-${name}`)
+  }
+
+  /** The URL of store `name`, its folder created empty on first use. */
+  url(name: string): string {
+    if (this.external !== undefined) return this.external
+    const dir = this.#dir(name)
+    if (!this.#created.has(name)) {
+      if (existsSync(dir)) {
+        throw new Error(`${dir} exists already; the bench does not reuse it`)
+      }
+      mkdirSync(dir, { recursive: true })
+      this.#created.add(name)
+    }
+    return `sqlite:${join(dir, this.#file)}`
+  }
+
+  /** Every file of store `name` and their total size, or undefined. */
+  disk(name: string): { bytes: number; files: string[] } | undefined {
+    if (this.external !== undefined || !this.#created.has(name)) return
+    const dir = this.#dir(name)
+    let bytes = 0
+    const files: string[] = []
+    const walk = (d: string) => {
+      for (const entry of readdirSync(d, { withFileTypes: true })) {
+        const path = join(d, entry.name)
+        if (entry.isDirectory()) walk(path)
+        else {
+          const size = statSync(path).size
+          bytes += size
+          files.push(`${relative(dir, path)} (${size.toLocaleString('en-US')})`)
+        }
+      }
+    }
+    walk(dir)
+    return { bytes, files }
+  }
+
+  /** Removes every store this run created (never the given URL's own file). */
+  cleanup() {
+    if (this.#temporary) {
+      rmSync(this.#base, { recursive: true, force: true })
+    } else {
+      for (const name of this.#created) {
+        rmSync(this.#dir(name), { recursive: true, force: true })
+      }
+    }
+    this.#created.clear()
+  }
+}
+
+// --- the run ---
+
+function say(message: string) {
+  process.stderr.write(`${message}\n`)
+}
+
+const fmt = (n: number) =>
+  Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a'
+
+class Bench {
+  readonly s: Settings
+  readonly stores: Stores
+  readonly problems: string[] = []
+  readonly ceilings: IngestRow[] = []
+  readonly storage: StorageRow[] = []
+  readonly ingest: IngestRow[] = []
+  readonly latency: IngestRow[] = []
+  latencyTargetRate: number | undefined
+  readonly preloads: PreloadRow[] = []
+  readonly odometer: OdometerRow[] = []
+  readonly fetch: FetchRow[] = []
+  /** Bytes on disk per store, measured each time a server on it closed. */
+  readonly disk = new Map<string, DiskRow>()
+  /** Events each preloaded store holds, by store name. */
+  readonly preloaded = new Map<string, number>()
+  readonly runTag = Date.now().toString(36).slice(-4)
+
+  constructor(settings: Settings) {
+    this.s = settings
+    this.stores = new Stores(settings.store)
+  }
+
+  /** Robot names of a scenario: unique per scenario on a shared external store. */
+  prefix(tag: string) {
+    return this.stores.external === undefined
+      ? 'robot-'
+      : `b${this.runTag}${tag}-`
+  }
+
+  problem(text: string) {
+    // One line each, of a readable length: stderr tails can be long.
+    const line = text.replace(/\s+/g, ' ').trim()
+    const message = line.length > 500 ? `${line.slice(0, 500)}…` : line
+    this.problems.push(message)
+    say(`  PROBLEM: ${message}`)
+  }
+
+  loadOptions(url: string, overrides: Partial<LoadOptions>): LoadOptions {
+    return {
+      url,
+      connections: this.s.connections,
+      robots: this.s.robots,
+      robotPrefix: 'robot-',
+      linesPerFrame: 1,
+      window: this.s.window,
+      warmupMs: this.s.warmupMs,
+      durationMs: this.s.durationMs,
+      maxEvents: this.s.maxEvents,
+      rate: 0,
+      t0: LIVE_T0,
+      step: LIVE_STEP,
+      drainTimeoutMs: 15_000,
+      ...overrides,
+    }
+  }
+
+  /** Runs the load generator against a server process; CPU over its window. */
+  async runLoad(
+    server: ServerChild,
+    options: LoadOptions,
+    what: string,
+  ): Promise<{ load: LoadResult; cpu: number; window: number }> {
+    let cpuAt = NaN
+    let tAt = NaN
+    let cpu = NaN
+    let window = NaN
+    const load = await runJsonProcess<LoadResult>(LOAD, options, {
+      timeoutMs:
+        options.warmupMs + options.durationMs + options.drainTimeoutMs + 30_000,
+      onPhase: (phase) => {
+        if (phase === 'measure') {
+          cpuAt = cpuSeconds(server.pid)
+          tAt = performance.now()
+        } else if (phase === 'end' && Number.isFinite(tAt)) {
+          cpu = cpuSeconds(server.pid) - cpuAt
+          window = (performance.now() - tAt) / 1000
+        }
+      },
+    })
+    const lpf = options.linesPerFrame
+    say(
+      `  ${what}: ${fmt(load.eventsPerSecond)} events/s, ack p50 ${load.latency.p50.toFixed(2)} ms p99 ${load.latency.p99.toFixed(2)} ms, server CPU ${((100 * cpu) / window).toFixed(0)} %, non-OK ${load.nonOk}`,
+    )
+    if (load.nonOk > 0) {
+      this.problem(
+        `${what}: ${load.nonOk} reply lines were not OK, e.g. ${JSON.stringify(load.nonOkSamples)}`,
+      )
+    }
+    if (load.badFrames > 0) {
+      this.problem(
+        `${what}: ${load.badFrames} reply frames did not hold ${lpf} line(s)`,
+      )
+    }
+    if (load.unanswered > 0) {
+      this.problem(`${what}: ${load.unanswered} frames were never answered`)
+    }
+    if (load.connectionFailures > 0) {
+      this.problem(
+        `${what}: ${load.connectionFailures} connections failed or closed early: ${load.connectionErrors.join('; ')}`,
+      )
+    }
+    if (load.countBound) {
+      say(`  ${what}: the count bound (${fmt(options.maxEvents)}) ended it`)
+    }
+    return { load, cpu, window }
+  }
+
+  /**
+   * Starts the real server on store `name`, runs `body`, counts the events
+   * the store holds over HTTP, stops the server with SIGTERM and measures
+   * the store's bytes on disk.
+   */
+  async withServer<T>(
+    name: string,
+    what: string,
+    body: (server: ServerChild) => Promise<T>,
+  ): Promise<{ value: T; server: ServerFigures; stored: number | undefined }> {
+    const url = this.stores.url(name)
+    const server = await startServerProcess(
+      CLI,
+      [
+        '--host',
+        '127.0.0.1',
+        '--port',
+        '0',
+        '--store',
+        url,
+        '--log-level',
+        'warn',
+      ],
+      120_000,
+    )
+    const idleRss = memory(server.pid).rss
+    const meter = new ProcessMeter(server.pid)
+    let outcome: { value: T } | { error: unknown }
+    let stored: number | undefined
+    try {
+      outcome = { value: await body(server) }
+      stored = await countStored(server.url).catch((error: unknown) => {
+        this.problem(
+          `${what}: cannot list robots after the run: ${(error as Error).message}`,
+        )
+        return undefined
+      })
+    } catch (error) {
+      outcome = { error }
+    }
+    const peak = meter.stop().peakRss
+    const exit = await stopServerProcess(server, 60_000)
+    const logLines = server
+      .stderr()
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+    const figures: ServerFigures = {
+      idleRss,
+      peakRss: peak,
+      cleanExit: exit.code === 0 && !exit.killed,
+      exit: exit.killed
+        ? 'killed: no exit within 60 s of SIGTERM'
+        : `exit ${exit.code ?? exit.signal} ${exit.seconds.toFixed(1)} s after SIGTERM`,
+      logLines: logLines.length,
+    }
+    if (!figures.cleanExit) {
+      this.problem(
+        `${what}: the server did not shut down cleanly: ${figures.exit}`,
+      )
+    }
+    if (logLines.length > 0) {
+      this.problem(
+        `${what}: the server logged ${logLines.length} line(s) at warn or above, first: ${logLines[0]!.slice(0, 300)}`,
+      )
+    }
+    if ('error' in outcome) throw outcome.error
+    const { value } = outcome
+    const disk = this.stores.disk(name)
+    if (disk !== undefined && stored !== undefined) {
+      this.disk.set(name, {
+        name,
+        label: storeLabel(name, stored),
+        events: stored,
+        ...disk,
+      })
+    }
+    return { value, server: figures, stored }
+  }
+
+  checkStored(what: string, stored: number | undefined, expected: number) {
+    if (stored !== undefined && stored !== expected) {
+      this.problem(
+        `${what}: the store holds ${fmt(stored)} events, expected ${fmt(expected)} (preload + OK replies)`,
+      )
+    }
+  }
+
+  // --- scenarios ---
+
+  async bareWs() {
+    const runs: [boolean, number][] = [
+      [false, 1],
+      [true, 1],
+      [true, this.s.linesPerFrame],
+    ]
+    for (const [cork, lines] of runs) {
+      this.ceilings.push(
+        await this.bareRun(
+          cork,
+          this.loadOptions('', { linesPerFrame: lines }),
+        ),
+      )
+    }
+  }
+
+  /** One generator run against a fresh bare-ws process (`url` is filled in). */
+  async bareRun(cork: boolean, options: LoadOptions): Promise<IngestRow> {
+    const label = `bare-ws, ${cork ? 'replies corked per tick' : 'one ws.send per reply'}`
+    const server = await startServerProcess(
+      BARE_WS,
+      cork ? ['--cork'] : [],
+      30_000,
+    )
+    const idleRss = memory(server.pid).rss
+    const meter = new ProcessMeter(server.pid)
+    let outcome: Awaited<ReturnType<Bench['runLoad']>>
+    try {
+      outcome = await this.runLoad(
+        server,
+        { ...options, url: server.wsUrl },
+        `${label}, ${options.linesPerFrame} line(s)/frame${options.rate > 0 ? `, paced at ${fmt(options.rate)} events/s` : ''}`,
+      )
+    } catch (error) {
+      meter.stop()
+      await stopServerProcess(server, 10_000)
+      throw error
+    }
+    const peak = meter.stop().peakRss
+    const exit = await stopServerProcess(server, 10_000)
+    return {
+      label,
+      target: cork ? 'bare-ws corked' : 'bare-ws',
+      load: outcome.load,
+      serverCpuSeconds: outcome.cpu,
+      windowSeconds: outcome.window,
+      server: {
+        idleRss,
+        peakRss: peak,
+        cleanExit: exit.code === 0,
+        exit: `exit ${exit.code ?? exit.signal}`,
+        logLines: 0,
+      },
+    }
+  }
+
+  async storageCeiling() {
+    const options: StoreLoadOptions = {
+      mode: 'ceiling',
+      store: this.stores.url('ceiling'),
+      robots: this.s.robots,
+      robotPrefix: this.prefix('c'),
+      batchSize: this.s.storageBatch,
+      warmupMs: this.s.warmupMs,
+      durationMs: this.s.durationMs,
+      maxEvents: this.s.maxEvents,
+    }
+    const result = await runJsonProcess<StoreLoadResult>(STORE_LOAD, options, {
+      timeoutMs: this.s.warmupMs + this.s.durationMs + 120_000,
+      echoStderr: true,
+    })
+    say(
+      `  storage ceiling: ${fmt(result.eventsPerSecond)} events/s (${fmt(result.appendEventsPerSecond)} inside append), batch p99 ${result.batchLatency.p99.toFixed(1)} ms`,
+    )
+    if (result.nonOk > 0) {
+      this.problem(`storage ceiling: ${result.nonOk} outcomes were not ok`)
+    }
+    this.storage.push({
+      label: 'in-process `append()`',
+      batchSize: this.s.storageBatch,
+      robots: this.s.robots,
+      result,
+    })
+  }
+
+  async ingestRun(
+    name: string,
+    label: string,
+    linesPerFrame: number,
+    tag: string,
+  ): Promise<IngestRow> {
+    const preloaded = this.preloaded.get(name) ?? 0
+    const what = `ingest, ${label}, ${linesPerFrame} line(s)/frame`
+    const { value, server, stored } = await this.withServer(
+      name,
+      what,
+      (server) =>
+        this.runLoad(
+          server,
+          this.loadOptions(server.wsUrl, {
+            linesPerFrame,
+            robotPrefix: this.prefix(tag),
+          }),
+          what,
+        ),
+    )
+    this.checkStored(what, stored, preloaded + value.load.ok)
+    return {
+      label,
+      target: 'server',
+      load: value.load,
+      serverCpuSeconds: value.cpu,
+      windowSeconds: value.window,
+      server,
+      stored:
+        stored === undefined
+          ? undefined
+          : { expected: preloaded + value.load.ok, actual: stored },
+    }
+  }
+
+  async latencyRun() {
+    let max = this.ingest.find(
+      (r) => r.label === 'empty store' && r.load.options.linesPerFrame === 1,
+    )?.load.eventsPerSecond
+    if (max === undefined) {
+      say('  no empty-store ingest in this run: measuring the maximum first')
+      const row = await this.ingestRun('latency-max', 'empty store', 1, 'm')
+      max = row.load.eventsPerSecond
+    }
+    const rate = Math.max(1, Math.round(max / 2))
+    this.latencyTargetRate = rate
+    // The floor: the same paced load against bare-ws (corked), so that the
+    // generator's and the network's share of the latency is visible.
+    const floor = await this.bareRun(true, this.loadOptions('', { rate }))
+    this.latency.push({ ...floor, label: 'bare-ws, replies corked (floor)' })
+    const what = `latency at ${fmt(rate)} events/s`
+    const { value, server, stored } = await this.withServer(
+      'latency',
+      what,
+      (server) =>
+        this.runLoad(
+          server,
+          this.loadOptions(server.wsUrl, {
+            rate,
+            robotPrefix: this.prefix('l'),
+          }),
+          what,
+        ),
+    )
+    this.checkStored(what, stored, value.load.ok)
+    this.latency.push({
+      label: 'server',
+      target: 'server',
+      load: value.load,
+      serverCpuSeconds: value.cpu,
+      windowSeconds: value.window,
+      server,
+    })
+  }
+
+  /** Robots of the odometer and fetch store: one long track each. */
+  trackRobots(): PreloadRobot[] {
+    const sizes = new Set<number>()
+    if (this.s.scenarios.includes('odometer')) {
+      for (const n of this.s.tracks) sizes.add(n)
+    }
+    if (this.s.scenarios.includes('fetch')) sizes.add(this.s.fetchEvents)
+    return [...sizes]
+      .sort((a, b) => a - b)
+      .map((events, index) => ({
+        name: `${this.prefix('t')}track-${events}`,
+        index,
+        events,
+      }))
+  }
+
+  fleetRobots(): PreloadRobot[] {
+    const per = Math.ceil(this.s.fleetEvents / this.s.robots)
+    return Array.from({ length: this.s.robots }, (_, r) => ({
+      name: robotName(this.prefix('f'), r),
+      index: r,
+      events: per,
+    }))
+  }
+
+  /** The preloads this run needs, at most two at once (one per core). */
+  async preload() {
+    const jobs: {
+      name: string
+      label: string
+      robots: PreloadRobot[]
+      order: 'interleaved' | 'sequential'
+    }[] = []
+    const wants = (s: Scenario) => this.s.scenarios.includes(s)
+    if (
+      wants('ingest-10m') ||
+      (wants('disk') && this.s.scenarios.length === 1)
+    ) {
+      jobs.push({
+        name: 'fleet',
+        label: `${fmt(this.s.fleetEvents)} events over ${fmt(this.s.robots)} robots`,
+        robots: this.fleetRobots(),
+        order: 'interleaved',
+      })
+    }
+    if (wants('odometer') || wants('fetch')) {
+      const robots = this.trackRobots()
+      jobs.push({
+        name: 'tracks',
+        label: `tracks of ${robots.map((r) => fmt(r.events)).join(', ')} events`,
+        robots,
+        order: 'sequential',
+      })
+    }
+    if (jobs.length === 0) return
+    say(`preloading ${jobs.map((j) => j.label).join(' and ')} …`)
+    await Promise.all(
+      jobs.map(async (job) => {
+        const result = await runJsonProcess<StoreLoadResult>(
+          STORE_LOAD,
+          {
+            mode: 'preload',
+            store: this.stores.url(job.name),
+            robots: job.robots,
+            order: job.order,
+            batchSize: this.s.preloadBatch,
+            label: job.label,
+          } satisfies StoreLoadOptions,
+          { timeoutMs: this.s.preloadTimeoutMs, echoStderr: true },
+        )
+        say(
+          `  preloaded ${job.label}: ${fmt(result.events)} events in ${result.seconds.toFixed(1)} s (${fmt(result.eventsPerSecond)}/s)`,
+        )
+        if (result.nonOk > 0) {
+          this.problem(`preload ${job.label}: ${result.nonOk} outcomes not ok`)
+        }
+        this.preloaded.set(job.name, result.events)
+        this.preloads.push({
+          label: job.label,
+          robots: job.robots.length,
+          order: job.order,
+          result,
+        })
+      }),
+    )
+  }
+
+  async odometerRun() {
+    const tracks = this.trackRobots().filter((r) =>
+      this.s.tracks.includes(r.events),
+    )
+    let result: OdometerResult | undefined
+    const { server } = await this.withServer(
+      'tracks',
+      'odometer',
+      async (server) => {
+        const options: QueryOptions = {
+          mode: 'odometer',
+          baseUrl: server.url,
+          robots: tracks.map((t) => ({ name: t.name, events: t.events })),
+          warmupRequests: this.s.odometerWarmup,
+          requests: this.s.odometerRequests,
+          maxMs: this.s.quick ? 20_000 : 120_000,
+          seed: 42,
+        }
+        result = await runJsonProcess<OdometerResult>(QUERY, options, {
+          timeoutMs: options.maxMs + 120_000,
+        })
+      },
+    )
+    for (const figures of result?.robots ?? []) {
+      say(
+        `  odometer on ${fmt(figures.events)} events: p50 ${figures.latency.p50.toFixed(2)} ms p99 ${figures.latency.p99.toFixed(2)} ms over ${figures.requests} requests`,
+      )
+      if (figures.wrong > 0) {
+        this.problem(
+          `odometer on ${fmt(figures.events)} events: ${figures.wrong} wrong answers, e.g. ${figures.wrongSamples[0]}`,
+        )
+      }
+      this.odometer.push({ events: figures.events, result: figures, server })
+    }
+  }
+
+  async fetchRun() {
+    const track = this.trackRobots().find(
+      (r) => r.events === this.s.fetchEvents,
+    )!
+    for (const format of ['json', 'ndjson'] as const) {
+      const what = `fetch ${format}`
+      const { value, server } = await this.withServer(
+        'tracks',
+        what,
+        async (server) => {
+          const idleRss = memory(server.pid).rss
+          const meter = new ProcessMeter(server.pid, { resetPeak: true })
+          let cpuAt = NaN
+          let cpu = NaN
+          const result = await runJsonProcess<FetchResult>(
+            QUERY,
+            {
+              mode: 'fetch',
+              baseUrl: server.url,
+              robot: track.name,
+              events: track.events,
+              format,
+              maxMs: 300_000,
+            } satisfies QueryOptions,
+            {
+              timeoutMs: 360_000,
+              onPhase: (phase) => {
+                if (phase === 'measure') cpuAt = cpuSeconds(server.pid)
+                if (phase === 'end') cpu = cpuSeconds(server.pid) - cpuAt
+              },
+            },
+          )
+          const { peakRss } = meter.stop()
+          return { result, idleRss, peakRss, cpu }
+        },
+      )
+      const { result } = value
+      say(
+        `  ${what}: ${fmt(result.eventsPerSecond)} events/s, ${(result.bytes / 1e6).toFixed(1)} MB, RSS growth ${((value.peakRss - value.idleRss) / 1024 / 1024).toFixed(1)} MB`,
+      )
+      if (!result.complete) {
+        this.problem(
+          `${what}: status ${result.status}, ${fmt(result.events)} events counted of ${fmt(track.events)} (or a badly framed body)`,
+        )
+      }
+      this.fetch.push({
+        format,
+        expected: track.events,
+        result,
+        idleRss: value.idleRss,
+        peakRss: value.peakRss,
+        serverCpuSeconds: value.cpu,
+        server,
+      })
+    }
+  }
+
+  async diskOnly() {
+    // Only when no other scenario closed a server on a store of this run.
+    if (this.disk.size > 0) return
+    if (!this.preloaded.has('fleet')) await this.preload()
+    await this.withServer('fleet', 'disk', async () => undefined)
+  }
+
+  async run(): Promise<void> {
+    const wants = (s: Scenario) => this.s.scenarios.includes(s)
+    const step = async (name: Scenario, fn: () => Promise<void>) => {
+      if (!wants(name)) return
+      say(`▶ ${name}`)
+      try {
+        await fn()
+      } catch (error) {
+        this.problem(`${name} failed: ${(error as Error).message}`)
+      }
+    }
+    try {
+      await this.preload()
+    } catch (error) {
+      this.problem(`preload failed: ${(error as Error).message}`)
+    }
+    await step('bare-ws', () => this.bareWs())
+    await step('store', () => this.storageCeiling())
+    await step('ingest', async () => {
+      this.ingest.push(await this.ingestRun('ingest', 'empty store', 1, 'e'))
+    })
+    await step('ingest-batch', async () => {
+      this.ingest.push(
+        await this.ingestRun(
+          'ingest-batch',
+          'empty store',
+          this.s.linesPerFrame,
+          'b',
+        ),
+      )
+    })
+    await step('ingest-10m', async () => {
+      if (!this.preloaded.has('fleet')) throw new Error('no preloaded store')
+      this.ingest.push(
+        await this.ingestRun(
+          'fleet',
+          `store holding ${fmt(this.preloaded.get('fleet')!)} events`,
+          1,
+          'f',
+        ),
+      )
+    })
+    await step('latency', () => this.latencyRun())
+    await step('odometer', () => this.odometerRun())
+    await step('fetch', () => this.fetchRun())
+    await step('disk', () => this.diskOnly())
+  }
+}
+
+/** Sum of `event_count` over every robot, through `GET /api/robots`. */
+async function countStored(baseUrl: string): Promise<number> {
+  let total = 0
+  let next: string | undefined = '/api/robots?limit=10000'
+  for (let pages = 0; next !== undefined && pages < 1000; pages++) {
+    const response = await fetch(`${baseUrl}${next}`)
+    if (response.status !== 200) {
+      throw new Error(`GET ${next}: ${response.status}`)
+    }
+    const robots = (await response.json()) as { event_count: number }[]
+    for (const r of robots) total += r.event_count
+    next = /<([^>]+)>;\s*rel="next"/.exec(
+      response.headers.get('link') ?? '',
+    )?.[1]
+  }
+  return total
+}
+
+function storeLabel(name: string, events: number): string {
+  const labels: Record<string, string> = {
+    ingest: 'after the empty-store ingest',
+    'ingest-batch': 'after the batched-frame ingest',
+    fleet: 'the fleet store',
+    latency: 'after the paced run',
+    'latency-max': 'after the maximum-rate run',
+    tracks: 'the odometer and fetch tracks',
+  }
+  return `${labels[name] ?? name} (${fmt(events)} events)`
+}
+
+/** How the server's `--store` looks in the report's commands. */
+function storeExample(store: string | undefined): string {
+  if (store === undefined)
+    return 'sqlite:$TMPDIR/telemetry-bench-XXXXXX/<store>/telemetry.db'
+  if (!store.startsWith('sqlite:')) return store
+  const path = store.slice('sqlite:'.length)
+  return `sqlite:${join(dirname(path), 'bench-<store>', basename(path))}`
+}
+
+// --- machine and commit ---
+
+function cpuModel(): string {
+  try {
+    const info = readFileSync('/proc/cpuinfo', 'utf8')
+    return /^model name\s*:\s*(.+)$/m.exec(info)?.[1]?.trim() ?? 'unknown'
+  } catch {
+    return cpus()[0]?.model ?? 'unknown'
+  }
+}
+
+function commit(): string {
+  try {
+    const git = (...args: string[]) =>
+      execFileSync('git', args, {
+        cwd: ROOT,
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      }).trim()
+    const head = git('rev-parse', '--short', 'HEAD')
+    return git('status', '--porcelain') === '' ? head : `${head} dirty`
+  } catch {
+    return 'unknown'
+  }
+}
+
+// --- main ---
+
+async function main(): Promise<number> {
+  let settings: Settings | 'help'
+  try {
+    settings = parseSettings(process.argv.slice(2))
+  } catch (error) {
+    process.stderr.write(`bench: ${(error as Error).message}\n\n${USAGE}`)
+    return 2
+  }
+  if (settings === 'help') {
+    process.stdout.write(USAGE)
+    return 0
+  }
+  for (const path of [CLI, BARE_WS, LOAD, STORE_LOAD, QUERY]) {
+    if (!existsSync(path)) {
+      process.stderr.write(`bench: ${path} is missing: run npm run build\n`)
+      return 2
+    }
+  }
+
+  const started = new Date()
+  const t0 = performance.now()
+  const bench = new Bench(settings)
+  const stop = (signalName: string) => {
+    say(`bench: ${signalName}: stopping the processes it started`)
+    killAll()
+    bench.stores.cleanup()
+    process.exit(130)
+  }
+  process.once('SIGINT', stop)
+  process.once('SIGTERM', stop)
+
+  const s = settings
+  say(
+    `bench${s.quick ? ' (quick)' : ''}: ${s.scenarios.join(', ')} on ${s.store ?? 'temporary sqlite files'}`,
+  )
+  try {
+    await bench.run()
+  } finally {
+    killAll()
+    bench.stores.cleanup()
+  }
+
+  const args = process.argv.slice(2)
+  const example = bench.loadOptions('ws://127.0.0.1:PORT/upstream', {})
+  const report: RunReport = {
+    quick: s.quick,
+    started,
+    seconds: (performance.now() - t0) / 1000,
+    machine: {
+      cores: cpus().length,
+      cpuModel: cpuModel(),
+      memoryBytes: totalmem(),
+      kernel: release(),
+    },
+    node: process.version,
+    commit: commit(),
+    store: s.store ?? 'sqlite: fresh temporary files, one folder per store',
+    commands: [
+      `npm run bench${args.length > 0 ? ` -- ${args.join(' ')}` : ''}`,
+      '# the server, once per scenario, on that scenario\u2019s store:',
+      `node dist/src/cli.js --host 127.0.0.1 --port 0 --store ${storeExample(s.store)} --log-level warn`,
+      '# the ceilings:',
+      'node dist/bench/bare-ws.js [--cork]',
+      `node dist/bench/store-load.js '{"mode":"ceiling","robots":${s.robots},"batchSize":${s.storageBatch},…}'`,
+      '# the load generator (empty-store ingest; other runs change linesPerFrame, rate, robotPrefix):',
+      `node dist/bench/load.js '${JSON.stringify(example)}'`,
+      `node dist/bench/query.js '{"mode":"odometer"|"fetch",…}'`,
+    ],
+    settings: {
+      mode: s.quick ? 'quick' : 'full',
+      connections: s.connections,
+      robots: s.robots,
+      'frames in flight per connection (window)': s.window,
+      'lines per frame (batched row)': s.linesPerFrame,
+      'warm-up per load (s)': s.warmupMs / 1000,
+      'measured per load (s)': s.durationMs / 1000,
+      'count bound per load (events)': s.maxEvents,
+      'storage ceiling batch (events)': s.storageBatch,
+      'preload batch (events)': s.preloadBatch,
+      'fleet store preload (events)': s.fleetEvents,
+      'odometer robots (events)': s.tracks.map(fmt).join(', '),
+      'odometer warm-up requests (all robots)': s.odometerWarmup,
+      'odometer requests per robot': s.odometerRequests,
+      'fetched track (events)': s.fetchEvents,
+    },
+    scenarios: [...s.scenarios],
+    ceilings: bench.ceilings,
+    storage: bench.storage,
+    ingest: bench.ingest,
+    latency: bench.latency,
+    latencyTargetRate: bench.latencyTargetRate,
+    preloads: bench.preloads,
+    odometer: bench.odometer,
+    fetch: bench.fetch,
+    disk: [...bench.disk.values()],
+    problems: bench.problems,
+  }
+  writeReport(s.out, report)
+  say(
+    `wrote ${s.out} in ${report.seconds.toFixed(0)} s${bench.problems.length > 0 ? `, with ${bench.problems.length} problem(s)` : ''}`,
+  )
+  return 0
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    killAll()
+    process.stderr.write(`bench: ${(error as Error).stack ?? String(error)}\n`)
+    process.exit(1)
+  },
+)

@@ -1,0 +1,244 @@
+/**
+ * Drives a store in-process, without the network: its own process, started
+ * by run.ts as `node dist/bench/store-load.js '<StoreLoadOptions as JSON>'`.
+ *
+ * - `ceiling`: the storage ceiling. `append()` of batches over robots
+ *   interleaved round-robin, each robot's timestamps increasing, warmed up
+ *   then timed; nothing else runs in the process.
+ * - `preload`: fills a store for the query and into-10M scenarios with big
+ *   batches, either robots interleaved (the fleet store) or each robot's
+ *   events in order (the long tracks), showing progress on stderr.
+ *
+ * It prints one JSON line on stdout ({@link StoreLoadResult}).
+ */
+import { performance } from 'node:perf_hooks'
+import type { TelemetryEvent } from '../src/domain/event.ts'
+import { openStore } from '../src/server.ts'
+import {
+  LIVE_STEP,
+  LIVE_T0,
+  PRELOAD_STEP,
+  PRELOAD_T0,
+  preloadPosition,
+  robotName,
+} from './fleet.ts'
+import { summarize, type LatencySummary } from './stats.ts'
+
+/** A robot of a preload and how many events it gets. */
+export interface PreloadRobot {
+  readonly name: string
+  /** Its index, which sets its positions (fleet.ts `preloadPosition`). */
+  readonly index: number
+  readonly events: number
+}
+
+/** What run.ts asks of one store-load run. */
+export type StoreLoadOptions =
+  | {
+      readonly mode: 'ceiling'
+      readonly store: string
+      readonly robots: number
+      readonly robotPrefix: string
+      readonly batchSize: number
+      readonly warmupMs: number
+      readonly durationMs: number
+      readonly maxEvents: number
+    }
+  | {
+      readonly mode: 'preload'
+      readonly store: string
+      readonly robots: readonly PreloadRobot[]
+      /** `interleaved`: round-robin over robots; `sequential`: one robot after another. */
+      readonly order: 'interleaved' | 'sequential'
+      readonly batchSize: number
+      /** Shown in progress lines. */
+      readonly label: string
+    }
+
+/** The one JSON line a run prints. */
+export interface StoreLoadResult {
+  readonly type: 'result'
+  readonly mode: 'ceiling' | 'preload'
+  /** Events appended in the timed part (all of them for a preload). */
+  readonly events: number
+  readonly seconds: number
+  readonly eventsPerSecond: number
+  /** Events over the time spent inside `append()` only. */
+  readonly appendEventsPerSecond: number
+  /** Outcomes other than `ok`. */
+  readonly nonOk: number
+  /** Time of one `append()` of a batch (ms). */
+  readonly batchLatency: LatencySummary
+  readonly cpuSeconds: number
+  readonly cpuPercent: number
+  /** Peak resident set of this process, bytes. */
+  readonly peakRssBytes: number
+}
+
+function appendRate(events: number, latencies: number[]): number {
+  const ms = latencies.reduce((a, b) => a + b, 0)
+  return ms > 0 ? events / (ms / 1000) : 0
+}
+
+async function ceiling(
+  options: Extract<StoreLoadOptions, { mode: 'ceiling' }>,
+): Promise<StoreLoadResult> {
+  const store = openStore(options.store)
+  await store.init()
+  const names = Array.from({ length: options.robots }, (_, r) =>
+    robotName(options.robotPrefix, r),
+  )
+  let next = 0
+  const batch = (): TelemetryEvent[] => {
+    const events: TelemetryEvent[] = new Array(options.batchSize)
+    for (let i = 0; i < options.batchSize; i++, next++) {
+      const r = next % names.length
+      const k = Math.floor(next / names.length)
+      events[i] = {
+        robot: names[r]!,
+        timestamp: LIVE_T0 + k * LIVE_STEP,
+        x: r + 0.5 * k + 0.123,
+        y: 1.2 * (k & 1) + 0.456,
+      }
+    }
+    return events
+  }
+
+  const started = performance.now()
+  let measureStart = 0
+  let cpuStart = process.cpuUsage()
+  let events = 0
+  let nonOk = 0
+  const latencies: number[] = []
+  let sent = 0
+  for (;;) {
+    const now = performance.now()
+    if (measureStart === 0 && now - started >= options.warmupMs) {
+      measureStart = now
+      cpuStart = process.cpuUsage()
+    }
+    if (measureStart > 0 && now - measureStart >= options.durationMs) break
+    if (sent + options.batchSize > options.maxEvents) break
+    const events_ = batch()
+    const t = performance.now()
+    const outcomes = await store.append(events_)
+    const done = performance.now()
+    sent += events_.length
+    for (const o of outcomes) if (o !== 'ok') nonOk++
+    if (measureStart > 0) {
+      events += events_.length
+      latencies.push(done - t)
+    }
+  }
+  const seconds =
+    measureStart > 0 ? (performance.now() - measureStart) / 1000 : 0
+  const cpu = process.cpuUsage(cpuStart)
+  await store.close()
+  const cpuSeconds = (cpu.user + cpu.system) / 1e6
+  return {
+    type: 'result',
+    mode: 'ceiling',
+    events,
+    seconds,
+    eventsPerSecond: seconds > 0 ? events / seconds : 0,
+    appendEventsPerSecond: appendRate(events, latencies),
+    nonOk,
+    batchLatency: summarize(latencies),
+    cpuSeconds,
+    cpuPercent: seconds > 0 ? (100 * cpuSeconds) / seconds : 0,
+    peakRssBytes: process.resourceUsage().maxRSS * 1024,
+  }
+}
+
+async function preload(
+  options: Extract<StoreLoadOptions, { mode: 'preload' }>,
+): Promise<StoreLoadResult> {
+  const store = openStore(options.store)
+  await store.init()
+  const total = options.robots.reduce((n, r) => n + r.events, 0)
+  const robots = options.robots
+
+  // The events in load order, produced lazily batch by batch.
+  function* order(): Generator<TelemetryEvent> {
+    const emit = (robot: PreloadRobot, k: number): TelemetryEvent => {
+      const [x, y] = preloadPosition(robot.index, k)
+      return {
+        robot: robot.name,
+        timestamp: PRELOAD_T0 + k * PRELOAD_STEP,
+        x,
+        y,
+      }
+    }
+    if (options.order === 'sequential') {
+      for (const robot of robots) {
+        for (let k = 0; k < robot.events; k++) yield emit(robot, k)
+      }
+      return
+    }
+    const longest = Math.max(...robots.map((r) => r.events))
+    for (let k = 0; k < longest; k++) {
+      for (const robot of robots) if (k < robot.events) yield emit(robot, k)
+    }
+  }
+
+  const started = performance.now()
+  const cpuStart = process.cpuUsage()
+  let lastReport = started
+  let done = 0
+  let nonOk = 0
+  const latencies: number[] = []
+  let batch: TelemetryEvent[] = []
+  const flush = async () => {
+    const t = performance.now()
+    const outcomes = await store.append(batch)
+    latencies.push(performance.now() - t)
+    for (const o of outcomes) if (o !== 'ok') nonOk++
+    done += batch.length
+    batch = []
+    const now = performance.now()
+    if (now - lastReport >= 5000) {
+      lastReport = now
+      const rate = done / ((now - started) / 1000)
+      const eta = (total - done) / rate
+      process.stderr.write(
+        `  preload ${options.label}: ${done.toLocaleString('en-US')} of ${total.toLocaleString('en-US')} events, ${Math.round(rate).toLocaleString('en-US')}/s, about ${Math.ceil(eta)} s left\n`,
+      )
+    }
+  }
+  for (const event of order()) {
+    batch.push(event)
+    if (batch.length >= options.batchSize) await flush()
+  }
+  if (batch.length > 0) await flush()
+  await store.close()
+  const seconds = (performance.now() - started) / 1000
+  const cpu = process.cpuUsage(cpuStart)
+  const cpuSeconds = (cpu.user + cpu.system) / 1e6
+  return {
+    type: 'result',
+    mode: 'preload',
+    events: done,
+    seconds,
+    eventsPerSecond: done / seconds,
+    appendEventsPerSecond: appendRate(done, latencies),
+    nonOk,
+    batchLatency: summarize(latencies),
+    cpuSeconds,
+    cpuPercent: (100 * cpuSeconds) / seconds,
+    peakRssBytes: process.resourceUsage().maxRSS * 1024,
+  }
+}
+
+const options = JSON.parse(process.argv[2] ?? '{}') as StoreLoadOptions
+const run = options.mode === 'ceiling' ? ceiling(options) : preload(options)
+run.then(
+  (result) => {
+    process.stdout.write(`${JSON.stringify(result)}\n`, () => process.exit(0))
+  },
+  (error: unknown) => {
+    process.stderr.write(
+      `store-load: ${(error as Error).stack ?? String(error)}\n`,
+    )
+    process.exit(1)
+  },
+)
