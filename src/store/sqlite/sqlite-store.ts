@@ -10,7 +10,7 @@
  *    thousand events. The acknowledgement follows this commit.
  * 2. Each robot's events not yet in a block (its tail) are also kept in
  *    memory, with their running odometers.
- * 3. Every few thousand events, a maintenance transaction packs tails into
+ * 3. Every 2,048 events, a maintenance transaction packs up to 32 tails into
  *    `blocks` (256 events a row, ~19 bytes an event) and deletes the log rows
  *    that no tail needs any more. A tail is packed when it is full, or when it
  *    is so old that it holds the log back.
@@ -22,6 +22,7 @@
  */
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
+import { Worker } from 'node:worker_threads'
 import Database from 'better-sqlite3'
 import type { TelemetryEvent } from '../../domain/event.ts'
 import {
@@ -50,6 +51,7 @@ import {
   lowerBound,
   type EventColumns,
 } from './sqlite-blocks.ts'
+import type { CheckpointerData } from './sqlite-checkpointer.ts'
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.ts'
 
 /** Options of {@link createSqliteStore}. */
@@ -68,8 +70,10 @@ export interface SqliteStoreOptions {
   readonly busyTimeoutMs?: number
   /** Events per block; default 256. */
   readonly blockEvents?: number
-  /** Events committed between two maintenance transactions; default 8192. */
+  /** Events committed between two maintenance transactions; default 2048. */
   readonly maintenanceEvents?: number
+  /** Most blocks one maintenance transaction writes (it blocks ingest); default 32. */
+  readonly blocksPerMaintenance?: number
   /** A tail is packed once this many events were logged after its first; default 262144. */
   readonly logWindow?: number
 }
@@ -91,8 +95,8 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
 interface Tail extends EventColumns {
   readonly total: number[]
   readonly carry: number[]
-  /** Log sequence number of the first event, 0 when empty. */
-  firstSeq: number
+  /** Each event's log sequence number. */
+  readonly seq: number[]
 }
 
 interface SqliteRobot {
@@ -126,18 +130,23 @@ interface Pending {
 
 function emptyTail(): Tail {
   // A literal: this runs for every robot of every batch.
-  return { ts: [], x: [], y: [], total: [], carry: [], firstSeq: 0 }
+  return { ts: [], x: [], y: [], total: [], carry: [], seq: [] }
 }
 
 const MAX_SAFE = Number.MAX_SAFE_INTEGER
+const LOG_COLUMNS = 6
+/** Rows per multi-row insert into the log (6 × 64 = 384 parameters). */
+const LOG_ROWS_PER_INSERT = 64
 
 class SqliteStore implements Store {
   readonly url: string
   readonly #options: SqliteStoreOptions
   readonly #blockEvents: number
   readonly #maintenanceEvents: number
+  readonly #blocksPerMaintenance: number
   readonly #logWindow: number
   #db: Database.Database | undefined
+  #checkpointer: Worker | undefined
   #sql: ReturnType<typeof prepare> | undefined
   #appendBatch:
     ((events: readonly TelemetryEvent[]) => AppliedBatch) | undefined
@@ -147,9 +156,13 @@ class SqliteStore implements Store {
   #nextSeq = 1
   /** Events logged since the last maintenance. */
   #sinceMaintenance = 0
-  /** Robots whose tails became non-empty, in log order; may hold stale entries. */
-  #tailQueue: { robot: SqliteRobot; firstSeq: number }[] = []
-  #tailQueueHead = 0
+  /**
+   * Tails by the log sequence number of their first event, oldest on top.
+   * An entry whose robot's tail no longer starts there is stale, skipped.
+   */
+  readonly #oldestTails = new TailHeap()
+  /** Robots whose tails hold at least a block, in the order they filled. */
+  readonly #fullTails = new Set<SqliteRobot>()
   /** Log rows below this sequence number were deleted. */
   #logFloor = 1
 
@@ -157,7 +170,8 @@ class SqliteStore implements Store {
     this.#options = Object.freeze({ ...options })
     this.url = options.url ?? `sqlite:${options.path}`
     this.#blockEvents = options.blockEvents ?? 256
-    this.#maintenanceEvents = options.maintenanceEvents ?? 8192
+    this.#maintenanceEvents = options.maintenanceEvents ?? 2048
+    this.#blocksPerMaintenance = options.blocksPerMaintenance ?? 32
     this.#logWindow = options.logWindow ?? 262144
   }
 
@@ -173,6 +187,20 @@ class SqliteStore implements Store {
     // (https://www.sqlite.org/wal.html, "Durability").
     db.pragma('journal_mode = WAL')
     db.pragma('synchronous = NORMAL')
+    if (path !== ':memory:') {
+      // Checkpoints run on their own thread (sqlite-checkpointer.ts).
+      db.pragma('wal_autocheckpoint = 0')
+      this.#checkpointer = new Worker(
+        new URL('./sqlite-checkpointer.js', import.meta.url),
+        {
+          workerData: {
+            path,
+            intervalMs: 200,
+          } satisfies CheckpointerData,
+        },
+      )
+      this.#checkpointer.unref()
+    }
     db.pragma(`cache_size = -${this.#options.cacheKiB ?? 65536}`)
     migrate(db)
     this.#sql = prepare(db)
@@ -218,6 +246,9 @@ class SqliteStore implements Store {
     let nextSeq = this.#nextSeq
     let nextRobotId = this.#nextRobotId
     const now = Date.now()
+    // Log rows are inserted many to a statement: one statement per row
+    // cost half of the time of a commit.
+    const rows: number[] = []
     for (let i = 0; i < events.length; i++) {
       const event = events[i]!
       let p = pending.get(event.robot)
@@ -243,10 +274,16 @@ class SqliteStore implements Store {
         p.id = nextRobotId++
         sql.insertRobot.run(p.id, event.robot, now)
       }
-      if (p.added.ts.length === 0) p.added.firstSeq = nextSeq
-      sql.insertLog.run(nextSeq++, p.id, event.timestamp, event.x, event.y, now)
-      pushEvent(p.added, event, decision.state)
+      pushEvent(p.added, event, decision.state, nextSeq)
+      rows.push(nextSeq++, p.id, event.timestamp, event.x, event.y, now)
+      if (rows.length === LOG_ROWS_PER_INSERT * LOG_COLUMNS) {
+        sql.insertLogRows.run(rows)
+        rows.length = 0
+      }
       p.state = decision.state
+    }
+    for (let i = 0; i < rows.length; i += LOG_COLUMNS) {
+      sql.insertLog.run(rows.slice(i, i + LOG_COLUMNS))
     }
     return { outcomes, pending, nextSeq, nextRobotId, now }
   }
@@ -274,16 +311,17 @@ class SqliteStore implements Store {
   #extendTail(robot: SqliteRobot, added: Tail) {
     const tail = robot.tail
     if (tail.ts.length === 0) {
-      tail.firstSeq = added.firstSeq
-      this.#tailQueue.push({ robot, firstSeq: added.firstSeq })
+      this.#oldestTails.push({ seq: added.seq[0]!, robot })
     }
     for (let i = 0; i < added.ts.length; i++) {
+      tail.seq.push(added.seq[i]!)
       tail.ts.push(added.ts[i]!)
       tail.x.push(added.x[i]!)
       tail.y.push(added.y[i]!)
       tail.total.push(added.total[i]!)
       tail.carry.push(added.carry[i]!)
     }
+    if (tail.ts.length >= this.#blockEvents) this.#fullTails.add(robot)
   }
 
   /**
@@ -293,58 +331,82 @@ class SqliteStore implements Store {
    */
   #maintain(packAll = false) {
     const sql = this.#prepared()
+    const budget = packAll ? Infinity : this.#blocksPerMaintenance
     const horizon = packAll ? Infinity : this.#nextSeq - this.#logWindow
     const sealed: { robot: SqliteRobot; count: number }[] = []
+    const packed = new Set<SqliteRobot>()
+    let blocks = 0
     const now = Date.now()
+    // Tails older than the horizon are packed whole, oldest first; the
+    // oldest tail that stays is where the log must start.
+    const taken: TailEntry[] = []
     let floor = this.#nextSeq
-    // The queue is in log order: every tail queued before the first one that
-    // stays must be packed whole (it is older than the horizon) or is stale.
-    let head = this.#tailQueueHead
-    for (; head < this.#tailQueue.length; head++) {
-      const { robot, firstSeq } = this.#tailQueue[head]!
-      if (robot.tail.firstSeq !== firstSeq) continue // packed since
-      if (firstSeq >= horizon) {
-        floor = firstSeq
+    for (;;) {
+      const top = this.#oldestTails.peek()
+      if (top === undefined) break
+      if (top.robot.tail.seq[0] !== top.seq) {
+        this.#oldestTails.pop() // stale
+        continue
+      }
+      if (top.seq >= horizon || blocks >= budget) {
+        floor = top.seq
         break
       }
-      sealed.push({ robot, count: robot.tail.ts.length })
+      taken.push(this.#oldestTails.pop()!)
+      const count = top.robot.tail.ts.length
+      sealed.push({ robot: top.robot, count })
+      packed.add(top.robot)
+      blocks += Math.ceil(count / this.#blockEvents)
     }
-    for (const robot of this.#robots.values()) {
-      const tail = robot.tail
-      if (tail.ts.length < this.#blockEvents) continue
-      if (tail.firstSeq < horizon) continue // packed whole above
-      const full = tail.ts.length - (tail.ts.length % this.#blockEvents)
+    // Full tails, oldest first, within the budget: robots that report in
+    // step all fill their tails at once, and packing them all in one
+    // transaction would stall ingest.
+    for (const robot of this.#fullTails) {
+      if (blocks >= budget) break
+      if (packed.has(robot)) continue
+      const length = robot.tail.ts.length
+      const full = length - (length % this.#blockEvents)
       sealed.push({ robot, count: full })
+      blocks += full / this.#blockEvents
     }
 
-    if (sealed.length === 0 && floor <= this.#logFloor) return
-    this.#db!.transaction(() => {
-      for (const { robot, count } of sealed) {
-        for (let from = 0; from < count; from += this.#blockEvents) {
-          const to = Math.min(count, from + this.#blockEvents)
-          writeBlock(sql, robot, from, to, now)
-        }
+    if (sealed.length > 0 || floor > this.#logFloor) {
+      try {
+        this.#db!.transaction(() => {
+          for (const { robot, count } of sealed) {
+            for (let from = 0; from < count; from += this.#blockEvents) {
+              const to = Math.min(count, from + this.#blockEvents)
+              writeBlock(sql, robot, from, to, now)
+            }
+          }
+          if (floor > this.#logFloor) sql.deleteLog.run(floor)
+        })()
+      } catch (error) {
+        for (const entry of taken) this.#oldestTails.push(entry)
+        throw error
       }
-      if (floor > this.#logFloor) sql.deleteLog.run(floor)
-    })()
+    }
 
     for (const { robot, count } of sealed) {
       const tail = robot.tail
       robot.sealedLastTs = tail.ts[count - 1]!
-      for (const column of [tail.ts, tail.x, tail.y, tail.total, tail.carry]) {
+      for (const column of [
+        tail.ts,
+        tail.x,
+        tail.y,
+        tail.total,
+        tail.carry,
+        tail.seq,
+      ]) {
         column.splice(0, count)
       }
-      // A tail that keeps a remainder keeps its first sequence number and
-      // its place in the queue: its remainder was logged later, so the log
-      // is kept a little longer than needed, never shorter.
-      if (tail.ts.length === 0) tail.firstSeq = 0
+      // What stays of a tail now starts later in the log.
+      if (tail.ts.length > 0) {
+        this.#oldestTails.push({ seq: tail.seq[0]!, robot })
+      }
+      if (tail.ts.length < this.#blockEvents) this.#fullTails.delete(robot)
     }
     if (floor > this.#logFloor) this.#logFloor = floor
-    this.#tailQueueHead = head
-    if (head > 4096 && head * 2 > this.#tailQueue.length) {
-      this.#tailQueue = this.#tailQueue.slice(head)
-      this.#tailQueueHead = 0
-    }
   }
 
   // --- reads ---
@@ -414,11 +476,30 @@ class SqliteStore implements Store {
         // The next start replays the log.
       }
     }
+    const checkpointer = this.#checkpointer
+    this.#checkpointer = undefined
+    if (checkpointer !== undefined) {
+      const exited = new Promise((resolve) =>
+        checkpointer.once('exit', resolve),
+      )
+      // Unreferenced while it runs, so that it never keeps a process alive;
+      // referenced while we wait for it to stop.
+      checkpointer.ref()
+      checkpointer.postMessage('close')
+      await exited
+    }
     const db = this.#db
     this.#db = undefined
     this.#sql = undefined
     this.#appendBatch = undefined
-    if (db?.open) db.close()
+    // Fold the write-ahead log into the database before leaving.
+    if (db?.open) {
+      try {
+        db.pragma('wal_checkpoint(TRUNCATE)')
+      } finally {
+        db.close()
+      }
+    }
   }
 
   /** Events of `robot` from `from` to `to`, at most `max`. */
@@ -558,8 +639,7 @@ class SqliteStore implements Store {
       if (decision.outcome !== 'ok') continue
       robot ??= this.#addRobot(row.id, row.name, decision.state, row.created_ms)
       const added = emptyTail()
-      added.firstSeq = log.seq
-      pushEvent(added, event, decision.state)
+      pushEvent(added, event, decision.state, log.seq)
       this.#extendTail(robot, added)
       robot.state = decision.state
       robot.updatedMs = log.committed_ms
@@ -582,6 +662,56 @@ class SqliteStore implements Store {
 }
 
 // --- helpers ---
+
+interface TailEntry {
+  readonly seq: number
+  readonly robot: SqliteRobot
+}
+
+/** A binary min-heap of tails by their first log sequence number. */
+class TailHeap {
+  readonly #items: TailEntry[] = []
+
+  peek(): TailEntry | undefined {
+    return this.#items[0]
+  }
+
+  push(entry: TailEntry) {
+    const items = this.#items
+    let i = items.push(entry) - 1
+    while (i > 0) {
+      const parent = (i - 1) >> 1
+      if (items[parent]!.seq <= entry.seq) break
+      items[i] = items[parent]!
+      i = parent
+    }
+    items[i] = entry
+  }
+
+  pop(): TailEntry | undefined {
+    const items = this.#items
+    const top = items[0]
+    const last = items.pop()
+    if (top === undefined || last === undefined || items.length === 0) {
+      return top
+    }
+    let i = 0
+    for (;;) {
+      const left = 2 * i + 1
+      if (left >= items.length) break
+      const right = left + 1
+      const child =
+        right < items.length && items[right]!.seq < items[left]!.seq
+          ? right
+          : left
+      if (items[child]!.seq >= last.seq) break
+      items[i] = items[child]!
+      i = child
+    }
+    items[i] = last
+    return top
+  }
+}
 
 /**
  * Appends the events of `columns` within [from, to] to `out` until it holds
@@ -648,7 +778,13 @@ function eventInBlock(
   return { ts: columns.ts[index]!, running: { total, carry } }
 }
 
-function pushEvent(tail: Tail, event: TelemetryEvent, state: RobotState) {
+function pushEvent(
+  tail: Tail,
+  event: TelemetryEvent,
+  state: RobotState,
+  seq: number,
+) {
+  tail.seq.push(seq)
   tail.ts.push(event.timestamp)
   tail.x.push(event.x)
   tail.y.push(event.y)
@@ -721,6 +857,10 @@ function prepare(db: Database.Database) {
     insertLog: db.prepare(
       `INSERT INTO log (seq, robot_id, ts, x, y, committed_ms)
        VALUES (?, ?, ?, ?, ?, ?)`,
+    ),
+    insertLogRows: db.prepare(
+      `INSERT INTO log (seq, robot_id, ts, x, y, committed_ms) VALUES ` +
+        Array(LOG_ROWS_PER_INSERT).fill('(?, ?, ?, ?, ?, ?)').join(', '),
     ),
     deleteLog: db.prepare(`DELETE FROM log WHERE seq < ?`),
     allLog: db.prepare(

@@ -1,0 +1,36 @@
+/**
+ * The checkpointer: a worker thread with its own connection that copies the
+ * write-ahead log into the database every few hundred milliseconds.
+ *
+ * SQLite checkpoints on the committing connection by default, so one commit
+ * in a thousand pages would also copy them and wait for the disk (fsync):
+ * tens of milliseconds during which ingest stalls. A PASSIVE checkpoint from
+ * another connection never blocks the writer (https://www.sqlite.org/wal.html,
+ * "Checkpointing"), and its fsync runs on this thread.
+ */
+import { parentPort, workerData } from 'node:worker_threads'
+import Database from 'better-sqlite3'
+
+/** What the store passes to the worker. */
+export interface CheckpointerData {
+  readonly path: string
+  readonly intervalMs: number
+}
+
+const { path, intervalMs } = workerData as CheckpointerData
+const db = new Database(path, { timeout: 1000 })
+const timer = setInterval(() => {
+  try {
+    db.pragma('wal_checkpoint(PASSIVE)')
+  } catch {
+    // Busy or failing: the next round tries again; the writer's own
+    // commits do not depend on it.
+  }
+}, intervalMs)
+
+parentPort?.on('message', (message: unknown) => {
+  if (message !== 'close') return
+  clearInterval(timer)
+  db.close()
+  parentPort?.close()
+})
