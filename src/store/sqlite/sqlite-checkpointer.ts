@@ -8,6 +8,7 @@
  * another connection never blocks the writer (https://www.sqlite.org/wal.html,
  * "Checkpointing"), and its fsync runs on this thread.
  */
+import { statSync } from 'node:fs'
 import { parentPort, workerData } from 'node:worker_threads'
 import Database from 'better-sqlite3'
 
@@ -15,13 +16,25 @@ import Database from 'better-sqlite3'
 export interface CheckpointerData {
   readonly path: string
   readonly intervalMs: number
+  /** Past this size of the log, checkpoint so that it starts over. */
+  readonly restartBytes: number
 }
 
-const { path, intervalMs } = workerData as CheckpointerData
+const { path, intervalMs, restartBytes } = workerData as CheckpointerData
 const db = new Database(path, { timeout: 1000 })
 const timer = setInterval(() => {
   try {
     db.pragma('wal_checkpoint(PASSIVE)')
+    // A passive checkpoint never catches up with a writer that commits
+    // every few milliseconds, and the log only starts over once one has:
+    // past a size, a RESTART checkpoint briefly holds the writer back to
+    // copy the last frames, so the log is reused from its start.
+    if (
+      (statSync(`${path}-wal`, { throwIfNoEntry: false })?.size ?? 0) >
+      restartBytes
+    ) {
+      db.pragma('wal_checkpoint(RESTART)')
+    }
   } catch {
     // Busy or failing: the next round tries again; the writer's own
     // commits do not depend on it.

@@ -74,6 +74,10 @@ export interface SqliteStoreOptions {
   readonly maintenanceEvents?: number
   /** Most blocks one maintenance transaction writes (it blocks ingest); default 32. */
   readonly blocksPerMaintenance?: number
+  /** How often the checkpointer copies the write-ahead log; default 200 ms. */
+  readonly checkpointIntervalMs?: number
+  /** Past this size the write-ahead log is made to start over; default 64 MiB. */
+  readonly walRestartBytes?: number
   /** A tail is packed once this many events were logged after its first; default 262144. */
   readonly logWindow?: number
 }
@@ -195,7 +199,8 @@ class SqliteStore implements Store {
         {
           workerData: {
             path,
-            intervalMs: 200,
+            intervalMs: this.#options.checkpointIntervalMs ?? 200,
+            restartBytes: this.#options.walRestartBytes ?? 64 * 1024 * 1024,
           } satisfies CheckpointerData,
         },
       )
