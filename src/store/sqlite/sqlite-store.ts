@@ -60,7 +60,7 @@ export interface SqliteStoreOptions {
   readonly path: string
   /** The address shown in logs; defaults to `sqlite:` + path. */
   readonly url?: string
-  /** SQLite page cache, in KiB; default 65536. */
+  /** SQLite page cache, in KiB; default 16384 (the hot pages are the log's end and the newest blocks). */
   readonly cacheKiB?: number
   /**
    * How long a write waits for a lock held by another connection (a backup,
@@ -206,7 +206,7 @@ class SqliteStore implements Store {
       )
       this.#checkpointer.unref()
     }
-    db.pragma(`cache_size = -${this.#options.cacheKiB ?? 65536}`)
+    db.pragma(`cache_size = -${this.#options.cacheKiB ?? 16384}`)
     migrate(db)
     this.#sql = prepare(db)
     this.#appendBatch = db.transaction((events: readonly TelemetryEvent[]) =>
