@@ -43,10 +43,13 @@ describe('sqlite store', () => {
       { robot: 'r', timestamp: 1, x: 0, y: 0 },
       { robot: 'r', timestamp: 2, x: 3, y: 4 },
     ])
+    const robotBefore = await first.getRobot('r')
+    await new Promise((resolve) => setTimeout(resolve, 20))
     await first.close()
 
     const second = createSqliteStore({ path })
     await second.init()
+    const robotAfterReopen = await second.getRobot('r')
     assert.deepStrictEqual(
       await second.append([
         { robot: 'r', timestamp: 2, x: 3, y: 4 },
@@ -58,6 +61,15 @@ describe('sqlite store', () => {
       ['dup', 'conflict', 'stale', 'ok', 'ok'],
     )
     assert.equal(await second.odometer('r'), 6)
+    // Times are those of the first and the latest commits, not of the close
+    // that packed the events.
+    assert.deepStrictEqual(
+      { created: robotBefore?.createdMs, updated: robotBefore?.updatedMs },
+      {
+        created: (await second.getRobot('r'))?.createdMs,
+        updated: robotAfterReopen?.updatedMs,
+      },
+    )
     assert.deepStrictEqual(
       (await second.listRobots()).map((r) => [r.name, r.eventCount]),
       [

@@ -806,6 +806,9 @@ function writeBlock(
 ) {
   const tail = robot.tail
   const last = to - 1
+  // committed_ms of the block that ends with the robot's latest event is the
+  // robot's updated time after a restart: keep the time it was stored.
+  const committedMs = last === tail.ts.length - 1 ? robot.updatedMs : now
   sql.insertBlock.run(
     robot.id,
     tail.ts[from]!,
@@ -817,7 +820,7 @@ function writeBlock(
     tail.carry[last]!,
     tail.x[last]!,
     tail.y[last]!,
-    now,
+    committedMs,
     encodeBlock(tail, from, to),
   )
 }
