@@ -34,6 +34,7 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   ) STRICT;
 
   -- first_ts..last_ts: the timestamps of the run's first and last events;
+  -- count: its events; events_before: the robot's events before it;
   -- odo + odo_carry: the robot's running odometer at the first event;
   -- end_odo + end_odo_carry: at the last event (rules.ts, RunningTotal).
   CREATE TABLE blocks (
@@ -42,6 +43,7 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     first_ts INTEGER NOT NULL,
     last_ts INTEGER NOT NULL,
     count INTEGER NOT NULL,
+    events_before INTEGER NOT NULL,
     odo REAL NOT NULL,
     odo_carry REAL NOT NULL,
     end_odo REAL NOT NULL,

@@ -610,21 +610,23 @@ class SqliteStore implements Store {
       rows.set(row.id, row)
       if (row.id >= this.#nextRobotId) this.#nextRobotId = row.id + 1
     }
-    for (const summary of sql.blockSummaries.all() as BlockSummary[]) {
-      const row = rows.get(summary.robot_id)
-      if (row === undefined) continue
-      const last = sql.lastBlock.get(row.id) as BlockRow
+    // Two index look-ups a robot: its first and its last block. The last
+    // block also knows how many events came before it.
+    for (const row of rows.values()) {
+      const last = sql.lastBlock.get(row.id) as BlockRow | undefined
+      if (last === undefined) continue
+      const firstTs = sql.firstBlockTs.pluck().get(row.id) as number
       const robot = this.#addRobot(
         row.id,
         row.name,
         {
-          firstTimestamp: summary.first_ts,
+          firstTimestamp: firstTs,
           lastTimestamp: last.last_ts,
           lastX: last.last_x,
           lastY: last.last_y,
           odometer: last.end_odo,
           odometerCarry: last.end_odo_carry,
-          eventCount: summary.count,
+          eventCount: last.events_before + last.count,
         },
         row.created_ms,
       )
@@ -809,11 +811,15 @@ function writeBlock(
   // committed_ms of the block that ends with the robot's latest event is the
   // robot's updated time after a restart: keep the time it was stored.
   const committedMs = last === tail.ts.length - 1 ? robot.updatedMs : now
+  // The robot's events before this block: all of them but its tail's, and
+  // the tail's before `from`.
+  const eventsBefore = robot.state.eventCount - tail.ts.length + from
   sql.insertBlock.run(
     robot.id,
     tail.ts[from]!,
     tail.ts[last]!,
     to - from,
+    eventsBefore,
     tail.total[from]!,
     tail.carry[from]!,
     tail.total[last]!,
@@ -851,8 +857,9 @@ function migrate(db: Database.Database) {
 }
 
 function prepare(db: Database.Database) {
-  const block = `SELECT first_ts, last_ts, odo, odo_carry, end_odo,
-    end_odo_carry, last_x, last_y, committed_ms, data FROM blocks`
+  const block = `SELECT first_ts, last_ts, count, events_before, odo,
+    odo_carry, end_odo, end_odo_carry, last_x, last_y, committed_ms, data
+    FROM blocks`
   return {
     allRobots: db.prepare(`SELECT id, name, created_ms FROM robots`),
     robotNames: db.prepare(
@@ -877,13 +884,13 @@ function prepare(db: Database.Database) {
     firstLogSeq: db.prepare(`SELECT MIN(seq) FROM log`),
     lastLogSeq: db.prepare(`SELECT MAX(seq) FROM log`),
     insertBlock: db.prepare(
-      `INSERT INTO blocks (robot_id, first_ts, last_ts, count, odo, odo_carry,
-         end_odo, end_odo_carry, last_x, last_y, committed_ms, data)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO blocks (robot_id, first_ts, last_ts, count, events_before,
+         odo, odo_carry, end_odo, end_odo_carry, last_x, last_y, committed_ms,
+         data)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
-    blockSummaries: db.prepare(
-      `SELECT robot_id, MIN(first_ts) AS first_ts, SUM(count) AS count
-       FROM blocks GROUP BY robot_id`,
+    firstBlockTs: db.prepare(
+      `SELECT first_ts FROM blocks WHERE robot_id = ? ORDER BY first_ts LIMIT 1`,
     ),
     lastBlock: db.prepare(
       `${block} WHERE robot_id = ? ORDER BY first_ts DESC LIMIT 1`,
@@ -913,15 +920,11 @@ interface RobotRow {
   created_ms: number
 }
 
-interface BlockSummary {
-  robot_id: number
-  first_ts: number
-  count: number
-}
-
 interface BlockRow {
   first_ts: number
   last_ts: number
+  count: number
+  events_before: number
   odo: number
   odo_carry: number
   end_odo: number
