@@ -34,6 +34,8 @@ export interface TelemetryServer {
 export interface ServerOptions {
   /** Where logs go; defaults to JSON lines on stderr at `config.logLevel`. */
   readonly logger?: Logger
+  /** How long `close()` lets HTTP responses in progress finish; default 5000. */
+  readonly shutdownGraceMs?: number
 }
 
 /** Opens the store a `--store` address names. */
@@ -125,7 +127,14 @@ export async function startServer(
       closing ??= (async () => {
         const httpClosed = app.close()
         await upstream.close()
+        // A client that stops reading a streamed response would hold the
+        // shutdown forever: past the grace period its connection is cut.
+        const grace = setTimeout(
+          () => app.server.closeAllConnections(),
+          options.shutdownGraceMs ?? 5000,
+        )
         await httpClosed
+        clearTimeout(grace)
         await store.close()
       })()
       return closing

@@ -120,6 +120,32 @@ describe('batcher', () => {
     await store.close()
   })
 
+  it('should fail the events queued behind a failed commit with it', async () => {
+    const { store, batches, failNext } = observed(await memoryStore())
+    const batcher = createBatcher(store, { maxBatch: 2 })
+    const target = new Recorder()
+    failNext(true)
+    for (let t = 0; t < 4; t++) batcher.add(ev('r', t), target, `t${t}`)
+    await batcher.drain()
+    failNext(false)
+    // Only the first batch reached the store, and nothing of robot r moved
+    // forward: the resends are stored, not stale.
+    assert.deepStrictEqual(batches, [2])
+    assert.deepStrictEqual(target.settledWith, [
+      ['t0', undefined],
+      ['t1', undefined],
+      ['t2', undefined],
+      ['t3', undefined],
+    ])
+    for (let t = 0; t < 4; t++) batcher.add(ev('r', t), target, `again${t}`)
+    await batcher.drain()
+    assert.deepStrictEqual(
+      target.settledWith.slice(4).map(([, outcome]) => outcome),
+      ['ok', 'ok', 'ok', 'ok'],
+    )
+    await store.close()
+  })
+
   it('should let events added during a commit wait for the next batch', async () => {
     const { store, batches } = observed(await memoryStore())
     const batcher = createBatcher(store)

@@ -95,10 +95,33 @@ export function createBatcher(
     inFlight = 0
 
     const touched = new Set<BatchTarget>()
-    for (let i = 0; i < n; i++) {
-      const target = batchTargets[i]!
-      target.settle(batchSlots[i]!, outcomes?.[i])
-      touched.add(target)
+    const settleAll = (
+      eventTargets: BatchTarget[],
+      eventSlots: unknown[],
+      count: number,
+    ) => {
+      for (let i = 0; i < count; i++) {
+        const target = eventTargets[i]!
+        target.settle(eventSlots[i]!, outcomes?.[i])
+        touched.add(target)
+      }
+    }
+    settleAll(batchTargets, batchSlots, n)
+    if (outcomes === undefined && events.length > 0) {
+      // Everything queued behind a failed commit fails with it. Committing
+      // it would move robots past the failed events, and their resends
+      // would then be stale instead of stored.
+      const failedTargets = targets
+      const failedSlots = slots
+      const failed = events.length
+      events = []
+      targets = []
+      slots = []
+      options.onCommitError?.(
+        new Error('queued behind a failed commit'),
+        failed,
+      )
+      settleAll(failedTargets, failedSlots, failed)
     }
     for (const target of touched) target.settled()
 

@@ -211,7 +211,9 @@ class UpstreamConnection implements BatchTarget<PendingFrame> {
   }
 
   stopReading() {
-    this.#socket.pause()
+    // ws.pause(), not the socket's: ws resumes its socket on drain unless
+    // the WebSocket itself is paused.
+    this.#ws.pause()
   }
 
   close(code: number, reason: string): Promise<void> {
@@ -219,7 +221,7 @@ class UpstreamConnection implements BatchTarget<PendingFrame> {
     this.#closing = true
     if (ws.readyState === ws.CLOSED) return Promise.resolve()
     // Read again, to see the peer's close frame.
-    this.#socket.resume()
+    this.#ws.resume()
     return new Promise((resolve) => {
       // A peer that never answers the close frame is cut off.
       const timer = setTimeout(() => ws.terminate(), 2000)

@@ -21,7 +21,9 @@ export interface CheckpointerData {
 }
 
 const { path, intervalMs, restartBytes } = workerData as CheckpointerData
-const db = new Database(path, { timeout: 1000 })
+// Shorter than the writer's 250 ms: a RESTART checkpoint holds the writer
+// back while it waits, and gives up before the writer would.
+const db = new Database(path, { timeout: 100 })
 const timer = setInterval(() => {
   try {
     db.pragma('wal_checkpoint(PASSIVE)')

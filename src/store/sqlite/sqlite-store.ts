@@ -155,7 +155,6 @@ class SqliteStore implements Store {
   #appendBatch:
     ((events: readonly TelemetryEvent[]) => AppliedBatch) | undefined
   readonly #robots = new Map<string, SqliteRobot>()
-  readonly #robotsById = new Map<number, SqliteRobot>()
   #nextRobotId = 1
   #nextSeq = 1
   /** Events logged since the last maintenance. */
@@ -205,6 +204,12 @@ class SqliteStore implements Store {
         },
       )
       this.#checkpointer.unref()
+      // Checkpoints are an optimisation: a checkpointer that fails leaves
+      // the WAL to grow until the next start, never the process down.
+      this.#checkpointer.on('error', () => {})
+      this.#checkpointer.once('exit', () => {
+        this.#checkpointer = undefined
+      })
     }
     db.pragma(`cache_size = -${this.#options.cacheKiB ?? 16384}`)
     migrate(db)
@@ -309,7 +314,6 @@ class SqliteStore implements Store {
       tail: emptyTail(),
     }
     this.#robots.set(name, robot)
-    this.#robotsById.set(id, robot)
     return robot
   }
 
@@ -483,6 +487,7 @@ class SqliteStore implements Store {
     }
     const checkpointer = this.#checkpointer
     this.#checkpointer = undefined
+    // Undefined once it has exited: then there is nothing to wait for.
     if (checkpointer !== undefined) {
       const exited = new Promise((resolve) =>
         checkpointer.once('exit', resolve),
@@ -606,6 +611,7 @@ class SqliteStore implements Store {
   #load() {
     const sql = this.#prepared()
     const rows = new Map<number, RobotRow>()
+    const byId = new Map<number, SqliteRobot>()
     for (const row of sql.allRobots.all() as RobotRow[]) {
       rows.set(row.id, row)
       if (row.id >= this.#nextRobotId) this.#nextRobotId = row.id + 1
@@ -632,6 +638,7 @@ class SqliteStore implements Store {
       )
       robot.sealedLastTs = last.last_ts
       robot.updatedMs = last.committed_ms
+      byId.set(row.id, robot)
     }
     // Events after the blocks: replayed through the rule, which recomputes
     // their running odometers exactly as when they were first stored.
@@ -639,12 +646,15 @@ class SqliteStore implements Store {
     for (const log of sql.allLog.iterate() as IterableIterator<LogRow>) {
       const row = rows.get(log.robot_id)
       if (row === undefined) continue
-      let robot = this.#robotsById.get(log.robot_id)
+      let robot = byId.get(log.robot_id)
       if (robot !== undefined && log.ts <= robot.sealedLastTs) continue
       const event = { robot: row.name, timestamp: log.ts, x: log.x, y: log.y }
       const decision = decide(robot?.state, event)
       if (decision.outcome !== 'ok') continue
-      robot ??= this.#addRobot(row.id, row.name, decision.state, row.created_ms)
+      if (robot === undefined) {
+        robot = this.#addRobot(row.id, row.name, decision.state, row.created_ms)
+        byId.set(row.id, robot)
+      }
       const added = emptyTail()
       pushEvent(added, event, decision.state, log.seq)
       this.#extendTail(robot, added)
