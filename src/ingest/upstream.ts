@@ -136,6 +136,15 @@ interface PendingFrame {
 
 const UNAVAILABLE_REPLY = errorReply('UNAVAILABLE')
 
+/**
+ * Backpressure: a connection stops being read while this many of its frames
+ * are unanswered, or this many bytes of replies wait to be sent (a client
+ * that does not read its replies). Memory per connection stays bounded, and
+ * what a client sends meanwhile waits in its own socket buffers.
+ */
+export const MAX_FRAMES_IN_FLIGHT = 1024
+export const MAX_BUFFERED_REPLY_BYTES = 8 * 1024 * 1024
+
 class UpstreamConnection implements BatchTarget<PendingFrame> {
   readonly #ws: WebSocket
   readonly #socket: Duplex
@@ -143,12 +152,36 @@ class UpstreamConnection implements BatchTarget<PendingFrame> {
   /** Frames received and not yet answered, oldest first. */
   readonly #queue: PendingFrame[] = []
   #closing = false
+  /** Shutdown stopped reading for good. */
+  #stopped = false
+  /** Reading is paused by backpressure. */
+  #throttled = false
   frames = 0
 
   constructor(ws: WebSocket, socket: Duplex, batcher: Batcher) {
     this.#ws = ws
     this.#socket = socket
     this.#batcher = batcher
+    socket.on('drain', () => this.#applyBackpressure())
+  }
+
+  /** Pauses reading over the limits, resumes once under half of them. */
+  #applyBackpressure() {
+    if (this.#stopped) return
+    const frames = this.#queue.length
+    const bytes = this.#ws.bufferedAmount
+    if (!this.#throttled) {
+      if (frames >= MAX_FRAMES_IN_FLIGHT || bytes >= MAX_BUFFERED_REPLY_BYTES) {
+        this.#throttled = true
+        this.#ws.pause()
+      }
+    } else if (
+      frames < MAX_FRAMES_IN_FLIGHT / 2 &&
+      bytes < MAX_BUFFERED_REPLY_BYTES / 2
+    ) {
+      this.#throttled = false
+      this.#ws.resume()
+    }
   }
 
   receive(data: RawData, isBinary: boolean) {
@@ -163,6 +196,7 @@ class UpstreamConnection implements BatchTarget<PendingFrame> {
         settledCount: 0,
       })
       this.settled()
+      this.#applyBackpressure()
       return
     }
     const lines = splitFrame(data as Buffer)
@@ -187,6 +221,7 @@ class UpstreamConnection implements BatchTarget<PendingFrame> {
       this.#batcher.add(parsed, this, frame)
     }
     if (frame.eventLines.length === 0) this.settled()
+    this.#applyBackpressure()
   }
 
   settle(frame: PendingFrame, outcome: Outcome | undefined) {
@@ -208,11 +243,13 @@ class UpstreamConnection implements BatchTarget<PendingFrame> {
       if (open) this.#ws.send(frame.replies.join('\n'))
     }
     if (open) this.#socket.uncork()
+    this.#applyBackpressure()
   }
 
   stopReading() {
     // ws.pause(), not the socket's: ws resumes its socket on drain unless
     // the WebSocket itself is paused.
+    this.#stopped = true
     this.#ws.pause()
   }
 

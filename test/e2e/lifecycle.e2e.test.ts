@@ -4,9 +4,10 @@
  * SIGKILL and a restart on the same store file.
  */
 import assert from 'node:assert/strict'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
+import WebSocket from 'ws'
 import {
   IngestClient,
   getJson,
@@ -396,5 +397,40 @@ describe('durability', () => {
     await again.end()
     assert.equal((await getRobot(second, 'Durable')).odometer, 1998)
     assert.equal(await second.stop(), 0)
+  })
+})
+
+describe('backpressure', () => {
+  /** The server's resident memory, from /proc (Linux). */
+  function rssMiB(pid: number): number {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+    const kib = Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1])
+    return kib / 1024
+  }
+
+  test('stops reading from a client that never reads its replies, and keeps serving others', async (t) => {
+    const server = await startServer()
+    t.after(() => server.dispose())
+    // 40 frames of 1 MiB, each of 350,000 malformed lines: about 20 MB of
+    // replies a frame, which this client never reads.
+    const flood = new WebSocket(`${server.wsUrl}/upstream`)
+    t.after(() => flood.terminate())
+    await new Promise((resolve, reject) => {
+      flood.once('open', resolve)
+      flood.once('error', reject)
+    })
+    flood.pause()
+    const frame = 'xx\n'.repeat(349_000)
+    for (let i = 0; i < 40; i++) flood.send(frame)
+
+    // Meanwhile another client is served.
+    await new Promise((resolve) => setTimeout(resolve, 3000))
+    const other = await IngestClient.connect(server.wsUrl)
+    assert.equal(await other.send('1,2,3,Neighbour'), 'OK')
+    await other.close()
+    const rss = rssMiB(server.pid)
+    // Without backpressure the server took every frame and held its
+    // replies: about 20 MB a frame.
+    assert.ok(rss < 300, `server RSS ${rss.toFixed(0)} MiB`)
   })
 })
