@@ -13,7 +13,7 @@
  */
 import { performance } from 'node:perf_hooks'
 import type { TelemetryEvent } from '../src/domain/event.ts'
-import { openStore } from '../src/server.ts'
+import { openBackend } from '../src/store/open.ts'
 import {
   LIVE_STEP,
   LIVE_T0,
@@ -83,7 +83,7 @@ function appendRate(events: number, latencies: number[]): number {
 async function ceiling(
   options: Extract<StoreLoadOptions, { mode: 'ceiling' }>,
 ): Promise<StoreLoadResult> {
-  const store = openStore(options.store)
+  const store = openBackend(options.store)
   await store.init()
   const names = Array.from({ length: options.robots }, (_, r) =>
     robotName(options.robotPrefix, r),
@@ -153,7 +153,7 @@ async function ceiling(
 async function preload(
   options: Extract<StoreLoadOptions, { mode: 'preload' }>,
 ): Promise<StoreLoadResult> {
-  const store = openStore(options.store)
+  const store = openBackend(options.store)
   await store.init()
   const total = options.robots.reduce((n, r) => n + r.events, 0)
   const robots = options.robots

@@ -6,7 +6,8 @@
  */
 
 // Starting a server
-export { startServer, openStore } from './server.ts'
+export { startServer } from './server.ts'
+export { openBackend, openStore } from './store/open.ts'
 export type { TelemetryServer, ServerOptions } from './server.ts'
 export { DEFAULT_CONFIG, loadConfig, ConfigError } from './config.ts'
 export type { Config, LogLevel } from './config.ts'

@@ -14,7 +14,7 @@ import type { Config } from './config.ts'
 import { errorBody, rawHttpError, TelemetryError } from './errors.ts'
 import { createBatcher } from './ingest/batcher.ts'
 import { createUpstream } from './ingest/upstream.ts'
-import { createSqliteStore } from './store/sqlite/sqlite-store.ts'
+import { openStore } from './store/open.ts'
 import type { Store } from './store/store.ts'
 
 /** A started server. */
@@ -38,14 +38,6 @@ export interface ServerOptions {
   readonly shutdownGraceMs?: number
 }
 
-/** Opens the store a `--store` address names. */
-export function openStore(url: string): Store {
-  if (url.startsWith('sqlite:')) {
-    return createSqliteStore({ path: url.slice('sqlite:'.length), url })
-  }
-  throw new Error(`unsupported store ${url}`)
-}
-
 /**
  * Opens the store, then listens for HTTP and WebSocket traffic.
  *
@@ -60,7 +52,10 @@ export async function startServer(
 ): Promise<TelemetryServer> {
   const logger =
     options.logger ?? pino({ level: config.logLevel }, pino.destination(2))
-  const store = openStore(config.store)
+  const store = openStore(config.store, {
+    // Only a crash ends the thread early; every call fails from then on.
+    onExit: (error) => logger.fatal({ err: error }, 'store thread stopped'),
+  })
   await store.init()
 
   const app = Fastify({

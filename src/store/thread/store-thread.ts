@@ -1,0 +1,110 @@
+/**
+ * The store thread: opens the backend with `openBackend(url)` and answers
+ * the proxy's requests (`threaded-store.ts` has the protocol). Requests are
+ * handled in arrival order; a synchronous backend such as SQLite finishes
+ * each before the next one starts.
+ */
+import { parentPort, workerData } from 'node:worker_threads'
+import { openBackend } from '../open.ts'
+import type { EventPage } from '../store.ts'
+import {
+  decodeBatch,
+  encodeOutcomes,
+  READ_AHEAD_PAGES,
+  toWireError,
+  type Request,
+  type Response,
+  type StoreThreadData,
+} from './threaded-store.ts'
+
+const port = parentPort!
+const { url } = workerData as StoreThreadData
+const store = openBackend(url)
+
+/** Streamed reads in progress, by request id. */
+const reads = new Map<number, Read>()
+
+interface Read {
+  credit: number
+  cancelled: boolean
+  wake: (() => void) | undefined
+}
+
+function send(response: Response, transfer?: ArrayBuffer[]) {
+  port.postMessage(response, transfer)
+}
+
+async function answer(id: number, work: () => Promise<unknown>) {
+  try {
+    send({ id, value: await work() })
+  } catch (error) {
+    send({ id, error: toWireError(error) })
+  }
+}
+
+async function stream(request: Extract<Request, { op: 'read' }>) {
+  const read: Read = {
+    credit: READ_AHEAD_PAGES,
+    cancelled: false,
+    wake: undefined,
+  }
+  reads.set(request.id, read)
+  const pages = store.readEvents(request.name, request.options)
+  try {
+    for await (const page of pages) {
+      if (read.cancelled) return
+      send({ id: request.id, page: page as EventPage })
+      read.credit--
+      while (read.credit <= 0 && !read.cancelled) {
+        await new Promise<void>((resolve) => (read.wake = resolve))
+      }
+      if (read.cancelled) return
+    }
+    send({ id: request.id, value: undefined })
+  } catch (error) {
+    send({ id: request.id, error: toWireError(error) })
+  } finally {
+    reads.delete(request.id)
+  }
+}
+
+function wakeRead(id: number, change: (read: Read) => void) {
+  const read = reads.get(id)
+  if (read === undefined) return
+  change(read)
+  read.wake?.()
+  read.wake = undefined
+}
+
+port.on('message', (request: Request) => {
+  switch (request.op) {
+    case 'init':
+      return void answer(request.id, () => store.init())
+    case 'append':
+      return void answer(request.id, async () =>
+        encodeOutcomes(await store.append(decodeBatch(request.batch))),
+      )
+    case 'listRobots':
+      return void answer(request.id, () => store.listRobots(request.options))
+    case 'getRobot':
+      return void answer(request.id, () => store.getRobot(request.name))
+    case 'odometer':
+      return void answer(request.id, () =>
+        store.odometer(request.name, request.range),
+      )
+    case 'read':
+      return void stream(request)
+    case 'more':
+      return wakeRead(request.id, (read) => read.credit++)
+    case 'cancel':
+      return wakeRead(request.id, (read) => (read.cancelled = true))
+    case 'close':
+      for (const id of reads.keys()) {
+        wakeRead(id, (read) => (read.cancelled = true))
+      }
+      // Once answered, the port closes and the thread ends by itself.
+      return void answer(request.id, () => store.close()).then(() =>
+        port.close(),
+      )
+  }
+})

@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, describe, it } from 'node:test'
+import { TelemetryError } from '../../errors.ts'
+import { storeTests } from '../store-tests.ts'
+import { createThreadedStore, READ_AHEAD_PAGES } from './threaded-store.ts'
+
+const dir = mkdtempSync(join(tmpdir(), 'threaded-store-'))
+after(() => rmSync(dir, { recursive: true, force: true }))
+let files = 0
+const freshUrl = () => `sqlite:${join(dir, `store-${++files}`, 'telemetry.db')}`
+
+storeTests('sqlite on a store thread', () => createThreadedStore(freshUrl()))
+
+describe('threaded store', () => {
+  it('should let a reader stop early and keep serving afterwards', async () => {
+    const store = createThreadedStore(freshUrl())
+    await store.init()
+    const events = Array.from({ length: 5000 }, (_, i) => ({
+      robot: 'r',
+      timestamp: i,
+      x: i,
+      y: 0,
+    }))
+    await store.append(events)
+    let seen = 0
+    for await (const page of store.readEvents('r', { pageSize: 10 })) {
+      seen += page.ts.length
+      if (seen >= 30) break
+    }
+    assert.equal(seen, 30)
+    // A read that stopped early left the thread able to answer, and a
+    // full read streams past the read-ahead window.
+    let total = 0
+    let pages = 0
+    for await (const page of store.readEvents('r', { pageSize: 100 })) {
+      total += page.ts.length
+      pages++
+    }
+    assert.equal(total, 5000)
+    assert.ok(pages > READ_AHEAD_PAGES)
+    assert.equal(await store.odometer('r'), 4999)
+    await store.close()
+  })
+
+  it('should carry a failed init across the thread, with its code', async () => {
+    // A folder cannot be opened as a database file.
+    const store = createThreadedStore(`sqlite:${dir}`)
+    await assert.rejects(store.init(), (error: Error & { code?: string }) => {
+      assert.match(error.code ?? '', /^SQLITE_/)
+      return true
+    })
+    await store.close()
+  })
+
+  it('should answer UNAVAILABLE once closed', async () => {
+    const store = createThreadedStore(freshUrl())
+    await store.init()
+    await store.close()
+    await store.close()
+    await assert.rejects(
+      store.append([{ robot: 'r', timestamp: 1, x: 0, y: 0 }]),
+      (error) =>
+        error instanceof TelemetryError && error.code === 'UNAVAILABLE',
+    )
+  })
+})
