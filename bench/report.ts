@@ -517,7 +517,7 @@ export function renderReport(report: RunReport): string {
   if (report.preloads.length > 0) {
     out.push('## Preloads\n')
     out.push(
-      'Straight through the store in-process (`openStore`, `append` of big batches, `close`) before the server starts on the file; not an ingest figure.\n',
+      'Straight through the store in-process (`openBackend`, `append` of big batches, `close`) before the server starts on the file; not an ingest figure.\n',
     )
     out.push(
       table(
