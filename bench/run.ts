@@ -67,6 +67,7 @@ export const SCENARIOS = [
   'ingest',
   'ingest-batch',
   'ingest-10m',
+  'ingest-sync-full',
   'latency',
   'odometer',
   'fetch',
@@ -394,6 +395,7 @@ class Bench {
     name: string,
     what: string,
     body: (server: ServerChild) => Promise<T>,
+    extraArgs: readonly string[] = [],
   ): Promise<{ value: T; server: ServerFigures; stored: number | undefined }> {
     const url = this.stores.url(name)
     const server = await startServerProcess(
@@ -407,6 +409,7 @@ class Bench {
         url,
         '--log-level',
         'warn',
+        ...extraArgs,
       ],
       120_000,
     )
@@ -564,6 +567,7 @@ class Bench {
     label: string,
     linesPerFrame: number,
     tag: string,
+    serverArgs: readonly string[] = [],
   ): Promise<IngestRow> {
     const preloaded = this.preloaded.get(name) ?? 0
     const what = `ingest, ${label}, ${linesPerFrame} line(s)/frame`
@@ -579,6 +583,7 @@ class Bench {
           }),
           what,
         ),
+      serverArgs,
     )
     this.checkStored(what, stored, preloaded + value.load.ok)
     return {
@@ -864,6 +869,17 @@ class Bench {
         ),
       )
     })
+    await step('ingest-sync-full', async () => {
+      this.ingest.push(
+        await this.ingestRun(
+          'sync-full',
+          'empty store, `--sync full`',
+          1,
+          's',
+          ['--sync', 'full'],
+        ),
+      )
+    })
     await step('latency', () => this.latencyRun())
     await step('odometer', () => this.odometerRun())
     await step('fetch', () => this.fetchRun())
@@ -896,6 +912,7 @@ function storeLabel(name: string, events: number): string {
     fleet: 'the fleet store',
     latency: 'after the paced run',
     'latency-max': 'after the maximum-rate run',
+    'sync-full': 'after the `--sync full` ingest',
     tracks: 'the odometer and fetch tracks',
   }
   return `${labels[name] ?? name} (${fmt(events)} events)`

@@ -10,8 +10,50 @@ describe('loadConfig', () => {
       port: 8000,
       store: 'sqlite:./data/telemetry.db',
       logLevel: 'info',
+      sync: 'normal',
       maxFrameBytes: 1048576,
+      maxLinesPerFrame: 10000,
+      maxConnections: 10000,
+      maxFramesInFlight: 1024,
+      keepaliveMs: 30000,
     })
+  })
+
+  it('should read the limits and the sync mode from flags and environment', () => {
+    const env = {
+      TELEMETRY_SYNC: 'full',
+      TELEMETRY_MAX_LINES_PER_FRAME: '50',
+      TELEMETRY_MAX_CONNECTIONS: '3',
+      TELEMETRY_MAX_FRAMES_IN_FLIGHT: '8',
+      TELEMETRY_KEEPALIVE_MS: '0',
+    }
+    assert.deepStrictEqual(loadConfig([], env), {
+      ...DEFAULT_CONFIG,
+      sync: 'full',
+      maxLinesPerFrame: 50,
+      maxConnections: 3,
+      maxFramesInFlight: 8,
+      keepaliveMs: 0,
+    })
+    assert.deepStrictEqual(
+      loadConfig(
+        [
+          '--sync=normal',
+          '--max-lines-per-frame=7',
+          '--max-connections=1',
+          '--max-frames-in-flight=1',
+          '--keepalive-ms=250',
+        ],
+        env,
+      ),
+      {
+        ...DEFAULT_CONFIG,
+        maxLinesPerFrame: 7,
+        maxConnections: 1,
+        maxFramesInFlight: 1,
+        keepaliveMs: 250,
+      },
+    )
   })
 
   it('should read the environment, and let flags win over it', () => {
@@ -59,6 +101,17 @@ describe('loadConfig', () => {
         /max-frame-bytes must be an integer from 64/,
       ],
       [['serve'], /Unexpected argument 'serve'/],
+      [['--sync', 'sometimes'], /sync must be one of normal, full/],
+      [
+        ['--max-lines-per-frame', '0'],
+        /max-lines-per-frame must be an integer from 1/,
+      ],
+      [['--max-connections', 'many'], /max-connections must be an integer/],
+      [['--max-frames-in-flight', '0'], /max-frames-in-flight must be/],
+      [
+        ['--keepalive-ms', '50'],
+        /keepalive-ms must be 0 \(never\) or at least 100/,
+      ],
     ]
     for (const [args, message] of cases) {
       assert.throws(

@@ -16,6 +16,14 @@ export const LOG_LEVELS = [
 ] as const
 export type LogLevel = (typeof LOG_LEVELS)[number]
 
+/**
+ * When a commit counts as durable: `normal` once it is in the operating
+ * system (survives a crash or kill of the server), `full` once it is on the
+ * disk (also survives a power loss).
+ */
+export const SYNC_MODES = ['normal', 'full'] as const
+export type SyncMode = (typeof SYNC_MODES)[number]
+
 /** The server's whole configuration. */
 export interface Config {
   /** Address to listen on. */
@@ -25,8 +33,18 @@ export interface Config {
   /** Where events are kept: `sqlite:PATH` (or `sqlite::memory:`). */
   readonly store: string
   readonly logLevel: LogLevel
+  /** When a commit counts as durable, see {@link SyncMode}. */
+  readonly sync: SyncMode
   /** Largest WebSocket frame in bytes; a larger one closes the connection with 1009. */
   readonly maxFrameBytes: number
+  /** Most lines in one frame; a frame with more closes the connection with 1009. */
+  readonly maxLinesPerFrame: number
+  /** Most open ingest connections; an upgrade over it is answered 503. */
+  readonly maxConnections: number
+  /** Frames of one connection received and not yet answered before the server stops reading it. */
+  readonly maxFramesInFlight: number
+  /** Ping period of ingest connections; one that has not answered the previous ping is closed. 0: never. */
+  readonly keepaliveMs: number
 }
 
 /** The configuration when nothing is set. */
@@ -35,7 +53,12 @@ export const DEFAULT_CONFIG: Config = Object.freeze({
   port: 8000,
   store: 'sqlite:./data/telemetry.db',
   logLevel: 'info',
+  sync: 'normal',
   maxFrameBytes: 1024 * 1024,
+  maxLinesPerFrame: 10_000,
+  maxConnections: 10_000,
+  maxFramesInFlight: 1024,
+  keepaliveMs: 30_000,
 })
 
 /** Each setting: its flag, its environment variable and its help text. */
@@ -53,9 +76,29 @@ const SETTINGS = {
     env: 'TELEMETRY_LOG_LEVEL',
     help: LOG_LEVELS.join(' | '),
   },
+  sync: {
+    env: 'TELEMETRY_SYNC',
+    help: 'normal: an OK survives a crash of the server | full: also a power loss (slower)',
+  },
   'max-frame-bytes': {
     env: 'TELEMETRY_MAX_FRAME_BYTES',
     help: 'largest WebSocket frame; larger ones close the connection (1009)',
+  },
+  'max-lines-per-frame': {
+    env: 'TELEMETRY_MAX_LINES_PER_FRAME',
+    help: 'most lines in one frame; more close the connection (1009)',
+  },
+  'max-connections': {
+    env: 'TELEMETRY_MAX_CONNECTIONS',
+    help: 'most open ingest connections; more are refused with 503',
+  },
+  'max-frames-in-flight': {
+    env: 'TELEMETRY_MAX_FRAMES_IN_FLIGHT',
+    help: 'unanswered frames of one connection before it is no longer read',
+  },
+  'keepalive-ms': {
+    env: 'TELEMETRY_KEEPALIVE_MS',
+    help: 'ping period; a connection that misses a pong is closed; 0 = never',
   },
 } as const
 
@@ -71,7 +114,12 @@ export function usage(): string {
     port: DEFAULT_CONFIG.port,
     store: DEFAULT_CONFIG.store,
     'log-level': DEFAULT_CONFIG.logLevel,
+    sync: DEFAULT_CONFIG.sync,
     'max-frame-bytes': DEFAULT_CONFIG.maxFrameBytes,
+    'max-lines-per-frame': DEFAULT_CONFIG.maxLinesPerFrame,
+    'max-connections': DEFAULT_CONFIG.maxConnections,
+    'max-frames-in-flight': DEFAULT_CONFIG.maxFramesInFlight,
+    'keepalive-ms': DEFAULT_CONFIG.keepaliveMs,
   }
   const lines = Object.entries(SETTINGS).map(
     ([flag, s]) =>
@@ -143,19 +191,58 @@ export function loadConfig(
   }
   const host = get('host') ?? DEFAULT_CONFIG.host
   if (host === '') throw new ConfigError('host must not be empty')
-  const port = get('port')
-  const maxFrameBytes = get('max-frame-bytes')
+  const sync = get('sync') ?? DEFAULT_CONFIG.sync
+  if (!(SYNC_MODES as readonly string[]).includes(sync)) {
+    throw new ConfigError(`sync must be one of ${SYNC_MODES.join(', ')}`)
+  }
+  const number = (
+    flag: keyof typeof SETTINGS,
+    fallback: number,
+    min: number,
+    max: number,
+  ) => {
+    const text = get(flag)
+    return text === undefined ? fallback : integer(text, flag, min, max)
+  }
+  const keepaliveMs = number(
+    'keepalive-ms',
+    DEFAULT_CONFIG.keepaliveMs,
+    0,
+    86_400_000,
+  )
+  if (keepaliveMs > 0 && keepaliveMs < 100) {
+    throw new ConfigError('keepalive-ms must be 0 (never) or at least 100')
+  }
   return Object.freeze({
     host,
-    port:
-      port === undefined
-        ? DEFAULT_CONFIG.port
-        : integer(port, 'port', 0, 65535),
+    port: number('port', DEFAULT_CONFIG.port, 0, 65535),
     store: checkStoreUrl(get('store') ?? DEFAULT_CONFIG.store),
     logLevel: logLevel as LogLevel,
-    maxFrameBytes:
-      maxFrameBytes === undefined
-        ? DEFAULT_CONFIG.maxFrameBytes
-        : integer(maxFrameBytes, 'max-frame-bytes', 64, 64 * 1024 * 1024),
+    sync: sync as SyncMode,
+    maxFrameBytes: number(
+      'max-frame-bytes',
+      DEFAULT_CONFIG.maxFrameBytes,
+      64,
+      64 * 1024 * 1024,
+    ),
+    maxLinesPerFrame: number(
+      'max-lines-per-frame',
+      DEFAULT_CONFIG.maxLinesPerFrame,
+      1,
+      64 * 1024 * 1024,
+    ),
+    maxConnections: number(
+      'max-connections',
+      DEFAULT_CONFIG.maxConnections,
+      1,
+      1_000_000,
+    ),
+    maxFramesInFlight: number(
+      'max-frames-in-flight',
+      DEFAULT_CONFIG.maxFramesInFlight,
+      1,
+      1_000_000,
+    ),
+    keepaliveMs,
   })
 }

@@ -26,6 +26,11 @@ export const ERROR_CATALOG = {
   },
   /** The store failed; nothing was stored (wire code `unavailable`). */
   UNAVAILABLE: { status: 503, message: 'the store is unavailable' },
+  /** An ingest upgrade over the connection limit (`--max-connections`). */
+  TOO_MANY_CONNECTIONS: {
+    status: 503,
+    message: 'too many ingest connections',
+  },
   /** A query parameter is invalid. */
   INVALID_QUERY: { status: 400, message: 'a query parameter is invalid' },
   /** The path has broken percent-encoding. */

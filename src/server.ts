@@ -14,6 +14,7 @@ import type { Config } from './config.ts'
 import { errorBody, rawHttpError, TelemetryError } from './errors.ts'
 import { createBatcher } from './ingest/batcher.ts'
 import { createUpstream } from './ingest/upstream.ts'
+import { createMetrics } from './metrics.ts'
 import { openStore } from './store/open.ts'
 import type { Store } from './store/store.ts'
 
@@ -53,6 +54,7 @@ export async function startServer(
   const logger =
     options.logger ?? pino({ level: config.logLevel }, pino.destination(2))
   const store = openStore(config.store, {
+    sync: config.sync,
     // Only a crash ends the thread early; every call fails from then on.
     onExit: (error) => logger.fatal({ err: error }, 'store thread stopped'),
   })
@@ -90,16 +92,28 @@ export async function startServer(
       )
     },
   })
-  registerApi(app, { store })
+  const metrics = createMetrics()
+  registerApi(app, { store, metrics })
 
   const batcher = createBatcher(store, {
-    onCommitError: (error, events) =>
-      logger.error({ err: error, events }, 'commit failed'),
+    onCommit: (events, ms) => {
+      metrics.commitEvents.observe(events)
+      metrics.commitSeconds.observe(ms / 1000)
+    },
+    onCommitError: (error, events, queued) => {
+      if (!queued) metrics.commitsFailed.inc()
+      logger.error({ err: error, events }, 'commit failed')
+    },
   })
   const upstream = createUpstream({
     batcher,
     logger,
+    metrics,
     maxFrameBytes: config.maxFrameBytes,
+    maxLinesPerFrame: config.maxLinesPerFrame,
+    maxConnections: config.maxConnections,
+    maxFramesInFlight: config.maxFramesInFlight,
+    keepaliveMs: config.keepaliveMs,
   })
   app.server.on('upgrade', upstream.handleUpgrade)
 

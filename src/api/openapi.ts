@@ -65,6 +65,19 @@ export const OPENAPI_DOCUMENT = {
       'Reads what robots streamed to ws://HOST:PORT/upstream (see docs/protocol.md).',
   },
   paths: {
+    '/metrics': {
+      get: {
+        summary:
+          'Prometheus metrics of ingest, commits, connections and the process (docs/api.md lists them).',
+        responses: {
+          default: anyError,
+          '200': {
+            description: 'Prometheus text exposition format 0.0.4',
+            content: { 'text/plain': { schema: { type: 'string' } } },
+          },
+        },
+      },
+    },
     '/healthz': {
       get: {
         summary: 'Readiness: 200 once the server serves.',

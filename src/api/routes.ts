@@ -6,6 +6,7 @@
 import { Readable } from 'node:stream'
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import { errorBody, TelemetryError } from '../errors.ts'
+import type { Metrics } from '../metrics.ts'
 import type { EventPage, Robot, Store } from '../store/store.ts'
 import { chooseEventFormat, renderEvents } from './formats.ts'
 import { OPENAPI_DOCUMENT } from './openapi.ts'
@@ -14,6 +15,7 @@ import { parseEventsQuery, parseRobotsQuery, parseTimeQuery } from './params.ts'
 /** Options of {@link registerApi}. */
 export interface ApiOptions {
   readonly store: Store
+  readonly metrics: Metrics
 }
 
 interface RobotParams {
@@ -49,7 +51,7 @@ function sendError(reply: FastifyReply, error: unknown) {
 
 /** Registers every route, the error handler and the not-found handler. */
 export function registerApi(app: FastifyInstance, options: ApiOptions) {
-  const { store } = options
+  const { store, metrics } = options
 
   app.setErrorHandler((error, request, reply) => {
     if (error instanceof TelemetryError) return sendError(reply, error)
@@ -73,6 +75,11 @@ export function registerApi(app: FastifyInstance, options: ApiOptions) {
   )
 
   app.get('/healthz', async () => ({ status: 'ok' }))
+
+  app.get('/metrics', async (request, reply) => {
+    reply.type(metrics.registry.contentType)
+    return metrics.registry.metrics()
+  })
 
   app.get('/api/openapi.json', async () => OPENAPI_DOCUMENT)
 

@@ -26,8 +26,15 @@ export interface BatchTarget<Slot = unknown> {
 export interface BatcherOptions {
   /** Largest number of events committed in one transaction. */
   readonly maxBatch?: number
-  /** Told of a failed commit; its events settle with `undefined`. */
-  readonly onCommitError?: (error: unknown, events: number) => void
+  /**
+   * Told of a failed commit (`queued` false), then of the events queued
+   * behind it (`queued` true); all of them settle with `undefined`.
+   */
+  readonly onCommitError?: (
+    error: unknown,
+    events: number,
+    queued: boolean,
+  ) => void
   /** Told of each committed batch: its size and how long the commit took. */
   readonly onCommit?: (events: number, ms: number) => void
 }
@@ -90,7 +97,7 @@ export function createBatcher(
       outcomes = await store.append(batch)
       options.onCommit?.(n, performance.now() - started)
     } catch (error) {
-      options.onCommitError?.(error, n)
+      options.onCommitError?.(error, n, false)
     }
     inFlight = 0
 
@@ -120,6 +127,7 @@ export function createBatcher(
       options.onCommitError?.(
         new Error('queued behind a failed commit'),
         failed,
+        true,
       )
       settleAll(failedTargets, failedSlots, failed)
     }

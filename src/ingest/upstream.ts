@@ -11,6 +11,7 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws'
 import { isMalformed, parseEventLine } from '../domain/event.ts'
 import type { Outcome } from '../domain/rules.ts'
 import { rawHttpError, TelemetryError, type ErrorCode } from '../errors.ts'
+import type { Metrics } from '../metrics.ts'
 import type { Batcher, BatchTarget } from './batcher.ts'
 import {
   BINARY_FRAME_REPLY,
@@ -26,8 +27,17 @@ export const UPSTREAM_PATH = '/upstream'
 export interface UpstreamOptions {
   readonly batcher: Batcher
   readonly logger: Logger
+  readonly metrics: Metrics
   /** Largest frame in bytes; a larger one closes the connection with 1009. */
   readonly maxFrameBytes: number
+  /** Most lines in a frame; one with more closes the connection with 1009. */
+  readonly maxLinesPerFrame: number
+  /** Most open connections; an upgrade over it is answered 503. */
+  readonly maxConnections: number
+  /** Unanswered frames of a connection before it is no longer read. */
+  readonly maxFramesInFlight: number
+  /** Ping period; a connection that missed the previous pong is closed. 0: never. */
+  readonly keepaliveMs: number
 }
 
 /** The ingest endpoint, fed by the HTTP server's `upgrade` events. */
@@ -52,7 +62,7 @@ export interface Upstream {
  * httpServer.on('upgrade', upstream.handleUpgrade)
  */
 export function createUpstream(options: UpstreamOptions): Upstream {
-  const { batcher, logger } = options
+  const { batcher, logger, metrics } = options
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: options.maxFrameBytes,
@@ -64,6 +74,18 @@ export function createUpstream(options: UpstreamOptions): Upstream {
   const open = new Set<UpstreamConnection>()
   let closing = false
   let nextId = 1
+  /** Upgrades accepted and not yet open, counted against the limit. */
+  let handshaking = 0
+  const limits: ConnectionLimits = {
+    maxLinesPerFrame: options.maxLinesPerFrame,
+    maxFramesInFlight: options.maxFramesInFlight,
+  }
+  const keepalive =
+    options.keepaliveMs > 0
+      ? setInterval(() => {
+          for (const connection of open) connection.keepalive()
+        }, options.keepaliveMs).unref()
+      : undefined
 
   function handleUpgrade(
     request: IncomingMessage,
@@ -81,19 +103,49 @@ export function createUpstream(options: UpstreamOptions): Upstream {
     if (closing) {
       return refuse(socket, 'UNAVAILABLE', 'the server is shutting down')
     }
+    if (open.size + handshaking >= options.maxConnections) {
+      metrics.connectionsRefused.inc()
+      logger.warn(
+        { remote: request.socket.remoteAddress, open: open.size },
+        'connection refused: too many connections',
+      )
+      return refuse(
+        socket,
+        'TOO_MANY_CONNECTIONS',
+        `the server already has ${options.maxConnections} ingest connections`,
+      )
+    }
+    handshaking++
+    let counted = true
+    const handshakeDone = () => {
+      if (counted) handshaking--
+      counted = false
+    }
+    socket.once('close', handshakeDone)
     wss.handleUpgrade(request, socket, head, (ws) => {
+      handshakeDone()
+      socket.off('close', handshakeDone)
       const id = nextId++
       const log = logger.child({
         connection: id,
         remote: request.socket.remoteAddress,
       })
-      const connection = new UpstreamConnection(ws, socket, batcher)
+      const connection = new UpstreamConnection(
+        ws,
+        socket,
+        batcher,
+        limits,
+        log,
+        metrics,
+      )
       open.add(connection)
+      metrics.connectionsOpen.inc()
       log.info('connection opened')
       ws.on('message', (data, isBinary) => connection.receive(data, isBinary))
       ws.on('error', (error) => log.warn({ err: error }, 'connection error'))
       ws.on('close', (code) => {
         open.delete(connection)
+        metrics.connectionsOpen.dec()
         log.info({ code, frames: connection.frames }, 'connection closed')
       })
     })
@@ -101,6 +153,7 @@ export function createUpstream(options: UpstreamOptions): Upstream {
 
   async function close() {
     closing = true
+    clearInterval(keepalive)
     for (const connection of open) connection.stopReading()
     await batcher.drain()
     await Promise.all(
@@ -132,6 +185,8 @@ interface PendingFrame {
   readonly eventLines: number[]
   /** How many of `eventLines` have been settled. */
   settledCount: number
+  /** `performance.now()` when the frame arrived. */
+  readonly receivedAt: number
 }
 
 const UNAVAILABLE_REPLY = errorReply('UNAVAILABLE')
@@ -142,8 +197,13 @@ const UNAVAILABLE_REPLY = errorReply('UNAVAILABLE')
  * that does not read its replies). Memory per connection stays bounded, and
  * what a client sends meanwhile waits in its own socket buffers.
  */
-export const MAX_FRAMES_IN_FLIGHT = 1024
 export const MAX_BUFFERED_REPLY_BYTES = 8 * 1024 * 1024
+
+/** The per-connection limits of {@link UpstreamOptions}. */
+interface ConnectionLimits {
+  readonly maxLinesPerFrame: number
+  readonly maxFramesInFlight: number
+}
 
 class UpstreamConnection implements BatchTarget<PendingFrame> {
   readonly #ws: WebSocket
@@ -156,13 +216,43 @@ class UpstreamConnection implements BatchTarget<PendingFrame> {
   #stopped = false
   /** Reading is paused by backpressure. */
   #throttled = false
+  /** Set when a frame broke a limit: close with it once the rest is answered. */
+  #closeWhenAnswered: { code: number; reason: string } | undefined
+  /** Whether the peer showed life since the last ping. */
+  #alive = true
+  readonly #limits: ConnectionLimits
+  readonly #log: Logger
+  readonly #metrics: Metrics
   frames = 0
 
-  constructor(ws: WebSocket, socket: Duplex, batcher: Batcher) {
+  constructor(
+    ws: WebSocket,
+    socket: Duplex,
+    batcher: Batcher,
+    limits: ConnectionLimits,
+    log: Logger,
+    metrics: Metrics,
+  ) {
+    this.#metrics = metrics
     this.#ws = ws
     this.#socket = socket
     this.#batcher = batcher
+    this.#limits = limits
+    this.#log = log
     socket.on('drain', () => this.#applyBackpressure())
+    ws.on('pong', () => (this.#alive = true))
+  }
+
+  /** Called every keepalive period: pings, or closes a peer that never answered. */
+  keepalive() {
+    if (this.#closing) return
+    if (!this.#alive) {
+      this.#log.info('connection closed: no pong within the keepalive period')
+      this.#ws.terminate()
+      return
+    }
+    this.#alive = false
+    this.#ws.ping()
   }
 
   /** Pauses reading over the limits, resumes once under half of them. */
@@ -170,15 +260,13 @@ class UpstreamConnection implements BatchTarget<PendingFrame> {
     if (this.#stopped) return
     const frames = this.#queue.length
     const bytes = this.#ws.bufferedAmount
+    const maxFrames = this.#limits.maxFramesInFlight
     if (!this.#throttled) {
-      if (frames >= MAX_FRAMES_IN_FLIGHT || bytes >= MAX_BUFFERED_REPLY_BYTES) {
+      if (frames >= maxFrames || bytes >= MAX_BUFFERED_REPLY_BYTES) {
         this.#throttled = true
         this.#ws.pause()
       }
-    } else if (
-      frames < MAX_FRAMES_IN_FLIGHT / 2 &&
-      bytes < MAX_BUFFERED_REPLY_BYTES / 2
-    ) {
+    } else if (frames < maxFrames / 2 && bytes < MAX_BUFFERED_REPLY_BYTES / 2) {
       this.#throttled = false
       this.#ws.resume()
     }
@@ -187,23 +275,46 @@ class UpstreamConnection implements BatchTarget<PendingFrame> {
   receive(data: RawData, isBinary: boolean) {
     // Frames that race the close frame are dropped unanswered: nothing of
     // them was stored, and the client resends them elsewhere.
-    if (this.#closing) return
+    if (this.#closing || this.#closeWhenAnswered !== undefined) return
+    this.#alive = true
     this.frames++
+    const receivedAt = performance.now()
+    const metrics = this.#metrics
     if (isBinary) {
+      metrics.linesReceived.inc()
+      metrics.replies.malformed.inc()
       this.#queue.push({
         replies: [BINARY_FRAME_REPLY],
         eventLines: [],
         settledCount: 0,
+        receivedAt,
       })
       this.settled()
       this.#applyBackpressure()
       return
     }
     const lines = splitFrame(data as Buffer)
+    metrics.linesReceived.inc(lines.length)
+    if (lines.length > this.#limits.maxLinesPerFrame) {
+      // Like a frame over the size limit, but the frames before it are
+      // still answered: nothing of this one is stored.
+      this.#log.warn(
+        { lines: lines.length },
+        'frame over the lines-per-frame limit',
+      )
+      this.#closeWhenAnswered = {
+        code: 1009,
+        reason: `frame has more than ${this.#limits.maxLinesPerFrame} lines`,
+      }
+      this.stopReading()
+      this.#closeIfAnswered()
+      return
+    }
     const frame: PendingFrame = {
       replies: new Array(lines.length),
       eventLines: [],
       settledCount: 0,
+      receivedAt,
     }
     this.#queue.push(frame)
     for (let i = 0; i < lines.length; i++) {
@@ -220,6 +331,8 @@ class UpstreamConnection implements BatchTarget<PendingFrame> {
       frame.eventLines.push(i)
       this.#batcher.add(parsed, this, frame)
     }
+    const malformed = lines.length - frame.eventLines.length
+    if (malformed > 0) metrics.replies.malformed.inc(malformed)
     if (frame.eventLines.length === 0) this.settled()
     this.#applyBackpressure()
   }
@@ -228,6 +341,7 @@ class UpstreamConnection implements BatchTarget<PendingFrame> {
     const line = frame.eventLines[frame.settledCount++]!
     frame.replies[line] =
       outcome === undefined ? UNAVAILABLE_REPLY : OUTCOME_REPLIES[outcome]
+    this.#metrics.replies[outcome ?? 'unavailable'].inc()
   }
 
   /** Sends every answered frame at the head of the queue, in one write. */
@@ -238,12 +352,22 @@ class UpstreamConnection implements BatchTarget<PendingFrame> {
     if (!ready(queue[0])) return
     const open = this.#ws.readyState === this.#ws.OPEN
     if (open) this.#socket.cork()
+    const now = performance.now()
+    const ack = this.#metrics.ackSeconds
     while (ready(queue[0])) {
       const frame = queue.shift()!
       if (open) this.#ws.send(frame.replies.join('\n'))
+      ack.observe((now - frame.receivedAt) / 1000)
     }
     if (open) this.#socket.uncork()
     this.#applyBackpressure()
+    this.#closeIfAnswered()
+  }
+
+  #closeIfAnswered() {
+    const limit = this.#closeWhenAnswered
+    if (limit === undefined || this.#queue.length > 0) return
+    void this.close(limit.code, limit.reason)
   }
 
   stopReading() {

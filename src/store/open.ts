@@ -2,6 +2,7 @@
  * Which backend a `--store` address names. The server opens stores only
  * through {@link openStore}; everything else sees the {@link Store} contract.
  */
+import type { SyncMode } from '../config.ts'
 import { createSqliteStore } from './sqlite/sqlite-store.ts'
 import type { Store } from './store.ts'
 import {
@@ -22,21 +23,28 @@ import {
  */
 export function openStore(
   url: string,
-  options: ThreadedStoreOptions = {},
+  options: ThreadedStoreOptions & BackendOptions = {},
 ): Store {
   if (url.startsWith('sqlite:')) return createThreadedStore(url, options)
-  return openBackend(url)
+  return openBackend(url, options)
+}
+
+/** Options of {@link openBackend}. */
+export interface BackendOptions {
+  /** When a commit counts as durable; default `normal`. */
+  readonly sync?: SyncMode
 }
 
 /**
  * The store for an address, on the calling thread: what the store thread
  * runs, and what tools that load data in bulk use.
  */
-export function openBackend(url: string): Store {
+export function openBackend(url: string, options: BackendOptions = {}): Store {
   if (url.startsWith('sqlite:')) {
     return createSqliteStore({
       path: url.slice('sqlite:'.length),
       url,
+      sync: options.sync,
       // On its own thread a wait for a lock blocks no socket, so a commit
       // may wait out a checkpoint instead of failing.
       busyTimeoutMs: 5000,

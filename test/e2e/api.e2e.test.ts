@@ -87,6 +87,7 @@ describe('HTTP API', () => {
         '/api/robots/{robot}/events',
         '/api/robots/{robot}/odometer',
         '/healthz',
+        '/metrics',
       ])
     })
   })

@@ -508,6 +508,7 @@ export const ERROR_CODES = [
   'BAD_REQUEST',
   'ROBOT_NOT_FOUND',
   'ROUTE_NOT_FOUND',
+  'TOO_MANY_CONNECTIONS',
   'INTERNAL',
 ] as const
 

@@ -409,7 +409,9 @@ describe('backpressure', () => {
   }
 
   test('stops reading from a client that never reads its replies, and keeps serving others', async (t) => {
-    const server = await startServer()
+    // Frames of 349,000 lines are over the default lines-per-frame limit,
+    // which would close the connection instead of testing backpressure.
+    const server = await startServer(['--max-lines-per-frame', '400000'])
     t.after(() => server.dispose())
     // 40 frames of 1 MiB, each of 350,000 malformed lines: about 20 MB of
     // replies a frame, which this client never reads.

@@ -68,6 +68,13 @@ export interface SqliteStoreOptions {
    * past it the batch is answered `ERR unavailable` and the next one retries.
    */
   readonly busyTimeoutMs?: number
+  /**
+   * `normal` (default): a commit is in the operating system before it
+   * returns, so it survives a crash of the process. `full`: the write-ahead
+   * log is also synced to the disk at every commit, so it survives a power
+   * loss (https://www.sqlite.org/pragma.html#pragma_synchronous).
+   */
+  readonly sync?: 'normal' | 'full'
   /** Events per block; default 256. */
   readonly blockEvents?: number
   /** Events committed between two maintenance transactions; default 2048. */
@@ -189,7 +196,9 @@ class SqliteStore implements Store {
     // returns, so an acknowledged event survives a kill -9 of the server
     // (https://www.sqlite.org/wal.html, "Durability").
     db.pragma('journal_mode = WAL')
-    db.pragma('synchronous = NORMAL')
+    db.pragma(
+      `synchronous = ${this.#options.sync === 'full' ? 'FULL' : 'NORMAL'}`,
+    )
     if (path !== ':memory:') {
       // Checkpoints run on their own thread (sqlite-checkpointer.ts).
       db.pragma('wal_autocheckpoint = 0')

@@ -18,8 +18,8 @@ import {
 } from './threaded-store.ts'
 
 const port = parentPort!
-const { url } = workerData as StoreThreadData
-const store = openBackend(url)
+const { url, backend } = workerData as StoreThreadData
+const store = openBackend(url, backend)
 
 /** Streamed reads in progress, by request id. */
 const reads = new Map<number, Read>()

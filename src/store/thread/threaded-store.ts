@@ -17,6 +17,7 @@ import { Worker } from 'node:worker_threads'
 import type { TelemetryEvent } from '../../domain/event.ts'
 import { OUTCOMES, type Outcome } from '../../domain/rules.ts'
 import { ERROR_CATALOG, TelemetryError } from '../../errors.ts'
+import type { BackendOptions } from '../open.ts'
 import type {
   EventPage,
   ListRobotsOptions,
@@ -82,6 +83,7 @@ export type Response =
 /** What the thread is started with. */
 export interface StoreThreadData {
   readonly url: string
+  readonly backend: BackendOptions
 }
 
 /** Outcomes as they travel: an index into {@link OUTCOMES} per event. */
@@ -134,7 +136,7 @@ function fromWireError(wire: WireError): Error {
 }
 
 /** Options of {@link createThreadedStore}. */
-export interface ThreadedStoreOptions {
+export interface ThreadedStoreOptions extends BackendOptions {
   /** Told when the thread stops without being closed (it crashed). */
   readonly onExit?: (error: Error) => void
 }
@@ -184,7 +186,10 @@ class ThreadedStore implements Store {
 
   async init(): Promise<void> {
     const worker = new Worker(new URL('./store-thread.js', import.meta.url), {
-      workerData: { url: this.url } satisfies StoreThreadData,
+      workerData: {
+        url: this.url,
+        backend: { sync: this.#options.sync },
+      } satisfies StoreThreadData,
     })
     this.#worker = worker
     worker.on('message', (response: Response) => this.#receive(response))

@@ -1,0 +1,121 @@
+/**
+ * The server's Prometheus metrics (prom-client), served at `GET /metrics`.
+ * docs/api.md lists every series. Each server has its own registry, so
+ * several servers in one process (the tests) never share counters.
+ */
+import {
+  collectDefaultMetrics,
+  Counter,
+  Gauge,
+  Histogram,
+  Registry,
+} from 'prom-client'
+
+/** Every reply an ingest line can get, as the `reply` label. */
+export const REPLY_KINDS = [
+  'ok',
+  'dup',
+  'stale',
+  'conflict',
+  'malformed',
+  'unavailable',
+] as const
+export type ReplyKind = (typeof REPLY_KINDS)[number]
+
+/** Latency buckets in seconds, from half a millisecond to 5 s. */
+const SECONDS = [
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
+]
+
+/** A counter, or one label value of one. */
+export interface Increment {
+  inc(value?: number): void
+}
+
+/** The metrics one server updates. */
+export interface Metrics {
+  readonly registry: Registry
+  /** Lines received on ingest connections, answered or not yet. */
+  readonly linesReceived: Counter
+  /** Replies sent, per kind; `reply="ok"` counts the events stored. */
+  readonly replies: Readonly<Record<ReplyKind, Increment>>
+  /** Transactions that failed; their events were answered `unavailable`. */
+  readonly commitsFailed: Counter
+  /** Events per committed transaction. */
+  readonly commitEvents: Histogram
+  /** How long a commit took, from the batch leaving to its outcomes. */
+  readonly commitSeconds: Histogram
+  /** Ingest WebSocket connections open now. */
+  readonly connectionsOpen: Gauge
+  /** Ingest upgrades refused because of the connection limit. */
+  readonly connectionsRefused: Counter
+  /** From a frame's arrival to its reply being written. */
+  readonly ackSeconds: Histogram
+}
+
+/**
+ * Creates a registry with the server's metrics and Node's default ones
+ * (CPU, memory, event loop lag, GC).
+ *
+ * @example
+ * const metrics = createMetrics()
+ * metrics.replies.ok.inc()
+ * console.log(await metrics.registry.metrics())
+ */
+export function createMetrics(): Metrics {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry })
+  const registers = [registry]
+  const replies = new Counter({
+    name: 'telemetry_replies_total',
+    help: 'Replies to ingest lines, by kind; reply="ok" counts the events stored.',
+    labelNames: ['reply'] as const,
+    registers,
+  })
+  // Every kind shows from the start, at 0.
+  for (const kind of REPLY_KINDS) replies.labels(kind).inc(0)
+  return {
+    registry,
+    linesReceived: new Counter({
+      name: 'telemetry_lines_received_total',
+      help: 'Lines received on ingest connections.',
+      registers,
+    }),
+    replies: Object.fromEntries(
+      REPLY_KINDS.map((kind) => [kind, replies.labels(kind)]),
+    ) as Record<ReplyKind, Increment>,
+    commitsFailed: new Counter({
+      name: 'telemetry_commits_failed_total',
+      help: 'Store transactions that failed; their events were answered unavailable.',
+      registers,
+    }),
+    commitEvents: new Histogram({
+      name: 'telemetry_commit_events',
+      help: 'Events per committed store transaction.',
+      buckets: [1, 4, 16, 64, 256, 1024, 4096, 16384],
+      registers,
+    }),
+    commitSeconds: new Histogram({
+      name: 'telemetry_commit_duration_seconds',
+      help: 'Time from a batch leaving for the store to its outcomes.',
+      buckets: SECONDS,
+      registers,
+    }),
+    connectionsOpen: new Gauge({
+      name: 'telemetry_connections_open',
+      help: 'Ingest WebSocket connections open now.',
+      registers,
+    }),
+    connectionsRefused: new Counter({
+      name: 'telemetry_connections_refused_total',
+      help: 'Ingest upgrades refused because of --max-connections.',
+      registers,
+    }),
+    ackSeconds: new Histogram({
+      name: 'telemetry_ack_latency_seconds',
+      help: "Time from a frame's arrival to its reply being written.",
+      buckets: SECONDS,
+      registers,
+    }),
+  }
+}
