@@ -257,3 +257,47 @@ describe('backpressure under a flood', () => {
     assert.ok(peak < 300, `server peak RSS ${peak.toFixed(0)} MiB`)
   })
 })
+
+describe('logs', () => {
+  test('writes one JSON line per connection opened and closed and per error, none per event', async (t) => {
+    const server = await startServer(['--log-level', 'info'])
+    t.after(() => server.dispose())
+    const client = await IngestClient.connect(server.wsUrl)
+    const frames = Array.from(
+      { length: 300 },
+      (_, i) => `${i},0,${2 * i},logged`,
+    )
+    await client.sendAll(frames)
+    assert.match(await client.send('1,1,1,logged'), /^ERR stale/)
+    await client.close()
+    // Over the lines limit: logged as a warning, once.
+    const over = await IngestClient.connect(server.wsUrl)
+    void over.send('\n'.repeat(20_000))
+    assert.equal((await over.closed).code, 1009)
+    for (let i = 0; i < 100; i++) {
+      if (server.stderr().split('\n').filter(Boolean).length >= 6) break
+      await sleep(20)
+    }
+    const lines = server
+      .stderr()
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+    const messages = lines.map((l) => l.msg)
+    assert.deepEqual(messages, [
+      `Server listening at ${server.url}`,
+      'connection opened',
+      'connection closed',
+      'connection opened',
+      'frame over the lines-per-frame limit',
+      'connection closed',
+    ])
+    for (const line of lines.slice(1)) {
+      assert.equal(typeof line.time, 'number')
+      assert.equal(typeof line.level, 'number')
+      assert.equal(typeof line.connection, 'number')
+    }
+    assert.equal(lines[2]!.frames, 301)
+    assert.equal(lines[4]!.lines, 20_000)
+  })
+})
