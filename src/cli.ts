@@ -4,7 +4,7 @@
  * Exit codes: 0 after a clean shutdown, 1 when the server cannot start,
  * 2 for unknown flags or bad values.
  */
-import { ConfigError, loadConfig, usage } from './config.ts'
+import { ConfigError, loadConfig, redactStoreUrl, usage } from './config.ts'
 
 async function main(): Promise<number | undefined> {
   let config
@@ -31,7 +31,9 @@ async function main(): Promise<number | undefined> {
     )
     return 1
   }
-  process.stdout.write(`listening on ${server.url} (store ${config.store})\n`)
+  process.stdout.write(
+    `listening on ${server.url} (store ${redactStoreUrl(config.store)})\n`,
+  )
 
   const stop = (signal: string) => {
     server.logger.info({ signal }, 'shutting down')

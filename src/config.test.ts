@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { ConfigError, DEFAULT_CONFIG, loadConfig, usage } from './config.ts'
+import {
+  ConfigError,
+  DEFAULT_CONFIG,
+  loadConfig,
+  redactStoreUrl,
+  usage,
+} from './config.ts'
 
 describe('loadConfig', () => {
   it('should use the defaults when nothing is set', () => {
@@ -81,6 +87,14 @@ describe('loadConfig', () => {
       },
     )
     assert.equal((loadConfig(['--port', '0'], {}) as { port: number }).port, 0)
+    assert.equal(
+      (
+        loadConfig(['--store', 'postgres://u@h:5432/db'], {}) as {
+          store: string
+        }
+      ).store,
+      'postgres://u@h:5432/db',
+    )
   })
 
   it('should refuse unknown flags and bad values with a clear message', () => {
@@ -91,7 +105,7 @@ describe('loadConfig', () => {
       [['--port', '-1'], /port/],
       [
         ['--store', 'mysql://x'],
-        /store must be sqlite:PATH, not "mysql:\/\/x"/,
+        /store must be sqlite:PATH or postgres:\/\/USER@HOST:PORT\/DATABASE, not "mysql:\/\/x"/,
       ],
       [['--store', 'sqlite:'], /store sqlite: needs a path/],
       [['--log-level', 'loud'], /log-level must be one of/],
@@ -101,6 +115,7 @@ describe('loadConfig', () => {
         /max-frame-bytes must be an integer from 64/,
       ],
       [['serve'], /Unexpected argument 'serve'/],
+      [['--store', 'postgres://[oops'], /is not a valid URL/],
       [['--sync', 'sometimes'], /sync must be one of normal, full/],
       [
         ['--max-lines-per-frame', '0'],
@@ -130,5 +145,19 @@ describe('loadConfig', () => {
       usage(),
       /--store \(TELEMETRY_STORE, default sqlite:\.\/data\/telemetry\.db\)/,
     )
+  })
+})
+
+describe('redactStoreUrl', () => {
+  it('should hide a password and leave everything else', () => {
+    assert.equal(
+      redactStoreUrl('postgres://app:s3cret@db:5432/fleet?schema=x'),
+      'postgres://app:***@db:5432/fleet?schema=x',
+    )
+    assert.equal(
+      redactStoreUrl('postgres://app@db/fleet'),
+      'postgres://app@db/fleet',
+    )
+    assert.equal(redactStoreUrl('sqlite:./a:b@c.db'), 'sqlite:./a:b@c.db')
   })
 })

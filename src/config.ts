@@ -30,7 +30,7 @@ export interface Config {
   readonly host: string
   /** Port to listen on; 0 picks a free one. */
   readonly port: number
-  /** Where events are kept: `sqlite:PATH` (or `sqlite::memory:`). */
+  /** Where events are kept: `sqlite:PATH` (or `sqlite::memory:`), or `postgres://…`. */
   readonly store: string
   readonly logLevel: LogLevel
   /** When a commit counts as durable, see {@link SyncMode}. */
@@ -70,7 +70,7 @@ const SETTINGS = {
   },
   store: {
     env: 'TELEMETRY_STORE',
-    help: 'where events are kept: sqlite:PATH',
+    help: 'where events are kept: sqlite:PATH or postgres://USER@HOST:PORT/DB',
   },
   'log-level': {
     env: 'TELEMETRY_LOG_LEVEL',
@@ -148,7 +148,17 @@ export function checkStoreUrl(url: string): string {
     }
     return url
   }
-  throw new ConfigError(`store must be sqlite:PATH, not ${JSON.stringify(url)}`)
+  if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
+    try {
+      new URL(url)
+    } catch {
+      throw new ConfigError(`store ${JSON.stringify(url)} is not a valid URL`)
+    }
+    return url
+  }
+  throw new ConfigError(
+    `store must be sqlite:PATH or postgres://USER@HOST:PORT/DATABASE, not ${JSON.stringify(url)}`,
+  )
 }
 
 /**
@@ -245,4 +255,17 @@ export function loadConfig(
     ),
     keepaliveMs,
   })
+}
+
+/** A store address fit for logs: a password in it is replaced by `***`. */
+export function redactStoreUrl(url: string): string {
+  if (url.startsWith('sqlite:')) return url
+  try {
+    const parsed = new URL(url)
+    if (parsed.password === '') return url
+    parsed.password = '***'
+    return parsed.toString()
+  } catch {
+    return url
+  }
 }

@@ -3,6 +3,7 @@
  * through {@link openStore}; everything else sees the {@link Store} contract.
  */
 import type { SyncMode } from '../config.ts'
+import { createPostgresStore } from './postgres/postgres-store.ts'
 import { createSqliteStore } from './sqlite/sqlite-store.ts'
 import type { Store } from './store.ts'
 import {
@@ -15,7 +16,8 @@ import {
  *
  * SQLite (`sqlite:PATH`) runs on its own thread: better-sqlite3 is
  * synchronous, and on the server's thread every commit would stop the
- * sockets from being read and answered while it runs.
+ * sockets from being read and answered while it runs. PostgreSQL
+ * (`postgres://…`) runs on the server's thread: its driver is asynchronous.
  *
  * @example
  * const store = openStore('sqlite:./data/telemetry.db')
@@ -50,5 +52,11 @@ export function openBackend(url: string, options: BackendOptions = {}): Store {
       busyTimeoutMs: 5000,
     })
   }
+  if (isPostgresUrl(url)) return createPostgresStore({ url })
   throw new Error(`unsupported store ${url}`)
+}
+
+/** Whether a store address names a PostgreSQL database. */
+export function isPostgresUrl(url: string): boolean {
+  return url.startsWith('postgres://') || url.startsWith('postgresql://')
 }

@@ -1,0 +1,40 @@
+/**
+ * The PostgreSQL schema, as numbered migrations. Migration N is applied once,
+ * in order, and recorded in `schema_migrations`; a published migration is
+ * never edited, only followed by a new one.
+ *
+ * Every table is keyed by the robot's name first: every query names one
+ * robot, so the name can be the distribution column of a sharded PostgreSQL
+ * (Citus: `SELECT create_distributed_table('events', 'robot')` and the same
+ * for `robots`, colocated), and each robot's rows stay on one shard.
+ */
+export const POSTGRES_MIGRATIONS: readonly string[] = [
+  // 1: robots with their latest state, and events with their running odometer.
+  `
+  CREATE TABLE robots (
+    -- "C": names sort by code point, as the API promises.
+    name           text COLLATE "C" PRIMARY KEY,
+    first_ts       bigint NOT NULL,
+    last_ts        bigint NOT NULL,
+    last_x         double precision NOT NULL,
+    last_y         double precision NOT NULL,
+    -- The running odometer of the latest event, as total + carry (rules.ts).
+    odometer       double precision NOT NULL,
+    odometer_carry double precision NOT NULL,
+    event_count    bigint NOT NULL,
+    created_ms     bigint NOT NULL,
+    updated_ms     bigint NOT NULL
+  );
+  CREATE TABLE events (
+    robot text COLLATE "C" NOT NULL,
+    ts    bigint NOT NULL,
+    x     double precision NOT NULL,
+    y     double precision NOT NULL,
+    -- The running odometer at this event: an interval's distance is the
+    -- difference of two rows, whatever lies between them.
+    odo   double precision NOT NULL,
+    carry double precision NOT NULL,
+    PRIMARY KEY (robot, ts)
+  );
+  `,
+]

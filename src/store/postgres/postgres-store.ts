@@ -1,0 +1,381 @@
+/**
+ * The PostgreSQL backend, on postgres.js. Any number of server processes may
+ * share one database: nothing is decided from a process's memory.
+ *
+ * A batch is judged inside its transaction:
+ * 1. a placeholder row is inserted for every robot of the batch that has
+ *    none (`ON CONFLICT DO NOTHING`), then every robot row of the batch is
+ *    locked with `SELECT … FOR UPDATE`, in name order. Another process
+ *    judging the same robot waits here until this transaction ends, then
+ *    reads the state it committed;
+ * 2. the stored positions that the rules need (events older than a robot's
+ *    latest) are read in one query;
+ * 3. `decide()` (domain/rules.ts, the same rules as SQLite) judges each
+ *    event against the locked state;
+ * 4. the accepted events are inserted with their running odometers, and the
+ *    robots' rows updated, each in one statement from arrays (`unnest`).
+ * The primary key (robot, ts) would refuse a second copy of an event even if
+ * the rules were wrong. A deadlock or serialization failure between
+ * processes is retried.
+ */
+import postgres from 'postgres'
+import type { TelemetryEvent } from '../../domain/event.ts'
+import {
+  decide,
+  needsStoredPosition,
+  odometerBetween,
+  type Outcome,
+  type RobotState,
+  type StoredPosition,
+} from '../../domain/rules.ts'
+import type {
+  EventPage,
+  ListRobotsOptions,
+  ReadEventsOptions,
+  Robot,
+  Store,
+  TimeRange,
+} from '../store.ts'
+import { POSTGRES_MIGRATIONS } from './postgres-migrations.ts'
+
+/** Options of {@link createPostgresStore}. */
+export interface PostgresStoreOptions {
+  /**
+   * `postgres://user@host:port/database`; an optional `?schema=NAME` puts
+   * the tables in that schema (created if missing) instead of `public`.
+   */
+  readonly url: string
+  /** Connections in the pool; default 10. */
+  readonly maxConnections?: number
+  /** Attempts of a batch that lost a deadlock to another process; default 5. */
+  readonly attempts?: number
+}
+
+/**
+ * Creates a store on a PostgreSQL database.
+ *
+ * @example
+ * const store = createPostgresStore({ url: 'postgres://postgres@127.0.0.1:5432/test' })
+ * await store.init()
+ */
+export function createPostgresStore(options: PostgresStoreOptions): Store {
+  return new PostgresStore(options)
+}
+
+const MAX_SAFE = Number.MAX_SAFE_INTEGER
+/** Serializes migrations between processes that start at once. */
+const MIGRATION_LOCK = 0x7e1e_0001
+/** SQLSTATEs worth retrying: serialization_failure, deadlock_detected. */
+const RETRY_CODES = new Set(['40001', '40P01'])
+
+type Sql = postgres.Sql<Record<string, never>>
+
+/** A robot row as read for judging. */
+interface RobotRow {
+  readonly name: string
+  readonly first_ts: number
+  readonly last_ts: number
+  readonly last_x: number
+  readonly last_y: number
+  readonly odometer: number
+  readonly odometer_carry: number
+  readonly event_count: number
+  readonly created_ms: number
+  readonly updated_ms: number
+}
+
+/** The store's address without the `schema` parameter, and the schema. */
+function parseUrl(url: string): { connect: string; schema: string } {
+  const parsed = new URL(url)
+  const schema = parsed.searchParams.get('schema') ?? 'public'
+  parsed.searchParams.delete('schema')
+  return { connect: parsed.toString(), schema }
+}
+
+function stateOf(row: RobotRow): RobotState | undefined {
+  if (row.event_count === 0) return undefined // a placeholder
+  return {
+    firstTimestamp: row.first_ts,
+    lastTimestamp: row.last_ts,
+    lastX: row.last_x,
+    lastY: row.last_y,
+    odometer: row.odometer,
+    odometerCarry: row.odometer_carry,
+    eventCount: row.event_count,
+  }
+}
+
+function toRobot(row: RobotRow): Robot {
+  return {
+    name: row.name,
+    odometer: row.odometer + row.odometer_carry,
+    lastX: row.last_x,
+    lastY: row.last_y,
+    firstTimestamp: row.first_ts,
+    lastTimestamp: row.last_ts,
+    eventCount: row.event_count,
+    createdMs: row.created_ms,
+    updatedMs: row.updated_ms,
+  }
+}
+
+/** Sorts names by code point, as `COLLATE "C"` does (UTF-8 byte order). */
+function byCodePoint(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b))
+}
+
+class PostgresStore implements Store {
+  readonly url: string
+  readonly #options: PostgresStoreOptions
+  readonly #schema: string
+  readonly #sql: Sql
+
+  constructor(options: PostgresStoreOptions) {
+    this.#options = options
+    this.url = options.url
+    const { connect, schema } = parseUrl(options.url)
+    this.#schema = schema
+    this.#sql = postgres(connect, {
+      max: options.maxConnections ?? 10,
+      onnotice: () => {},
+      connection: { search_path: schema, application_name: 'fleet-telemetry' },
+      types: {
+        // Timestamps and counts are below 2^53: plain numbers.
+        int8: {
+          to: 20,
+          from: [20],
+          serialize: (x: number) => String(x),
+          parse: (x: string) => Number(x),
+        },
+      },
+    }) as unknown as Sql
+  }
+
+  async init(): Promise<void> {
+    await this.#sql.begin(async (sql) => {
+      await sql`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK})`
+      await sql`CREATE SCHEMA IF NOT EXISTS ${sql(this.#schema)}`
+      await sql`
+        CREATE TABLE IF NOT EXISTS schema_migrations (
+          version    integer PRIMARY KEY,
+          applied_at timestamptz NOT NULL DEFAULT now()
+        )`
+      const [row] = await sql<{ version: number | null }[]>`
+        SELECT max(version) AS version FROM schema_migrations`
+      const applied = row?.version ?? 0
+      if (applied > POSTGRES_MIGRATIONS.length) {
+        throw new Error(
+          `the database schema is at version ${applied}, newer than this server's ${POSTGRES_MIGRATIONS.length}`,
+        )
+      }
+      for (let v = applied; v < POSTGRES_MIGRATIONS.length; v++) {
+        await sql.unsafe(POSTGRES_MIGRATIONS[v]!)
+        await sql`INSERT INTO schema_migrations (version) VALUES (${v + 1})`
+      }
+    })
+  }
+
+  // --- writes ---
+
+  async append(events: readonly TelemetryEvent[]): Promise<Outcome[]> {
+    if (events.length === 0) return []
+    const attempts = this.#options.attempts ?? 5
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#sql.begin((sql) => this.#applyBatch(sql, events))
+      } catch (error) {
+        const code = (error as { code?: string }).code
+        if (attempt >= attempts || !RETRY_CODES.has(code ?? '')) throw error
+      }
+    }
+  }
+
+  async #applyBatch(
+    sql: postgres.TransactionSql<Record<string, never>>,
+    events: readonly TelemetryEvent[],
+  ): Promise<Outcome[]> {
+    const now = Date.now()
+    const names = [...new Set(events.map((e) => e.robot))].sort(byCodePoint)
+    await sql`
+      INSERT INTO robots (name, first_ts, last_ts, last_x, last_y, odometer,
+                          odometer_carry, event_count, created_ms, updated_ms)
+      SELECT name, 0, 0, 0, 0, 0, 0, 0, ${now}, ${now}
+      FROM unnest(${names}::text[]) AS name
+      ON CONFLICT (name) DO NOTHING`
+    const rows = await sql<RobotRow[]>`
+      SELECT name, first_ts, last_ts, last_x, last_y, odometer, odometer_carry,
+             event_count, created_ms, updated_ms
+      FROM robots WHERE name = ANY(${names}::text[])
+      ORDER BY name FOR UPDATE`
+    const locked = new Map<string, RobotRow>(rows.map((r) => [r.name, r]))
+    const states = new Map<string, RobotState | undefined>()
+    for (const row of rows) states.set(row.name, stateOf(row))
+
+    // Positions stored before this batch that the rules will ask for.
+    const wantRobots: string[] = []
+    const wantTs: number[] = []
+    for (const event of events) {
+      const state = states.get(event.robot)
+      if (state !== undefined && event.timestamp < state.lastTimestamp) {
+        wantRobots.push(event.robot)
+        wantTs.push(event.timestamp)
+      }
+    }
+    const stored = new Map<string, StoredPosition>()
+    const key = (robot: string, ts: number) => `${ts} ${robot}`
+    if (wantRobots.length > 0) {
+      const found = await sql<
+        { robot: string; ts: number; x: number; y: number }[]
+      >`
+        SELECT e.robot, e.ts, e.x, e.y
+        FROM unnest(${wantRobots}::text[], ${wantTs}::bigint[]) AS w(robot, ts)
+        JOIN events e ON e.robot = w.robot AND e.ts = w.ts`
+      for (const row of found) stored.set(key(row.robot, row.ts), row)
+    }
+
+    const outcomes: Outcome[] = new Array(events.length)
+    const add = {
+      robot: [] as string[],
+      ts: [] as number[],
+      x: [] as number[],
+      y: [] as number[],
+      odo: [] as number[],
+      carry: [] as number[],
+    }
+    for (let i = 0; i < events.length; i++) {
+      const event = events[i]!
+      const state = states.get(event.robot)
+      const decision = decide(
+        state,
+        event,
+        needsStoredPosition(state, event)
+          ? stored.get(key(event.robot, event.timestamp))
+          : undefined,
+      )
+      outcomes[i] = decision.outcome
+      if (decision.outcome !== 'ok') continue
+      const next = decision.state
+      states.set(event.robot, next)
+      // Later events of this batch may ask for this one's position.
+      stored.set(key(event.robot, event.timestamp), event)
+      add.robot.push(event.robot)
+      add.ts.push(event.timestamp)
+      add.x.push(event.x)
+      add.y.push(event.y)
+      add.odo.push(next.odometer)
+      add.carry.push(next.odometerCarry)
+    }
+    if (add.robot.length === 0) return outcomes
+
+    await sql`
+      INSERT INTO events (robot, ts, x, y, odo, carry)
+      SELECT * FROM unnest(${add.robot}::text[], ${add.ts}::bigint[],
+                           ${add.x}::float8[], ${add.y}::float8[],
+                           ${add.odo}::float8[], ${add.carry}::float8[])`
+
+    const changed = names.filter((name) => {
+      const before = locked.get(name)
+      const after = states.get(name)
+      return after !== undefined && after.eventCount !== before?.event_count
+    })
+    const col = <T>(f: (s: RobotState, name: string) => T) =>
+      changed.map((name) => f(states.get(name)!, name))
+    await sql`
+      UPDATE robots r SET
+        first_ts = u.first_ts, last_ts = u.last_ts,
+        last_x = u.last_x, last_y = u.last_y,
+        odometer = u.odometer, odometer_carry = u.odometer_carry,
+        event_count = u.event_count, updated_ms = ${now}
+      FROM unnest(${changed}::text[], ${col((s) => s.firstTimestamp)}::bigint[],
+                  ${col((s) => s.lastTimestamp)}::bigint[],
+                  ${col((s) => s.lastX)}::float8[], ${col((s) => s.lastY)}::float8[],
+                  ${col((s) => s.odometer)}::float8[],
+                  ${col((s) => s.odometerCarry)}::float8[],
+                  ${col((s) => s.eventCount)}::bigint[])
+        AS u(name, first_ts, last_ts, last_x, last_y, odometer, odometer_carry,
+             event_count)
+      WHERE r.name = u.name`
+    return outcomes
+  }
+
+  // --- reads ---
+
+  async listRobots(options: ListRobotsOptions = {}): Promise<Robot[]> {
+    const sql = this.#sql
+    const rows = await sql<RobotRow[]>`
+      SELECT * FROM robots
+      WHERE event_count > 0
+        ${options.after === undefined ? sql`` : sql`AND name > ${options.after}`}
+      ORDER BY name
+      ${options.limit === undefined ? sql`` : sql`LIMIT ${options.limit}`}`
+    return rows.map(toRobot)
+  }
+
+  async getRobot(name: string): Promise<Robot | undefined> {
+    const [row] = await this.#sql<RobotRow[]>`
+      SELECT * FROM robots WHERE name = ${name} AND event_count > 0`
+    return row === undefined ? undefined : toRobot(row)
+  }
+
+  async *readEvents(
+    name: string,
+    options: ReadEventsOptions = {},
+  ): AsyncIterable<EventPage> {
+    const pageSize = options.pageSize ?? 4096
+    let remaining = options.limit ?? Infinity
+    let from = options.start ?? 0
+    const to = options.end ?? MAX_SAFE
+    while (remaining > 0 && from <= to) {
+      // One query a page, keyed on the last timestamp: no cursor stays
+      // open across the awaits of a slow client.
+      const rows = await this.#sql`
+        SELECT ts, x, y FROM events
+        WHERE robot = ${name} AND ts >= ${from} AND ts <= ${to}
+        ORDER BY ts LIMIT ${Math.min(pageSize, remaining)}`.values()
+      const n = rows.length
+      if (n === 0) return
+      const page = {
+        ts: new Array<number>(n),
+        x: new Array<number>(n),
+        y: new Array<number>(n),
+      }
+      for (let i = 0; i < n; i++) {
+        const row = rows[i]!
+        page.ts[i] = row[0] as number
+        page.x[i] = row[1] as number
+        page.y[i] = row[2] as number
+      }
+      yield page
+      remaining -= n
+      from = page.ts[n - 1]! + 1
+    }
+  }
+
+  async odometer(name: string, range: TimeRange = {}): Promise<number> {
+    const start = range.start ?? 0
+    const end = range.end ?? MAX_SAFE
+    // Two index look-ups in one round trip: the first and the last event
+    // of the range.
+    const rows = await this.#sql<
+      { last: boolean; odo: number; carry: number }[]
+    >`
+      (SELECT false AS last, odo, carry FROM events
+       WHERE robot = ${name} AND ts >= ${start} AND ts <= ${end}
+       ORDER BY ts ASC LIMIT 1)
+      UNION ALL
+      (SELECT true AS last, odo, carry FROM events
+       WHERE robot = ${name} AND ts >= ${start} AND ts <= ${end}
+       ORDER BY ts DESC LIMIT 1)`
+    const first = rows.find((r) => !r.last)
+    const last = rows.find((r) => r.last)
+    if (first === undefined || last === undefined) return 0
+    return odometerBetween(
+      { total: first.odo, carry: first.carry },
+      { total: last.odo, carry: last.carry },
+    )
+  }
+
+  async close(): Promise<void> {
+    await this.#sql.end({ timeout: 5 })
+  }
+}
