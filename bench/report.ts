@@ -260,6 +260,19 @@ function targets(report: RunReport): TargetRow[] {
         `${pct(100 * v)} (${int(full?.load.eventsPerSecond ?? NaN)} events/s)`,
     ),
   )
+  const raw = report.storage.find((r) => r.label.startsWith('plain batched'))
+  if (raw !== undefined) {
+    rows.push(
+      check(
+        'PostgreSQL: ingest ≥ 40 % of the plain batched-INSERT ceiling',
+        empty
+          ? empty.load.eventsPerSecond / raw.result.eventsPerSecond
+          : undefined,
+        (v) => v >= 0.4,
+        (v) => `${pct(100 * v)} of ${int(raw.result.eventsPerSecond)} events/s`,
+      ),
+    )
+  }
   const paced = report.latency.find((r) => r.target === 'server')
   rows.push(
     check(

@@ -30,6 +30,7 @@ import { cpus, release, tmpdir, totalmem } from 'node:os'
 import { basename, dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import postgres from 'postgres'
 import type { LoadOptions, LoadResult } from './load.ts'
 import {
   cpuSeconds,
@@ -186,20 +187,23 @@ function parseSettings(argv: string[]): Settings | 'help' {
 // --- stores ---
 
 /**
- * The stores of a run. With `sqlite:` each store gets its own folder (so
+ * The stores of a run, one per scenario, made empty on first use and
+ * removed at the end. With `sqlite:` each store gets its own folder (so
  * every file the store creates is counted on disk): in a fresh temporary
- * folder by default, or beside the given file. Any other URL (a later
- * PostgreSQL store) is used as given by every scenario; then nothing is
- * deleted and bytes on disk are not measured.
+ * folder by default, or beside the given file. With `postgres://…` each
+ * store is its own schema `bench_<run>_<name>` in the given database, and
+ * its size on disk is that of its tables with their indexes and TOAST.
  */
 class Stores {
-  readonly external: string | undefined
+  readonly postgres: string | undefined
   readonly #base: string
   readonly #file: string
   readonly #temporary: boolean
   readonly #created = new Set<string>()
+  readonly #tag: string
 
-  constructor(url: string | undefined) {
+  constructor(url: string | undefined, tag: string) {
+    this.#tag = tag
     if (url === undefined) {
       this.#base = mkdtempSync(join(tmpdir(), 'telemetry-bench-'))
       this.#file = 'telemetry.db'
@@ -210,7 +214,7 @@ class Stores {
       this.#file = basename(path)
       this.#temporary = false
     } else {
-      this.external = url
+      this.postgres = url
       this.#base = ''
       this.#file = ''
       this.#temporary = false
@@ -221,9 +225,18 @@ class Stores {
     return join(this.#base, this.#temporary ? name : `bench-${name}`)
   }
 
-  /** The URL of store `name`, its folder created empty on first use. */
+  #schema(name: string) {
+    return `bench_${this.#tag}_${name.replace(/[^a-z0-9]/gi, '_')}`
+  }
+
+  /** The URL of store `name`, made empty on first use. */
   url(name: string): string {
-    if (this.external !== undefined) return this.external
+    if (this.postgres !== undefined) {
+      this.#created.add(name)
+      const url = new URL(this.postgres)
+      url.searchParams.set('schema', this.#schema(name))
+      return url.toString()
+    }
     const dir = this.#dir(name)
     if (!this.#created.has(name)) {
       if (existsSync(dir)) {
@@ -235,9 +248,29 @@ class Stores {
     return `sqlite:${join(dir, this.#file)}`
   }
 
-  /** Every file of store `name` and their total size, or undefined. */
-  disk(name: string): { bytes: number; files: string[] } | undefined {
-    if (this.external !== undefined || !this.#created.has(name)) return
+  /** What store `name` holds on disk and its total size, or undefined. */
+  async disk(
+    name: string,
+  ): Promise<{ bytes: number; files: string[] } | undefined> {
+    if (!this.#created.has(name)) return
+    if (this.postgres !== undefined) {
+      const sql = postgres(this.postgres, { max: 1, onnotice: () => {} })
+      try {
+        const rows = await sql<{ relname: string; bytes: string }[]>`
+          SELECT c.relname, pg_total_relation_size(c.oid)::text AS bytes
+          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = ${this.#schema(name)} AND c.relkind = 'r'
+          ORDER BY c.relname`
+        const files = rows.map(
+          (r) =>
+            `${r.relname} (${Number(r.bytes).toLocaleString('en-US')}, indexes included)`,
+        )
+        const bytes = rows.reduce((sum, r) => sum + Number(r.bytes), 0)
+        return { bytes, files }
+      } finally {
+        await sql.end()
+      }
+    }
     const dir = this.#dir(name)
     let bytes = 0
     const files: string[] = []
@@ -257,15 +290,27 @@ class Stores {
   }
 
   /** Removes every store this run created (never the given URL's own file). */
-  cleanup() {
+  async cleanup() {
+    const created = [...this.#created]
+    this.#created.clear()
+    if (this.postgres !== undefined) {
+      const sql = postgres(this.postgres, { max: 1, onnotice: () => {} })
+      try {
+        for (const name of created) {
+          await sql`DROP SCHEMA IF EXISTS ${sql(this.#schema(name))} CASCADE`
+        }
+      } finally {
+        await sql.end()
+      }
+      return
+    }
     if (this.#temporary) {
       rmSync(this.#base, { recursive: true, force: true })
     } else {
-      for (const name of this.#created) {
+      for (const name of created) {
         rmSync(this.#dir(name), { recursive: true, force: true })
       }
     }
-    this.#created.clear()
   }
 }
 
@@ -298,14 +343,12 @@ class Bench {
 
   constructor(settings: Settings) {
     this.s = settings
-    this.stores = new Stores(settings.store)
+    this.stores = new Stores(settings.store, this.runTag)
   }
 
-  /** Robot names of a scenario: unique per scenario on a shared external store. */
-  prefix(tag: string) {
-    return this.stores.external === undefined
-      ? 'robot-'
-      : `b${this.runTag}${tag}-`
+  /** Robot names of a scenario (each scenario has a store of its own). */
+  prefix(_tag: string) {
+    return 'robot-'
   }
 
   problem(text: string) {
@@ -455,7 +498,7 @@ class Bench {
     }
     if ('error' in outcome) throw outcome.error
     const { value } = outcome
-    const disk = this.stores.disk(name)
+    const disk = await this.stores.disk(name)
     if (disk !== undefined && stored !== undefined) {
       this.disk.set(name, {
         name,
@@ -534,9 +577,18 @@ class Bench {
   }
 
   async storageCeiling() {
+    await this.storageRun('in-process `append()`', 'ceiling', false)
+    // On PostgreSQL, also what the database takes without the rules.
+    if (this.stores.postgres !== undefined) {
+      await this.storageRun('plain batched INSERT (no rules)', 'raw', true)
+    }
+  }
+
+  async storageRun(label: string, store: string, raw: boolean) {
     const options: StoreLoadOptions = {
       mode: 'ceiling',
-      store: this.stores.url('ceiling'),
+      store: this.stores.url(store),
+      raw,
       robots: this.s.robots,
       robotPrefix: this.prefix('c'),
       batchSize: this.s.storageBatch,
@@ -549,13 +601,13 @@ class Bench {
       echoStderr: true,
     })
     say(
-      `  storage ceiling: ${fmt(result.eventsPerSecond)} events/s (${fmt(result.appendEventsPerSecond)} inside append), batch p99 ${result.batchLatency.p99.toFixed(1)} ms`,
+      `  ${label}: ${fmt(result.eventsPerSecond)} events/s (${fmt(result.appendEventsPerSecond)} inside append), batch p99 ${result.batchLatency.p99.toFixed(1)} ms`,
     )
     if (result.nonOk > 0) {
-      this.problem(`storage ceiling: ${result.nonOk} outcomes were not ok`)
+      this.problem(`${label}: ${result.nonOk} outcomes were not ok`)
     }
     this.storage.push({
-      label: 'in-process `append()`',
+      label,
       batchSize: this.s.storageBatch,
       robots: this.s.robots,
       result,
@@ -980,8 +1032,10 @@ async function main(): Promise<number> {
   const stop = (signalName: string) => {
     say(`bench: ${signalName}: stopping the processes it started`)
     killAll()
-    bench.stores.cleanup()
-    process.exit(130)
+    void bench.stores
+      .cleanup()
+      .catch(() => {})
+      .finally(() => process.exit(130))
   }
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)
@@ -994,7 +1048,7 @@ async function main(): Promise<number> {
     await bench.run()
   } finally {
     killAll()
-    bench.stores.cleanup()
+    await bench.stores.cleanup()
   }
 
   const args = process.argv.slice(2)

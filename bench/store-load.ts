@@ -4,7 +4,10 @@
  *
  * - `ceiling`: the storage ceiling. `append()` of batches over robots
  *   interleaved round-robin, each robot's timestamps increasing, warmed up
- *   then timed; nothing else runs in the process.
+ *   then timed; nothing else runs in the process. With `raw` (PostgreSQL
+ *   only), the same batches go into a table of the same shape as `events`
+ *   by one multi-row INSERT each, without the rules, the robots' rows or
+ *   their locks: what the database itself takes.
  * - `preload`: fills a store for the query and into-10M scenarios with big
  *   batches, either robots interleaved (the fleet store) or each robot's
  *   events in order (the long tracks), showing progress on stderr.
@@ -13,6 +16,7 @@
  */
 import { performance } from 'node:perf_hooks'
 import type { TelemetryEvent } from '../src/domain/event.ts'
+import postgres from 'postgres'
 import { openBackend } from '../src/store/open.ts'
 import {
   LIVE_STEP,
@@ -37,6 +41,8 @@ export type StoreLoadOptions =
   | {
       readonly mode: 'ceiling'
       readonly store: string
+      /** Plain batched INSERTs instead of the store (PostgreSQL only). */
+      readonly raw?: boolean
       readonly robots: number
       readonly robotPrefix: string
       readonly batchSize: number
@@ -80,11 +86,56 @@ function appendRate(events: number, latencies: number[]): number {
   return ms > 0 ? events / (ms / 1000) : 0
 }
 
+/** Something that takes batches: the store, or plain INSERTs. */
+interface Sink {
+  append(events: TelemetryEvent[]): Promise<readonly string[]>
+  close(): Promise<void>
+}
+
+/** Plain multi-row INSERTs into a table shaped like the store's `events`. */
+async function rawPostgres(url: string): Promise<Sink> {
+  const parsed = new URL(url)
+  const schema = parsed.searchParams.get('schema') ?? 'public'
+  parsed.searchParams.delete('schema')
+  const sql = postgres(parsed.toString(), {
+    max: 1,
+    onnotice: () => {},
+    connection: { search_path: schema },
+  })
+  await sql`CREATE SCHEMA IF NOT EXISTS ${sql(schema)}`
+  await sql`
+    CREATE TABLE raw_events (
+      robot text COLLATE "C" NOT NULL, ts bigint NOT NULL,
+      x double precision NOT NULL, y double precision NOT NULL,
+      odo double precision NOT NULL, carry double precision NOT NULL,
+      PRIMARY KEY (robot, ts))`
+  return {
+    async append(events) {
+      const zeros = events.map(() => 0)
+      await sql`
+        INSERT INTO raw_events (robot, ts, x, y, odo, carry)
+        SELECT * FROM unnest(${events.map((e) => e.robot)}::text[],
+                             ${events.map((e) => String(e.timestamp))}::bigint[],
+                             ${events.map((e) => e.x)}::float8[],
+                             ${events.map((e) => e.y)}::float8[],
+                             ${zeros}::float8[], ${zeros}::float8[])`
+      return events.map(() => 'ok')
+    },
+    close: () => sql.end(),
+  }
+}
+
 async function ceiling(
   options: Extract<StoreLoadOptions, { mode: 'ceiling' }>,
 ): Promise<StoreLoadResult> {
-  const store = openBackend(options.store)
-  await store.init()
+  let store: Sink
+  if (options.raw === true) {
+    store = await rawPostgres(options.store)
+  } else {
+    const backend = openBackend(options.store)
+    await backend.init()
+    store = backend
+  }
   const names = Array.from({ length: options.robots }, (_, r) =>
     robotName(options.robotPrefix, r),
   )
