@@ -36,6 +36,7 @@ import type {
   Store,
   TimeRange,
 } from '../store.ts'
+import { pagesByTimestamp } from '../paging.ts'
 import { POSTGRES_MIGRATIONS } from './postgres-migrations.ts'
 
 /** Options of {@link createPostgresStore}. */
@@ -317,23 +318,16 @@ class PostgresStore implements Store {
     return row === undefined ? undefined : toRobot(row)
   }
 
-  async *readEvents(
+  readEvents(
     name: string,
     options: ReadEventsOptions = {},
   ): AsyncIterable<EventPage> {
-    const pageSize = options.pageSize ?? 4096
-    let remaining = options.limit ?? Infinity
-    let from = options.start ?? 0
-    const to = options.end ?? MAX_SAFE
-    while (remaining > 0 && from <= to) {
-      // One query a page, keyed on the last timestamp: no cursor stays
-      // open across the awaits of a slow client.
+    return pagesByTimestamp(options, async (from, to, max) => {
       const rows = await this.#sql`
         SELECT ts, x, y FROM events
         WHERE robot = ${name} AND ts >= ${from} AND ts <= ${to}
-        ORDER BY ts LIMIT ${Math.min(pageSize, remaining)}`.values()
+        ORDER BY ts LIMIT ${max}`.values()
       const n = rows.length
-      if (n === 0) return
       const page = {
         ts: new Array<number>(n),
         x: new Array<number>(n),
@@ -345,10 +339,8 @@ class PostgresStore implements Store {
         page.x[i] = row[1] as number
         page.y[i] = row[2] as number
       }
-      yield page
-      remaining -= n
-      from = page.ts[n - 1]! + 1
-    }
+      return page
+    })
   }
 
   async odometer(name: string, range: TimeRange = {}): Promise<number> {

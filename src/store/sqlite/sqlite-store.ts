@@ -53,6 +53,7 @@ import {
 } from './sqlite-blocks.ts'
 import type { CheckpointerData } from './sqlite-checkpointer.ts'
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.ts'
+import { pagesByTimestamp } from '../paging.ts'
 
 /** Options of {@link createSqliteStore}. */
 export interface SqliteStoreOptions {
@@ -443,33 +444,16 @@ class SqliteStore implements Store {
     return robot === undefined ? undefined : toRobot(robot)
   }
 
-  async *readEvents(
+  readEvents(
     name: string,
     options: ReadEventsOptions = {},
   ): AsyncIterable<EventPage> {
-    const pageSize = options.pageSize ?? 4096
-    let remaining = options.limit ?? Infinity
-    let from = options.start ?? 0
-    const to = options.end ?? MAX_SAFE
-    while (remaining > 0 && from <= to) {
-      // Each page is read at once, so no statement stays open across the
-      // awaits of a slow client. Events are only ever added after a robot's
-      // latest, so pages that go on from the last timestamp never miss or
-      // repeat one.
+    return pagesByTimestamp(options, (from, to, max) => {
       const robot = this.#robots.get(name)
-      if (robot === undefined) return
-      const page = this.#readPage(
-        robot,
-        from,
-        to,
-        Math.min(pageSize, remaining),
-      )
-      const n = page.ts.length
-      if (n === 0) return
-      yield page
-      remaining -= n
-      from = page.ts[n - 1]! + 1
-    }
+      return robot === undefined
+        ? emptyColumns()
+        : this.#readPage(robot, from, to, max)
+    })
   }
 
   async odometer(name: string, range: TimeRange = {}): Promise<number> {
