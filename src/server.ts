@@ -3,6 +3,7 @@
  * This is the only module that chooses a store backend.
  */
 import type { AddressInfo } from 'node:net'
+import type { Duplex } from 'node:stream'
 import Fastify, {
   LogController,
   type FastifyBaseLogger,
@@ -69,6 +70,9 @@ export async function startServer(
     // Requests on open keep-alive connections are still served while the
     // server drains: the store closes only after them.
     return503OnClosing: false,
+    // Node would answer a request without Host with an empty 400; the hook
+    // below answers it with the catalog's body instead.
+    http: { requireHostHeader: false },
     frameworkErrors: (error, request, reply) => {
       const known = new TelemetryError(
         error.code === 'FST_ERR_BAD_URL' ? 'INVALID_URL' : 'BAD_REQUEST',
@@ -91,6 +95,32 @@ export async function startServer(
         ),
       )
     },
+  })
+  // RFC 9112 §3.2: an HTTP/1.1 request without Host is a bad request.
+  app.addHook('onRequest', async (request, reply) => {
+    if (
+      request.raw.httpVersion === '1.1' &&
+      request.headers.host === undefined
+    ) {
+      const error = new TelemetryError('BAD_REQUEST', {
+        message: 'an HTTP/1.1 request needs a Host header',
+      })
+      // Like any request that is not valid HTTP: answered, then closed.
+      return reply
+        .code(error.status)
+        .header('connection', 'close')
+        .send(errorBody(error))
+    }
+  })
+  // CONNECT never reaches a route: Node hands the socket over instead.
+  app.server.on('connect', (_request, socket: Duplex) => {
+    socket.end(
+      rawHttpError(
+        new TelemetryError('ROUTE_NOT_FOUND', {
+          message: 'CONNECT is not supported',
+        }),
+      ),
+    )
   })
   const metrics = createMetrics()
   registerApi(app, { store, metrics })

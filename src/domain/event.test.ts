@@ -156,5 +156,12 @@ describe('robotNameProblem', () => {
     assert.equal(robotNameProblem('.'), 'robot_name cannot be "." or ".."')
     assert.equal(robotNameProblem('..'), 'robot_name cannot be "." or ".."')
     assert.equal(robotNameProblem('...'), undefined)
+    // Unicode White_Space only: a byte order mark is a format character.
+    assert.equal(robotNameProblem('\ufeffBOM first'), undefined)
+    assert.equal(robotNameProblem('BOM last\ufeff'), undefined)
+    assert.equal(
+      robotNameProblem('a\u2029'),
+      'robot_name starts or ends with white space',
+    )
   })
 })

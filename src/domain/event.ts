@@ -29,7 +29,8 @@ export const MAX_TIMESTAMP = Number.MAX_SAFE_INTEGER
 const DECIMAL = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/
 const DIGITS = /^\d+$/
 const CONTROL = /\p{Cc}/u
-const EDGE_SPACE = /^\s|\s$/
+// Unicode White_Space, not JavaScript's \s (which also takes U+FEFF).
+const EDGE_SPACE = /^\p{White_Space}|\p{White_Space}$/u
 
 /**
  * Checks a robot name against the rules of ingest. (The HTTP API takes any
