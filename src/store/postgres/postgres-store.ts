@@ -195,12 +195,11 @@ class PostgresStore implements Store {
     sql: postgres.TransactionSql<Record<string, never>>,
     events: readonly TelemetryEvent[],
   ): Promise<Outcome[]> {
-    const now = Date.now()
     const names = [...new Set(events.map((e) => e.robot))].sort(byCodePoint)
     await sql`
       INSERT INTO robots (name, first_ts, last_ts, last_x, last_y, odometer,
                           odometer_carry, event_count, created_ms, updated_ms)
-      SELECT name, 0, 0, 0, 0, 0, 0, 0, ${now}, ${now}
+      SELECT name, 0, 0, 0, 0, 0, 0, 0, 0, 0
       FROM unnest(${names}::text[]) AS name
       ON CONFLICT (name) DO NOTHING`
     const rows = await sql<RobotRow[]>`
@@ -208,6 +207,9 @@ class PostgresStore implements Store {
              event_count, created_ms, updated_ms
       FROM robots WHERE name = ANY(${names}::text[])
       ORDER BY name FOR UPDATE`
+    // The clock is read once the rows are locked: a batch that waited for
+    // another process's must not date its changes before that one's.
+    const now = Date.now()
     const locked = new Map<string, RobotRow>(rows.map((r) => [r.name, r]))
     const states = new Map<string, RobotState | undefined>()
     for (const row of rows) states.set(row.name, stateOf(row))
@@ -286,7 +288,10 @@ class PostgresStore implements Store {
         first_ts = u.first_ts, last_ts = u.last_ts,
         last_x = u.last_x, last_y = u.last_y,
         odometer = u.odometer, odometer_carry = u.odometer_carry,
-        event_count = u.event_count, updated_ms = ${now}
+        event_count = u.event_count,
+        created_ms = CASE WHEN r.event_count = 0 THEN ${now} ELSE r.created_ms END,
+        -- Never backwards, even with another machine's clock behind ours.
+        updated_ms = GREATEST(r.updated_ms, r.created_ms, ${now})
       FROM unnest(${changed}::text[], ${col((s) => s.firstTimestamp)}::bigint[],
                   ${col((s) => s.lastTimestamp)}::bigint[],
                   ${col((s) => s.lastX)}::float8[], ${col((s) => s.lastY)}::float8[],

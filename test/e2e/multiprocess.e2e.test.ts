@@ -1,0 +1,881 @@
+/**
+ * Several server processes on one PostgreSQL schema, end to end: three
+ * processes (`--store postgres://…?schema=…`) share the traffic of many
+ * robots and connections; robots move between processes mid-stream; the
+ * same event races through two processes, and different events of one robot
+ * race through three; one process is killed (SIGKILL) mid-stream and its
+ * clients resend through the others. Every line sent and every reply is kept
+ * in a ledger (multiprocess-helpers.ts), and what every surviving process,
+ * and a process started afterwards, shows over HTTP is checked against it.
+ *
+ * The traffic comes from a seeded PRNG; the seed is printed and
+ * `MULTIPROCESS_SEED=<seed>` repeats the traffic (not its timing).
+ */
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import postgres from 'postgres'
+import {
+  TEST_POSTGRES_URL,
+  dropSchemas,
+  freshSchema,
+  postgresSkip,
+} from '../../src/store/postgres/postgres-test-db.ts'
+import {
+  MAX_TIMESTAMP,
+  getJson,
+  startServer,
+  withoutTimes,
+  type ApiEvent,
+  type ServerProcess,
+} from './helpers.ts'
+import {
+  Client,
+  Ledger,
+  Rng,
+  checkLedger,
+  checkRobotView,
+  close,
+  expectedOdometer,
+  kind,
+  mapLimit,
+  readEvents,
+  runSeed,
+  step,
+  tally,
+  type Line,
+  type Send,
+} from './multiprocess-helpers.ts'
+
+const skip = await postgresSkip()
+if (skip !== false) console.log(`# skipping multi-process tests: ${skip}`)
+const seed = runSeed()
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Starts a server process on the PostgreSQL store `url`. */
+function startOn(url: string): Promise<ServerProcess> {
+  return startServer(
+    [
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--store',
+      url,
+      '--log-level',
+      'warn',
+    ],
+    {},
+    { bare: true },
+  )
+}
+
+/** `lines` cut into frames of 1 to `max` lines, in order. */
+function chunk(rng: Rng, lines: readonly Line[], max: number): Line[][] {
+  const frames: Line[][] = []
+  for (let i = 0; i < lines.length;) {
+    const n = rng.int(1, max)
+    frames.push(lines.slice(i, i + n))
+    i += n
+  }
+  return frames
+}
+
+/** Interleaves the robots' own sequences, each kept in order. */
+function interleave(sequences: readonly (readonly Line[])[]): Line[] {
+  const out: Line[] = []
+  const longest = Math.max(...sequences.map((s) => s.length))
+  for (let i = 0; i < longest; i++) {
+    for (const s of sequences) if (i < s.length) out.push(s[i]!)
+  }
+  return out
+}
+
+/** A robot's walk: `count` lines at increasing timestamps `ts(i)`. */
+function walk(
+  ledger: Ledger,
+  rng: Rng,
+  robot: string,
+  count: number,
+  ts: (i: number) => number,
+  origin = 0,
+): Line[] {
+  let x = step(rng, origin, 100)
+  let y = step(rng, origin, 100)
+  return Array.from({ length: count }, (_, i) => {
+    x = step(rng, x)
+    y = step(rng, y)
+    return ledger.line(robot, ts(i), x, y)
+  })
+}
+
+/** Sendings of `sends` whose reply kind is not in `allowed`, described. */
+function unexpected(sends: readonly Send[], allowed: readonly string[]) {
+  return sends
+    .filter((s) => s.lost || !allowed.includes(kind(s.reply)))
+    .slice(0, 10)
+    .map(
+      (s) =>
+        `${s.line.text} via ${s.server}${s.resend ? ' (resent)' : ''}: ${s.lost ? 'lost' : s.reply}`,
+    )
+}
+
+describe(
+  `several server processes on one PostgreSQL schema (seed ${seed}; MULTIPROCESS_SEED=${seed} repeats it)`,
+  {
+    skip,
+  },
+  () => {
+    const ledger = new Ledger()
+    const servers: ServerProcess[] = []
+    const alive = new Set<number>()
+    const clients: Client[] = []
+    let schema = ''
+    let storeUrl = ''
+    /** Schemas of tests that need one of their own. */
+    const otherSchemas: string[] = []
+
+    const newClient = (name: string) => {
+      const client = new Client(name, servers)
+      clients.push(client)
+      return client
+    }
+
+    /** Stderr of every process, for the message of a failure. */
+    const logs = () =>
+      servers
+        .map((s, i) => `process ${i} stderr: ${s.stderr().slice(-2000)}`)
+        .join('\n')
+
+    /**
+     * Checks the ledger against what process `p` stores: of the robots sent
+     * in `phase`, or of all.
+     */
+    const checkAll = async (p: number, where: string, phase?: string) => {
+      const robots =
+        phase === undefined
+          ? ledger.robots
+          : [...new Set(ledger.sends(phase).map((s) => s.line.robot))]
+      const stored = new Map<string, ApiEvent[]>()
+      await mapLimit(robots, 8, async (robot) => {
+        stored.set(robot, await readEvents(servers[p]!, robot))
+      })
+      assert.deepEqual(
+        checkLedger(ledger, stored),
+        [],
+        `${where}: the ledger against process ${p}\n${logs()}`,
+      )
+      return stored
+    }
+
+    before(async () => {
+      if (skip !== false) return
+      ;({ schema, url: storeUrl } = freshSchema())
+      // All three start at once on a schema that does not exist yet.
+      servers.push(
+        ...(await Promise.all([0, 1, 2].map(() => startOn(storeUrl)))),
+      )
+      for (let i = 0; i < 3; i++) alive.add(i)
+    })
+
+    after(async () => {
+      await Promise.all(clients.map((c) => c.close()))
+      await Promise.all(servers.map((s) => s.dispose()))
+      await dropSchemas([schema, ...otherSchemas].filter((n) => n !== ''))
+    })
+
+    test(
+      'robots spread over 6 connections on 3 processes move to another process mid-stream, twice',
+      {
+        timeout: 30_000,
+      },
+      async (t) => {
+        const ROBOTS = 30
+        const CLIENTS = 6
+        const EVENTS = 40
+        const rng = Rng.derive(seed, 1)
+        assert.equal(
+          new Set(servers.map((s) => s.store)).size,
+          1,
+          'one store for all',
+        )
+        const names = Array.from({ length: ROBOTS }, (_, k) => {
+          const special: Record<number, string> = {
+            2: 'Ünit/2 ☃',
+            3: '🤖 spread 3',
+            4: '\uFF21 fullwidth 4',
+            5: 'NULL',
+            6: 'say "hi", {x} \\ 6',
+            7: 'mp%20spread?#&+ 7',
+            8: 'Mp spread 8',
+          }
+          return special[k] ?? `mp spread ${String(k).padStart(2, '0')}`
+        })
+        const sequences = names.map((robot, k) => {
+          const base = 1_700_000_000_000 + k * 10_000_000
+          let last = base
+          const ts =
+            k === 0
+              ? (i: number) => i * 3 // from timestamp 0
+              : k === 1
+                ? (i: number) => MAX_TIMESTAMP - (EVENTS - 1 - i) * 5 // up to 2^53 − 1
+                : (i: number) =>
+                    (last = i === 0 ? base : last + rng.int(1, 2000))
+          return walk(ledger, rng, robot, EVENTS, ts, k === 9 ? 1e6 : 0)
+        })
+
+        // Read-after-write during the stream: right after an OK, another
+        // process shows the event.
+        const reads: Promise<string | undefined>[] = []
+        const readRng = Rng.derive(seed, 11)
+        let replyFrames = 0
+        const onReply = (sends: readonly Send[]) => {
+          const last = sends.at(-1)
+          if (++replyFrames % 5 !== 0 || last?.reply !== 'OK') return
+          const other = (last.server + readRng.int(1, 2)) % 3
+          const { robot, ts, x, y } = last.line
+          reads.push(
+            readEvents(
+              servers[other]!,
+              robot,
+              `?start_time=${ts}&end_time=${ts}`,
+            )
+              .then((events) => {
+                try {
+                  assert.deepEqual(events, [{ robot, x, y, timestamp: ts }])
+                  return undefined
+                } catch {
+                  return `${last.line.text} OK via ${last.server}, process ${other} read ${JSON.stringify(events)}`
+                }
+              })
+              .catch((error: unknown) => `${last.line.text}: ${String(error)}`),
+          )
+        }
+
+        // Robot k goes to client k % CLIENTS; the frames are cut before any
+        // connection opens, so that the seed repeats them.
+        const plans = Array.from({ length: CLIENTS }, (_, c) => ({
+          frames: chunk(
+            rng,
+            interleave(sequences.filter((_, k) => k % CLIENTS === c)),
+            6,
+          ),
+          window: rng.int(4, 12),
+        }))
+        const runs = plans.map(async ({ frames, window }, c) => {
+          const client = newClient(`spread client ${c}`)
+          client.phase = 'spread'
+          client.onReply = onReply
+          await client.open(c % 3)
+          const third = Math.floor(frames.length / 3)
+          await client.run(frames, {
+            window,
+            hopAt: new Set([third, 2 * third]),
+            // Odd clients cut the connection with frames in flight and resend them.
+            abrupt: c % 2 === 1,
+            nextServer: (current) => (current + 1) % 3,
+          })
+          await client.close()
+          return client
+        })
+        const done = await Promise.all(runs)
+        const problems = (await Promise.all(reads)).filter(
+          (p) => p !== undefined,
+        )
+
+        for (const client of done) {
+          assert.deepEqual(client.problems, [], client.name)
+          assert.deepEqual(
+            client.extraReplies,
+            [],
+            `${client.name}: extra replies`,
+          )
+          assert.equal(
+            client.connections,
+            3,
+            `${client.name}: three connections`,
+          )
+        }
+        const sends = ledger.sends('spread')
+        assert.deepEqual(
+          unexpected(
+            sends.filter((s) => !s.resend && !s.lost),
+            ['OK'],
+          ),
+          [],
+          `every robot sends in order over one connection at a time: OK\n${logs()}`,
+        )
+        assert.deepEqual(
+          unexpected(
+            sends.filter((s) => s.resend),
+            ['OK', 'DUP'],
+          ),
+          [],
+          'a resend after a cut connection: OK or DUP',
+        )
+        for (const robot of names) {
+          const via = new Set(
+            sends.filter((s) => s.line.robot === robot).map((s) => s.server),
+          )
+          assert.equal(via.size, 3, `${robot} went through all three processes`)
+        }
+        assert.deepEqual(
+          problems,
+          [],
+          'reads right after an OK, on another process',
+        )
+        assert.ok(reads.length > 0)
+        await checkAll(1, 'after the spread', 'spread')
+        t.diagnostic(
+          `${ROBOTS} robots, ${CLIENTS} connections, ${EVENTS * ROBOTS} events in ${done.reduce((n, c) => n + c.connections, 0)} connections; ` +
+            `${done.reduce((n, c) => n + c.resentFrames, 0)} frames resent after a cut; replies ${JSON.stringify(tally(sends))}; ${reads.length} reads after OK on another process`,
+        )
+      },
+    )
+
+    test(
+      'the same event sent through two processes at once is OK once and DUP once',
+      {
+        timeout: 30_000,
+      },
+      async (t) => {
+        const LOCKSTEP_ROBOTS = 6
+        const LOCKSTEP_EVENTS = 30
+        const PIPELINED_ROBOTS = 3
+        const PIPELINED_EVENTS = 60
+        const rng = Rng.derive(seed, 2)
+        const twins = await Promise.all(
+          Array.from({ length: 6 }, async (_, c) => {
+            const client = newClient(`twin client ${c}`)
+            client.phase = 'twin'
+            await client.open(c % 3)
+            return client
+          }),
+        )
+        const pairs = (k: number) =>
+          [twins[k % 6]!, twins[(k + 1) % 6]!] as const
+
+        // Lockstep: each event goes to both processes at the same moment, and
+        // the next waits for both replies.
+        const lockstep = Array.from(
+          { length: LOCKSTEP_ROBOTS },
+          async (_, k) => {
+            const lines = walk(
+              ledger,
+              rng,
+              `mp twin lockstep ${k}`,
+              LOCKSTEP_EVENTS,
+              (i) => 1_700_000_000_000 + i * 1000,
+            )
+            const [a, b] = pairs(k)
+            for (const line of lines) {
+              await Promise.all([a.request([line]), b.request([line])])
+            }
+          },
+        )
+        // Pipelined: both sides stream the same frames without waiting.
+        const pipelined = Array.from({ length: PIPELINED_ROBOTS }, (_, k) => {
+          const lines = walk(
+            ledger,
+            rng,
+            `mp twin pipelined ${k}`,
+            PIPELINED_EVENTS,
+            (i) => 1_700_000_000_000 + i * 1000,
+          )
+          const frames = chunk(rng, lines, 3)
+          return pairs(k + 2).map((client) =>
+            client.run(frames, { window: 16, nextServer: () => -1 }),
+          )
+        })
+        await Promise.all([...lockstep, ...pipelined.flat()])
+        for (const client of twins) {
+          assert.deepEqual(client.problems, [], client.name)
+          assert.deepEqual(
+            client.extraReplies,
+            [],
+            `${client.name}: extra replies`,
+          )
+        }
+
+        const lines = ledger.lines.filter((l) => l.sends[0]?.phase === 'twin')
+        assert.equal(
+          lines.length,
+          LOCKSTEP_ROBOTS * LOCKSTEP_EVENTS +
+            PIPELINED_ROBOTS * PIPELINED_EVENTS,
+        )
+        const wrong = lines
+          .filter((l) => {
+            const replies = l.sends.map((s) => s.reply).sort()
+            const via = new Set(l.sends.map((s) => s.server))
+            return (
+              replies.length !== 2 ||
+              replies[0] !== 'DUP' ||
+              replies[1] !== 'OK' ||
+              via.size !== 2
+            )
+          })
+          .slice(0, 10)
+          .map(
+            (l) =>
+              `${l.text}: ${l.sends.map((s) => `${s.reply} via ${s.server}`).join(', ')}`,
+          )
+        assert.deepEqual(wrong, [], `exactly one OK and one DUP\n${logs()}`)
+        // Who won: the race is real when both processes of a pair win some.
+        const wins: Record<string, number> = {}
+        for (const l of lines) {
+          const ok = l.sends.find((s) => s.reply === 'OK')!
+          const other = l.sends.find((s) => s !== ok)!
+          const key = `${ok.server} over ${other.server}`
+          wins[key] = (wins[key] ?? 0) + 1
+        }
+        await checkAll(2, 'after the twins', 'twin')
+        t.diagnostic(
+          `${lines.length} events each sent through two processes at once: OK won by ${JSON.stringify(wins)}`,
+        )
+      },
+    )
+
+    test(
+      'events of one robot racing through three processes are judged in one order',
+      {
+        timeout: 30_000,
+      },
+      async (t) => {
+        const ROBOTS = 6
+        const EVENTS = 40
+        const rng = Rng.derive(seed, 3)
+        const racers = await Promise.all(
+          [0, 1, 2].map(async (p) => {
+            const client = newClient(`racer ${p}`)
+            client.phase = 'race'
+            await client.open(p)
+            return client
+          }),
+        )
+        // Racer r sends robot k's event i at base + 10 i + r + 1, except every
+        // fourth i, where all three send at base + 10 i, each at its own place.
+        const frames = racers.map((_, r) => {
+          const walks = Array.from({ length: ROBOTS }, (_, k) =>
+            walk(
+              ledger,
+              rng,
+              `mp race ${k}`,
+              EVENTS,
+              (i) => 1_700_000_000_000 + i * 10 + (i % 4 === 0 ? 0 : r + 1),
+              r * 1000,
+            ),
+          )
+          return Array.from({ length: EVENTS }, (_, i) =>
+            walks.map((w) => w[i]!),
+          )
+        })
+        await Promise.all(
+          racers.map((client, r) =>
+            client.run(frames[r]!, { window: 4, nextServer: () => -1 }),
+          ),
+        )
+        for (const client of racers) {
+          assert.deepEqual(client.problems, [], client.name)
+          assert.deepEqual(
+            client.extraReplies,
+            [],
+            `${client.name}: extra replies`,
+          )
+        }
+        const sends = ledger.sends('race')
+        assert.deepEqual(
+          unexpected(sends, ['OK', 'stale', 'conflict']),
+          [],
+          'a racing event is OK, stale or conflict',
+        )
+        // Of the events all three send at one timestamp, at most one is stored.
+        const stored = await checkAll(0, 'after the race', 'race')
+        for (let k = 0; k < ROBOTS; k++) {
+          const robot = `mp race ${k}`
+          const events = stored.get(robot)!
+          const summary = withoutTimes(
+            (
+              await getJson(
+                servers[k % 3]!,
+                `/api/robots/${encodeURIComponent(robot)}`,
+              )
+            ).body,
+          )
+          assert.equal(
+            summary.event_count,
+            events.length,
+            `${robot}: event_count`,
+          )
+          assert.equal(
+            summary.event_count,
+            sends.filter((s) => s.line.robot === robot && s.reply === 'OK')
+              .length,
+            `${robot}: event_count is the number of OK`,
+          )
+        }
+        t.diagnostic(
+          `${ROBOTS} robots × ${EVENTS} events × 3 racers, one per process: ${JSON.stringify(tally(sends))}`,
+        )
+      },
+    )
+
+    test(
+      'right after an OK from one process, the other processes show the event',
+      {
+        timeout: 30_000,
+      },
+      async (t) => {
+        const EVENTS = 30
+        const rng = Rng.derive(seed, 4)
+        const robot = 'mp read your writes'
+        const writers = await Promise.all(
+          [0, 1, 2].map(async (p) => {
+            const client = newClient(`writer ${p}`)
+            client.phase = 'read'
+            await client.open(p)
+            return client
+          }),
+        )
+        const lines = walk(ledger, rng, robot, EVENTS, (i) => 5000 + i * 7)
+        const path = `/api/robots/${encodeURIComponent(robot)}`
+        let odometer = 0
+        for (let i = 0; i < EVENTS; i++) {
+          const line = lines[i]!
+          const p = i % 3
+          const [sent] = await writers[p]!.request([line])
+          assert.equal(sent!.reply, 'OK', `${line.text} via ${p}`)
+          if (i > 0) {
+            const prev = lines[i - 1]!
+            odometer += Math.hypot(line.x - prev.x, line.y - prev.y)
+          }
+          for (const q of [(p + 1) % 3, (p + 2) % 3]) {
+            const [summary, events, odo] = await Promise.all([
+              getJson(servers[q]!, path),
+              readEvents(
+                servers[q]!,
+                robot,
+                `?start_time=${line.ts}&end_time=${line.ts}`,
+              ),
+              getJson(servers[q]!, `${path}/odometer`),
+            ])
+            const where = `event ${i} OK via ${p}, read on ${q}`
+            const { odometer: summaryOdometer, ...rest } = withoutTimes(
+              summary.body,
+            )
+            assert.ok(
+              close(summaryOdometer, odometer),
+              `${where}: summary odometer ${String(summaryOdometer)} ≠ ${odometer}`,
+            )
+            assert.deepEqual(
+              rest,
+              {
+                name: robot,
+                last_x: line.x,
+                last_y: line.y,
+                first_timestamp: lines[0]!.ts,
+                last_timestamp: line.ts,
+                event_count: i + 1,
+              },
+              where,
+            )
+            assert.deepEqual(
+              events,
+              [{ robot, x: line.x, y: line.y, timestamp: line.ts }],
+              where,
+            )
+            const got = (odo.body as { odometer: number }).odometer
+            assert.ok(
+              close(got, odometer),
+              `${where}: odometer ${got} ≠ ${odometer}`,
+            )
+          }
+        }
+        t.diagnostic(`${EVENTS} events, each read on the two other processes`)
+      },
+    )
+
+    test(
+      'SIGKILL of one process mid-stream: its clients resend through the others and get OK or DUP',
+      {
+        timeout: 30_000,
+      },
+      async (t) => {
+        const ROBOTS = 24
+        const CLIENTS = 6
+        const EVENTS = 50
+        const VICTIM = 2
+        const rng = Rng.derive(seed, 5)
+        const sequences = Array.from({ length: ROBOTS }, (_, k) => {
+          let ts = 1_800_000_000_000 + k
+          return walk(
+            ledger,
+            rng,
+            `mp kill ${String(k).padStart(2, '0')}`,
+            EVENTS,
+            () => (ts += rng.int(1, 500)),
+          )
+        })
+        const clientsHere = await Promise.all(
+          Array.from({ length: CLIENTS }, async (_, c) => {
+            const client = newClient(`kill client ${c}`)
+            client.phase = 'kill'
+            await client.open(c % 3)
+            return client
+          }),
+        )
+        const plans = clientsHere.map((_, c) =>
+          chunk(
+            rng,
+            interleave(sequences.filter((_, k) => k % CLIENTS === c)),
+            6,
+          ),
+        )
+        const victims = clientsHere.filter((c) => c.server === VICTIM)
+        const victimFrames = plans
+          .filter((_, c) => c % 3 === VICTIM)
+          .reduce((n, f) => n + f.length, 0)
+        const killAfter = Math.floor(victimFrames * (0.3 + rng.next() * 0.2))
+        // At once, or a few milliseconds later: the batch in flight is then
+        // sometimes committed and its replies lost (the resends are DUP).
+        const killDelayMs = rng.int(0, 4)
+        let victimReplies = 0
+        let inFlightAtKill = -1
+        const kill = () => {
+          inFlightAtKill = victims.reduce((n, v) => n + v.inFlight, 0)
+          alive.delete(VICTIM)
+          servers[VICTIM]!.kill('SIGKILL')
+        }
+        for (const client of victims) {
+          client.onReply = (sends) => {
+            if (sends[0]!.server !== VICTIM || ++victimReplies !== killAfter)
+              return
+            if (killDelayMs === 0) kill()
+            else setTimeout(kill, killDelayMs)
+          }
+        }
+        await Promise.all(
+          clientsHere.map((client, c) =>
+            client.run(plans[c]!, {
+              window: 8,
+              // Only the victim's clients may lose their connection.
+              allowLoss: client.server === VICTIM,
+              nextServer: () => [...alive][c % alive.size]!,
+            }),
+          ),
+        )
+        assert.deepEqual(
+          await servers[VICTIM]!.exited,
+          { code: null, signal: 'SIGKILL' },
+          'the victim was killed',
+        )
+        for (const client of clientsHere) {
+          assert.deepEqual(client.problems, [], client.name)
+          assert.deepEqual(
+            client.extraReplies,
+            [],
+            `${client.name}: extra replies`,
+          )
+        }
+        const sends = ledger.sends('kill')
+        assert.deepEqual(
+          unexpected(
+            sends.filter((s) => !s.resend && !s.lost),
+            ['OK'],
+          ),
+          [],
+          `every answered first sending is OK\n${logs()}`,
+        )
+        const resent = sends.filter((s) => s.resend)
+        assert.deepEqual(
+          unexpected(resent, ['OK', 'DUP']),
+          [],
+          `a resend after the kill is OK or DUP, never stale or conflict\n${logs()}`,
+        )
+        assert.ok(inFlightAtKill > 0, 'frames were in flight at the kill')
+        assert.ok(resent.length > 0, 'lines were resent')
+        for (const client of victims) {
+          assert.notEqual(client.server, VICTIM, `${client.name} moved`)
+          assert.ok(client.connections >= 2)
+        }
+        await checkAll(0, 'after the kill', 'kill')
+        t.diagnostic(
+          `${ROBOTS} robots, ${CLIENTS} connections, ${ROBOTS * EVENTS} events; SIGKILL of process ${VICTIM} ${killDelayMs} ms after ${killAfter} of its ${victimFrames} frames were answered, ${inFlightAtKill} in flight; ` +
+            `${victims.reduce((n, c) => n + c.resentFrames, 0)} frames (${resent.length} lines) resent: ${JSON.stringify(tally(resent))}`,
+        )
+      },
+    )
+
+    test(
+      'every surviving process, and one started afterwards, shows exactly what was acknowledged',
+      {
+        timeout: 40_000,
+      },
+      async (t) => {
+        servers.push(await startOn(storeUrl))
+        alive.add(servers.length - 1)
+        const readers = [...alive]
+        assert.equal(readers.length, 3)
+
+        const stored = await checkAll(readers.at(-1)!, 'at the end')
+        const robots = ledger.robots
+        const lists = await Promise.all(
+          readers.map(async (p) => {
+            const response = await getJson(servers[p]!, '/api/robots')
+            assert.equal(response.status, 200)
+            return response.body as Record<string, unknown>[]
+          }),
+        )
+        // Same robots, same objects (times included: they are stored) everywhere.
+        for (let i = 1; i < lists.length; i++) {
+          assert.deepEqual(
+            lists[i],
+            lists[0],
+            `GET /api/robots on ${readers[i]} and ${readers[0]}`,
+          )
+        }
+        assert.deepEqual(
+          lists[0]!.map((r) => r.name),
+          robots,
+          'every robot, in code point order',
+        )
+        for (const item of lists[0]!) {
+          const events = stored.get(item.name as string)!
+          const { odometer, ...rest } = withoutTimes(item)
+          assert.deepEqual(rest, {
+            name: item.name,
+            last_x: events.at(-1)!.x,
+            last_y: events.at(-1)!.y,
+            first_timestamp: events[0]!.timestamp,
+            last_timestamp: events.at(-1)!.timestamp,
+            event_count: events.length,
+          })
+          assert.ok(
+            close(odometer, expectedOdometer(events)),
+            `${String(item.name)}: odometer in the list`,
+          )
+        }
+
+        const problems: string[] = []
+        // The processes answer at once, each on its own intervals.
+        const views = await Promise.all(
+          readers.map((p) => {
+            const where = `process ${p}`
+            const rng = Rng.derive(seed, 60 + p)
+            return mapLimit(robots, 6, async (robot) => {
+              const events = await readEvents(servers[p]!, robot)
+              const expected = stored.get(robot)!
+              try {
+                assert.deepEqual(events, expected)
+              } catch {
+                return [`${where}: events of ${robot} differ`]
+              }
+              return checkRobotView(servers[p]!, robot, expected, rng, where)
+            })
+          }),
+        )
+        problems.push(...views.flat(2))
+        assert.deepEqual(problems.slice(0, 20), [], 'what each process shows')
+
+        const events = [...stored.values()].reduce((n, e) => n + e.length, 0)
+        const sends = ledger.sends()
+        for (const p of readers) {
+          assert.equal(
+            await servers[p]!.stop(),
+            0,
+            `process ${p} stops cleanly`,
+          )
+        }
+        t.diagnostic(
+          `${robots.length} robots, ${events} events stored; ${ledger.lines.length} distinct lines, ${sends.length} sendings: ${JSON.stringify(tally(sends))}; checked on processes ${readers.join(', ')}`,
+        )
+      },
+    )
+
+    test(
+      'a robot created by one process while another one waits for a lock: created_time ≤ updated_time, and updated_time is when its latest event was committed',
+      {
+        timeout: 20_000,
+      },
+      async (t) => {
+        // Deterministic: the test holds, in its own transaction, the row
+        // that a slow batch of a third process would hold (the new row of
+        // robot "A hold", not yet committed).
+        const { schema: own, url } = freshSchema()
+        otherSchemas.push(own)
+        const pair = await Promise.all([startOn(url), startOn(url)])
+        t.after(() => Promise.all(pair.map((s) => s.dispose())))
+        const local = new Ledger()
+        const [a, b] = await Promise.all(
+          pair.map(async (_, p) => {
+            const client = new Client(`created client ${p}`, pair)
+            clients.push(client)
+            client.phase = 'created'
+            await client.open(p)
+            return client
+          }),
+        )
+        const sql = postgres(TEST_POSTGRES_URL, { max: 1, onnotice: () => {} })
+        t.after(() => sql.end({ timeout: 5 }))
+        const held = await sql.reserve()
+        let okAt: number
+        let waiting: Promise<readonly Send[]>
+        try {
+          await held`BEGIN`
+          await held`
+            INSERT INTO ${held(own)}.robots (name, first_ts, last_ts, last_x,
+              last_y, odometer, odometer_carry, event_count, created_ms,
+              updated_ms)
+            VALUES ('A hold', 0, 0, 0, 0, 0, 0, 0, 0, 0)`
+          // Process 1: the first event of "A hold" and one of "Robot R"; its
+          // batch waits for the row of "A hold".
+          waiting = b!.request([
+            local.line('A hold', 5, 0, 0),
+            local.line('Robot R', 2, 2, 2),
+          ])
+          const deadline = Date.now() + 5000
+          for (;;) {
+            const [row] = await held<{ n: number }[]>`
+              SELECT count(*)::int AS n FROM pg_stat_activity
+              WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))`
+            if (row!.n > 0) break
+            assert.ok(Date.now() < deadline, 'process 1 waits for the lock')
+            await sleep(5)
+          }
+          await sleep(5)
+          // Meanwhile process 0 creates "Robot R" with an older event.
+          const [first] = await a!.request([local.line('Robot R', 1, 1, 1)])
+          assert.equal(first!.reply, 'OK')
+          okAt = Date.now()
+        } finally {
+          await held`ROLLBACK`
+          held.release()
+        }
+        // Process 1's batch goes on: "Robot R" now exists; its event is newer.
+        assert.deepEqual(
+          (await waiting).map((s) => s.reply),
+          ['OK', 'OK'],
+        )
+        for (const [p, server] of pair.entries()) {
+          const body = (await getJson(server, '/api/robots/Robot%20R'))
+            .body as Record<string, unknown>
+          const where = `process ${p}: ${JSON.stringify(body)}; the latest event was committed after ${new Date(okAt).toISOString()}`
+          assert.deepEqual(
+            {
+              first_timestamp: body.first_timestamp,
+              last_timestamp: body.last_timestamp,
+              event_count: body.event_count,
+            },
+            { first_timestamp: 1, last_timestamp: 2, event_count: 2 },
+            where,
+          )
+          const created = Date.parse(body.created_time as string)
+          const updated = Date.parse(body.updated_time as string)
+          assert.ok(created <= updated, `created_time ≤ updated_time: ${where}`)
+          assert.ok(
+            updated >= okAt,
+            `updated_time is when the latest event was committed: ${where}`,
+          )
+        }
+      },
+    )
+  },
+)
