@@ -37,4 +37,8 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
     PRIMARY KEY (robot, ts)
   );
   `,
+  // 2: every batch updates its robots' rows. Half-empty pages let an update
+  // stay on its page (HOT: the name, the only indexed column, never
+  // changes), so updates write no index entries and leave less to vacuum.
+  `ALTER TABLE robots SET (fillfactor = 50);`,
 ]

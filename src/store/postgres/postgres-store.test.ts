@@ -3,6 +3,7 @@ import { after, describe, it } from 'node:test'
 import postgres from 'postgres'
 import type { TelemetryEvent } from '../../domain/event.ts'
 import { storeTests } from '../store-tests.ts'
+import { POSTGRES_MIGRATIONS } from './postgres-migrations.ts'
 import { createPostgresStore } from './postgres-store.ts'
 import {
   dropSchemas,
@@ -42,27 +43,28 @@ describe('postgres store', { skip }, () => {
   it('should migrate once when several stores start on a new schema at once', async () => {
     const url = freshUrl()
     const stores = Array.from({ length: 4 }, () => createPostgresStore({ url }))
-    await Promise.all(stores.map((s) => s.init()))
     const sql = postgres(TEST_POSTGRES_URL, { max: 1, onnotice: () => {} })
     try {
+      await Promise.all(stores.map((s) => s.init()))
       const schema = new URL(url).searchParams.get('schema')!
       const rows = await sql`
         SELECT version FROM ${sql(schema)}.schema_migrations ORDER BY version`
       assert.deepEqual(
         rows.map((r) => r.version),
-        [1],
+        POSTGRES_MIGRATIONS.map((_, i) => i + 1),
       )
     } finally {
       await sql.end()
+      await Promise.all(stores.map((s) => s.close()))
     }
-    await Promise.all(stores.map((s) => s.close()))
   })
 
-  it('should store an event once and judge the rest exactly when stores race for the same robots', async () => {
+  it('should store an event once and judge the rest exactly when stores race for the same robots', async (t) => {
     const url = freshUrl()
     const stores = Array.from({ length: 3 }, () =>
       createPostgresStore({ url, maxConnections: 3 }),
     )
+    t.after(() => Promise.all(stores.map((s) => s.close())))
     await Promise.all(stores.map((s) => s.init()))
     // Every store sends the same 200 events of 10 robots at once, in
     // batches of 20: each event must be `ok` exactly once across stores,
@@ -88,7 +90,6 @@ describe('postgres store', { skip }, () => {
       assert.equal(robot?.eventCount, 20)
       assert.equal(robot?.lastTimestamp, 19)
     }
-    await Promise.all(stores.map((s) => s.close()))
   })
 
   it('should refuse to start on a schema newer than it knows', async () => {

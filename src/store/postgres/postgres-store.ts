@@ -3,9 +3,9 @@
  * share one database: nothing is decided from a process's memory.
  *
  * A batch is judged inside its transaction:
- * 1. a placeholder row is inserted for every robot of the batch that has
- *    none (`ON CONFLICT DO NOTHING`), then every robot row of the batch is
- *    locked with `SELECT … FOR UPDATE`, in name order. Another process
+ * 1. every robot row of the batch is locked with `SELECT … FOR UPDATE`, in
+ *    name order; robots without a row get a placeholder row
+ *    (`ON CONFLICT DO NOTHING`), locked the same way. Another process
  *    judging the same robot waits here until this transaction ends, then
  *    reads the state it committed;
  * 2. the stored positions that the rules need (events older than a robot's
@@ -13,7 +13,8 @@
  * 3. `decide()` (domain/rules.ts, the same rules as SQLite) judges each
  *    event against the locked state;
  * 4. the accepted events are inserted with their running odometers, and the
- *    robots' rows updated, each in one statement from arrays (`unnest`).
+ *    robots' rows updated, each in one statement from arrays (`unnest`),
+ *    both sent at once.
  * The primary key (robot, ts) would refuse a second copy of an event even if
  * the rules were wrong. A deadlock or serialization failure between
  * processes is retried.
@@ -196,17 +197,24 @@ class PostgresStore implements Store {
     events: readonly TelemetryEvent[],
   ): Promise<Outcome[]> {
     const names = [...new Set(events.map((e) => e.robot))].sort(byCodePoint)
-    await sql`
-      INSERT INTO robots (name, first_ts, last_ts, last_x, last_y, odometer,
-                          odometer_carry, event_count, created_ms, updated_ms)
-      SELECT name, 0, 0, 0, 0, 0, 0, 0, 0, 0
-      FROM unnest(${names}::text[]) AS name
-      ON CONFLICT (name) DO NOTHING`
-    const rows = await sql<RobotRow[]>`
+    const lock = (list: readonly string[]) => sql<RobotRow[]>`
       SELECT name, first_ts, last_ts, last_x, last_y, odometer, odometer_carry,
              event_count, created_ms, updated_ms
-      FROM robots WHERE name = ANY(${names}::text[])
+      FROM robots WHERE name = ANY(${list as string[]}::text[])
       ORDER BY name FOR UPDATE`
+    let rows: RobotRow[] = [...(await lock(names))]
+    if (rows.length < names.length) {
+      // Robots seen for the first time get a placeholder row to lock.
+      const known = new Set(rows.map((r) => r.name))
+      const missing = names.filter((name) => !known.has(name))
+      await sql`
+        INSERT INTO robots (name, first_ts, last_ts, last_x, last_y, odometer,
+                            odometer_carry, event_count, created_ms, updated_ms)
+        SELECT name, 0, 0, 0, 0, 0, 0, 0, 0, 0
+        FROM unnest(${missing}::text[]) AS name
+        ON CONFLICT (name) DO NOTHING`
+      rows = rows.concat(await lock(missing))
+    }
     // The clock is read once the rows are locked: a batch that waited for
     // another process's must not date its changes before that one's.
     const now = Date.now()
@@ -270,7 +278,8 @@ class PostgresStore implements Store {
     }
     if (add.robot.length === 0) return outcomes
 
-    await sql`
+    // The two writes are independent: sent together, one round trip.
+    const inserted = sql`
       INSERT INTO events (robot, ts, x, y, odo, carry)
       SELECT * FROM unnest(${add.robot}::text[], ${add.ts}::bigint[],
                            ${add.x}::float8[], ${add.y}::float8[],
@@ -283,7 +292,7 @@ class PostgresStore implements Store {
     })
     const col = <T>(f: (s: RobotState, name: string) => T) =>
       changed.map((name) => f(states.get(name)!, name))
-    await sql`
+    const updated = sql`
       UPDATE robots r SET
         first_ts = u.first_ts, last_ts = u.last_ts,
         last_x = u.last_x, last_y = u.last_y,
@@ -301,6 +310,7 @@ class PostgresStore implements Store {
         AS u(name, first_ts, last_ts, last_x, last_y, odometer, odometer_carry,
              event_count)
       WHERE r.name = u.name`
+    await Promise.all([inserted, updated])
     return outcomes
   }
 
