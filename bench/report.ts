@@ -618,7 +618,9 @@ export function renderReport(report: RunReport): string {
   if (report.disk.length > 0) {
     out.push('## Bytes on disk\n')
     out.push(
-      "Every file in the store's folder (the database, `-wal`, `-shm` and any other), after the server closed cleanly, over the events the store holds.\n",
+      report.store.startsWith('postgres')
+        ? "`pg_total_relation_size` of every table of the store's schema (heap, indexes, TOAST), after the server closed cleanly, over the events the store holds.\n"
+        : "Every file in the store's folder (the database, `-wal`, `-shm` and any other), after the server closed cleanly, over the events the store holds.\n",
     )
     out.push(
       table(
