@@ -92,6 +92,8 @@ export interface ServerProcess {
 export interface StartOptions {
   /** SQLite file to use instead of a fresh one, e.g. to restart on a store. */
   readonly storePath?: string
+  /** A whole store address instead, e.g. `postgres://…?schema=…`. */
+  readonly store?: string
   /** Pass only `extraArgs`, none of the default flags (`--port 0 --store … --log-level warn`). */
   readonly bare?: boolean
 }
@@ -161,7 +163,8 @@ export async function runCli(
 
 /**
  * Starts the server: `node dist/src/cli.js --port 0 --store sqlite:<fresh
- * temp dir>/t.db --log-level warn ...extraArgs`, and resolves once it has
+ * temp dir>/t.db --log-level warn ...extraArgs` (or the store of
+ * `options`), and resolves once it has
  * printed its listening line. Rejects (with its stderr) when it exits first.
  */
 export async function startServer(
@@ -179,7 +182,7 @@ export async function startServer(
       '--port',
       '0',
       '--store',
-      `sqlite:${storePath}`,
+      options.store ?? `sqlite:${storePath}`,
       '--log-level',
       'warn',
       ...extraArgs,

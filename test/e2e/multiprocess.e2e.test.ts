@@ -53,20 +53,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** Starts a server process on the PostgreSQL store `url`. */
 function startOn(url: string): Promise<ServerProcess> {
-  return startServer(
-    [
-      '--host',
-      '127.0.0.1',
-      '--port',
-      '0',
-      '--store',
-      url,
-      '--log-level',
-      'warn',
-    ],
-    {},
-    { bare: true },
-  )
+  return startServer([], {}, { store: url })
 }
 
 /** `lines` cut into frames of 1 to `max` lines, in order. */

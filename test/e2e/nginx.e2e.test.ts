@@ -423,20 +423,9 @@ describe(
         ...(await Promise.all(
           Array.from({ length: PROCESSES }, () =>
             startServer(
-              [
-                '--host',
-                '127.0.0.1',
-                '--port',
-                '0',
-                '--store',
-                url,
-                '--log-level',
-                'warn',
-                '--keepalive-ms',
-                String(KEEPALIVE_MS),
-              ],
+              ['--keepalive-ms', String(KEEPALIVE_MS)],
               {},
-              { bare: true },
+              { store: url },
             ),
           ),
         )),
