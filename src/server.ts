@@ -59,7 +59,12 @@ export async function startServer(
     // Only a crash ends the thread early; every call fails from then on.
     onExit: (error) => logger.fatal({ err: error }, 'store thread stopped'),
   })
-  await store.init()
+  try {
+    await store.init()
+  } catch (error) {
+    await store.close().catch(() => {})
+    throw error
+  }
 
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,

@@ -60,6 +60,23 @@ describe('command line', () => {
     })
   })
 
+  test('exits 1 with a message when the store cannot be opened', async () => {
+    // A folder is not a database file; runCli kills a process that has not
+    // exited by itself within its timeout.
+    const folder = makeTempDir()
+    try {
+      const run = await runCli(['--port', '0', '--store', `sqlite:${folder}`])
+      assert.deepEqual(
+        { code: run.code, signal: run.signal },
+        { code: 1, signal: null },
+      )
+      assert.match(run.stderr, /cannot start: unable to open database file/)
+      assert.doesNotMatch(run.stdout, /listening/)
+    } finally {
+      removeTempDir(folder)
+    }
+  })
+
   test('exits 2 for a bad value in an environment variable', async () => {
     const cases: Record<string, string>[] = [
       { TELEMETRY_PORT: 'abc' },

@@ -197,7 +197,15 @@ class ThreadedStore implements Store {
     worker.once('exit', (code) => {
       this.#fail(new Error(`the store thread exited with code ${code}`))
     })
-    await this.#call({ op: 'init', id: this.#id() })
+    try {
+      await this.#call({ op: 'init', id: this.#id() })
+    } catch (error) {
+      // A store that cannot open is of no use: end its thread, which would
+      // otherwise keep the process alive.
+      this.#closing = worker.terminate().then(() => undefined)
+      await this.#closing
+      throw error
+    }
   }
 
   async append(events: readonly TelemetryEvent[]): Promise<Outcome[]> {
