@@ -76,6 +76,8 @@ export const SCENARIOS = [
 ] as const
 type Scenario = (typeof SCENARIOS)[number]
 
+/** Every scenario has a store of its own, so every scenario's robots share one prefix. */
+const ROBOT_PREFIX = 'robot-'
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const script = (path: string) => fileURLToPath(new URL(path, import.meta.url))
 const CLI = script('../src/cli.js')
@@ -346,11 +348,6 @@ class Bench {
     this.stores = new Stores(settings.store, this.runTag)
   }
 
-  /** Robot names of a scenario (each scenario has a store of its own). */
-  prefix(_tag: string) {
-    return 'robot-'
-  }
-
   problem(text: string) {
     // One line each, of a readable length: stderr tails can be long.
     const line = text.replace(/\s+/g, ' ').trim()
@@ -590,7 +587,7 @@ class Bench {
       store: this.stores.url(store),
       raw,
       robots: this.s.robots,
-      robotPrefix: this.prefix('c'),
+      robotPrefix: ROBOT_PREFIX,
       batchSize: this.s.storageBatch,
       warmupMs: this.s.warmupMs,
       durationMs: this.s.durationMs,
@@ -618,7 +615,6 @@ class Bench {
     name: string,
     label: string,
     linesPerFrame: number,
-    tag: string,
     serverArgs: readonly string[] = [],
   ): Promise<IngestRow> {
     const preloaded = this.preloaded.get(name) ?? 0
@@ -631,7 +627,7 @@ class Bench {
           server,
           this.loadOptions(server.wsUrl, {
             linesPerFrame,
-            robotPrefix: this.prefix(tag),
+            robotPrefix: ROBOT_PREFIX,
           }),
           what,
         ),
@@ -658,7 +654,7 @@ class Bench {
     )?.load.eventsPerSecond
     if (max === undefined) {
       say('  no empty-store ingest in this run: measuring the maximum first')
-      const row = await this.ingestRun('latency-max', 'empty store', 1, 'm')
+      const row = await this.ingestRun('latency-max', 'empty store', 1)
       max = row.load.eventsPerSecond
     }
     const rate = Math.max(1, Math.round(max / 2))
@@ -676,7 +672,7 @@ class Bench {
           server,
           this.loadOptions(server.wsUrl, {
             rate,
-            robotPrefix: this.prefix('l'),
+            robotPrefix: ROBOT_PREFIX,
           }),
           what,
         ),
@@ -702,7 +698,7 @@ class Bench {
     return [...sizes]
       .sort((a, b) => a - b)
       .map((events, index) => ({
-        name: `${this.prefix('t')}track-${events}`,
+        name: `${ROBOT_PREFIX}track-${events}`,
         index,
         events,
       }))
@@ -711,7 +707,7 @@ class Bench {
   fleetRobots(): PreloadRobot[] {
     const per = Math.ceil(this.s.fleetEvents / this.s.robots)
     return Array.from({ length: this.s.robots }, (_, r) => ({
-      name: robotName(this.prefix('f'), r),
+      name: robotName(ROBOT_PREFIX, r),
       index: r,
       events: per,
     }))
@@ -898,7 +894,7 @@ class Bench {
     await step('bare-ws', () => this.bareWs())
     await step('store', () => this.storageCeiling())
     await step('ingest', async () => {
-      this.ingest.push(await this.ingestRun('ingest', 'empty store', 1, 'e'))
+      this.ingest.push(await this.ingestRun('ingest', 'empty store', 1))
     })
     await step('ingest-batch', async () => {
       this.ingest.push(
@@ -906,7 +902,6 @@ class Bench {
           'ingest-batch',
           'empty store',
           this.s.linesPerFrame,
-          'b',
         ),
       )
     })
@@ -917,19 +912,15 @@ class Bench {
           'fleet',
           `store holding ${fmt(this.preloaded.get('fleet')!)} events`,
           1,
-          'f',
         ),
       )
     })
     await step('ingest-sync-full', async () => {
       this.ingest.push(
-        await this.ingestRun(
-          'sync-full',
-          'empty store, `--sync full`',
-          1,
-          's',
-          ['--sync', 'full'],
-        ),
+        await this.ingestRun('sync-full', 'empty store, `--sync full`', 1, [
+          '--sync',
+          'full',
+        ]),
       )
     })
     await step('latency', () => this.latencyRun())
