@@ -19,7 +19,7 @@ import {
   dropSchemas,
   freshSchema,
   postgresSkip,
-} from '../../src/store/postgres/postgres-test-db.ts'
+} from '../support/postgres.ts'
 import {
   MAX_TIMESTAMP,
   getJson,

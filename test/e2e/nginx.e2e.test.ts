@@ -34,7 +34,7 @@ import {
   dropSchemas,
   freshSchema,
   postgresSkip,
-} from '../../src/store/postgres/postgres-test-db.ts'
+} from '../support/postgres.ts'
 import {
   IngestClient,
   assertErrorBody,

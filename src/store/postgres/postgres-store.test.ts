@@ -10,7 +10,7 @@ import {
   freshSchema,
   postgresSkip,
   TEST_POSTGRES_URL,
-} from './postgres-test-db.ts'
+} from '../../../test/support/postgres.ts'
 
 const skip = await postgresSkip()
 if (skip !== false) console.log(`# skipping PostgreSQL tests: ${skip}`)
