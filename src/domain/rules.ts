@@ -48,6 +48,34 @@ export function addStep(
 }
 
 /**
+ * The running total at event `index` of a run of one robot's consecutive
+ * events, given the running total at the run's first event: its steps added
+ * one by one, exactly as {@link decide} added them when they were stored.
+ */
+export function runningTotalAlong(
+  first: RunningTotal,
+  x: readonly number[],
+  y: readonly number[],
+  index: number,
+): RunningTotal {
+  let total = first.total
+  let carry = first.carry
+  for (let i = 1; i <= index; i++) {
+    ;({ total, carry } = addStep(
+      total,
+      carry,
+      distance(x[i - 1]!, y[i - 1]!, x[i]!, y[i]!),
+    ))
+  }
+  return { total, carry }
+}
+
+/** The distance a robot travelled over its whole life. */
+export function lifetimeOdometer(state: RobotState): number {
+  return state.odometer + state.odometerCarry
+}
+
+/**
  * The odometer over an interval: the running total at its last event minus
  * the running total at its first event (both inside the interval).
  */

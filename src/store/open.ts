@@ -1,15 +1,20 @@
 /**
- * Which backend a `--store` address names. The server opens stores only
- * through {@link openStore}; everything else sees the {@link Store} contract.
+ * Which backend a `--store` address names: the one place that chooses.
+ * The server opens its store only through {@link openStore}; everything
+ * else sees the {@link Store} contract.
  */
-import type { SyncMode } from '../config.ts'
 import { createPostgresStore } from './postgres/postgres-store.ts'
 import { createSqliteStore } from './sqlite/sqlite-store.ts'
-import type { Store } from './store.ts'
-import {
-  createThreadedStore,
-  type ThreadedStoreOptions,
-} from './thread/threaded-store.ts'
+import { parseStoreAddress, type Store, type SyncMode } from './store.ts'
+import { createThreadedStore } from './thread/threaded-store.ts'
+
+/** Options of {@link openStore} and {@link openBackend}. */
+export interface OpenStoreOptions {
+  /** When a commit counts as durable; default `normal` (SQLite only). */
+  readonly sync?: SyncMode
+  /** Told when the SQLite store thread stops without being closed (it crashed). */
+  readonly onExit?: (error: Error) => void
+}
 
 /**
  * The store the server uses for an address.
@@ -23,40 +28,36 @@ import {
  * const store = openStore('sqlite:./data/telemetry.db')
  * await store.init()
  */
-export function openStore(
-  url: string,
-  options: ThreadedStoreOptions & BackendOptions = {},
-): Store {
-  if (url.startsWith('sqlite:')) return createThreadedStore(url, options)
-  return openBackend(url, options)
-}
-
-/** Options of {@link openBackend}. */
-export interface BackendOptions {
-  /** When a commit counts as durable; default `normal`. */
-  readonly sync?: SyncMode
-}
-
-/**
- * The store for an address, on the calling thread: what the store thread
- * runs, and what tools that load data in bulk use.
- */
-export function openBackend(url: string, options: BackendOptions = {}): Store {
-  if (url.startsWith('sqlite:')) {
-    return createSqliteStore({
-      path: url.slice('sqlite:'.length),
+export function openStore(url: string, options: OpenStoreOptions = {}): Store {
+  const address = parseStoreAddress(url)
+  if (address.backend === 'postgres') return createPostgresStore({ url })
+  return createThreadedStore(
+    {
+      path: address.path,
       url,
       sync: options.sync,
       // On its own thread a wait for a lock blocks no socket, so a commit
       // may wait out a checkpoint instead of failing.
       busyTimeoutMs: 5000,
-    })
-  }
-  if (isPostgresUrl(url)) return createPostgresStore({ url })
-  throw new Error(`unsupported store ${url}`)
+    },
+    { onExit: options.onExit },
+  )
 }
 
-/** Whether a store address names a PostgreSQL database. */
-export function isPostgresUrl(url: string): boolean {
-  return url.startsWith('postgres://') || url.startsWith('postgresql://')
+/**
+ * The store for an address on the calling thread, for tools that load data
+ * in bulk without a server (the benchmark's storage ceiling).
+ */
+export function openBackend(
+  url: string,
+  options: OpenStoreOptions = {},
+): Store {
+  const address = parseStoreAddress(url)
+  if (address.backend === 'postgres') return createPostgresStore({ url })
+  return createSqliteStore({
+    path: address.path,
+    url,
+    sync: options.sync,
+    busyTimeoutMs: 5000,
+  })
 }

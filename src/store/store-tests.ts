@@ -1,14 +1,35 @@
 /**
  * The store conformance suite: every backend's test file calls
- * {@link storeTests}, so every backend is held to the same behaviour.
+ * {@link storeTests}, so every backend is held to the same behaviour,
+ * including a random model-based test of the rules across restarts.
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import type { TelemetryEvent } from '../domain/event.ts'
+import {
+  addStep,
+  distance,
+  odometerBetween,
+  type RunningTotal,
+} from '../domain/rules.ts'
 import type { EventPage, Store } from './store.ts'
 
 /** Makes a fresh, empty, not yet initialised store for one test group. */
 export type StoreFactory = () => Store | Promise<Store>
+
+/** What a backend can do beyond the contract, for the tests that need it. */
+export interface StoreTestOptions {
+  /**
+   * A new store on the same data as `store`, as a restarted server opens
+   * it; absent when the data does not outlive the store (`:memory:`).
+   */
+  readonly reopen?: (store: Store) => Store
+  /**
+   * Leaves `store` as a killed process would, without its clean close;
+   * default: `close()`.
+   */
+  readonly crash?: (store: Store) => Promise<void>
+}
 
 const ev = (
   robot: string,
@@ -44,7 +65,12 @@ async function collect(pages: AsyncIterable<EventPage>) {
  * @example
  * storeTests('sqlite :memory:', () => createSqliteStore({ path: ':memory:' }))
  */
-export function storeTests(name: string, makeStore: StoreFactory) {
+export function storeTests(
+  name: string,
+  makeStore: StoreFactory,
+  options: StoreTestOptions = {},
+) {
+  modelTests(name, makeStore, options)
   describe(`store conformance: ${name}`, () => {
     let store: Store
     before(async () => {
@@ -247,4 +273,198 @@ export function storeTests(name: string, makeStore: StoreFactory) {
       assert.equal(await store.odometer('ghost', { start: 0, end: 10 }), 0)
     })
   })
+}
+
+// --- a model-based test ---
+
+/** A tiny deterministic random generator (mulberry32). */
+function random(seed: number) {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0
+    let t = seed
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+/** What the store should hold, computed the plainest way. */
+class Model {
+  readonly events = new Map<string, TelemetryEvent[]>()
+  apply(event: TelemetryEvent): string {
+    const list = this.events.get(event.robot) ?? []
+    this.events.set(event.robot, list)
+    const last = list[list.length - 1]
+    if (last === undefined || event.timestamp > last.timestamp) {
+      list.push(event)
+      return 'ok'
+    }
+    const same = list.find((e) => e.timestamp === event.timestamp)
+    if (same === undefined) return 'stale'
+    return same.x === event.x && same.y === event.y ? 'dup' : 'conflict'
+  }
+  /**
+   * The odometer as defined: the difference of the whole-life running
+   * totals at the interval's first and last events (bit for bit what the
+   * store must answer), checked against a plain sum of the interval's steps.
+   */
+  odometer(robot: string, start: number, end: number): number {
+    const events = this.events.get(robot) ?? []
+    const totals: RunningTotal[] = [{ total: 0, carry: 0 }]
+    for (let i = 1; i < events.length; i++) {
+      const a = events[i - 1]!
+      const b = events[i]!
+      const t = totals[i - 1]!
+      totals.push(addStep(t.total, t.carry, distance(a.x, a.y, b.x, b.y)))
+    }
+    const inRange = events
+      .map((e, i) => [e, i] as const)
+      .filter(([e]) => e.timestamp >= start && e.timestamp <= end)
+    if (inRange.length < 2) return 0
+    const first = inRange[0]![1]
+    const last = inRange[inRange.length - 1]![1]
+    const result = odometerBetween(totals[first]!, totals[last]!)
+    let plain = 0
+    for (let i = first + 1; i <= last; i++) {
+      const a = events[i - 1]!
+      const b = events[i]!
+      plain += distance(a.x, a.y, b.x, b.y)
+    }
+    assert.ok(
+      Math.abs(result - plain) <= plain * 1e-12,
+      `${result} vs ${plain}`,
+    )
+    return result
+  }
+}
+
+async function readAll(
+  store: Store,
+  robot: string,
+  start?: number,
+  end?: number,
+) {
+  const out: TelemetryEvent[] = []
+  for await (const page of store.readEvents(robot, {
+    start,
+    end,
+    pageSize: 5,
+  })) {
+    page.ts.forEach((timestamp, i) =>
+      out.push({ robot, timestamp, x: page.x[i]!, y: page.y[i]! }),
+    )
+  }
+  return out
+}
+
+/**
+ * Random batches of new, repeated and older events of a few robots, judged
+ * by the store and by {@link Model}; every ninth round the store restarts
+ * (alternately a clean close and a crash, where the backend can). Then
+ * every robot's events, summary and odometers over random intervals.
+ */
+function modelTests(
+  name: string,
+  makeStore: StoreFactory,
+  options: StoreTestOptions,
+) {
+  const { reopen, crash = (store: Store) => store.close() } = options
+  describe(`store against a model: ${name}`, () => {
+    for (const seed of [1, 2, 3]) {
+      it(`should agree with the model on random traffic${reopen ? ' and restarts' : ''} (seed ${seed})`, async () => {
+        const next = random(seed)
+        const model = new Model()
+        const robots = ['a', 'b', 'c', 'd', 'e']
+        const clock = new Map(robots.map((r) => [r, 0]))
+        let store = await makeStore()
+        await store.init()
+        try {
+          for (let round = 0; round < 40; round++) {
+            const batch: TelemetryEvent[] = []
+            for (let i = 0, n = 1 + Math.floor(next() * 12); i < n; i++) {
+              const robot = robots[Math.floor(next() * robots.length)]!
+              const roll = next()
+              const latest = clock.get(robot)!
+              // Mostly newer events, some repeats and some older ones.
+              const timestamp =
+                roll < 0.7
+                  ? latest + 1 + Math.floor(next() * 3)
+                  : Math.max(0, latest - Math.floor(next() * 6))
+              if (timestamp > latest) clock.set(robot, timestamp)
+              const x = Math.floor(next() * 4)
+              const y = roll < 0.85 ? timestamp % 3 : Math.floor(next() * 4)
+              batch.push({ robot, timestamp, x, y })
+            }
+            const expected = batch.map((e) => model.apply(e))
+            assert.deepStrictEqual(
+              await store.append(batch),
+              expected,
+              `round ${round}`,
+            )
+            if (reopen !== undefined && round % 9 === 8) {
+              const old = store
+              if (round % 2 === 0) await old.close()
+              else await crash(old)
+              store = reopen(old)
+              await store.init()
+            }
+          }
+          for (const robot of robots) {
+            await checkRobot(store, model, robot, next)
+          }
+        } finally {
+          await store.close()
+        }
+      })
+    }
+  })
+}
+
+async function checkRobot(
+  store: Store,
+  model: Model,
+  robot: string,
+  next: () => number,
+) {
+  const events = model.events.get(robot) ?? []
+  assert.deepStrictEqual(await readAll(store, robot), events, robot)
+  const summary = await store.getRobot(robot)
+  if (events.length === 0) {
+    assert.equal(summary, undefined)
+    return
+  }
+  const latest = events[events.length - 1]!
+  assert.deepStrictEqual(
+    {
+      count: summary?.eventCount,
+      first: summary?.firstTimestamp,
+      last: summary?.lastTimestamp,
+      x: summary?.lastX,
+      y: summary?.lastY,
+      odometer: summary?.odometer,
+    },
+    {
+      count: events.length,
+      first: events[0]!.timestamp,
+      last: latest.timestamp,
+      x: latest.x,
+      y: latest.y,
+      odometer: model.odometer(robot, 0, Number.MAX_SAFE_INTEGER),
+    },
+  )
+  for (let k = 0; k < 30; k++) {
+    const a = Math.floor(next() * (latest.timestamp + 3))
+    const b = Math.floor(next() * (latest.timestamp + 3))
+    const [start, end] = a <= b ? [a, b] : [b, a]
+    assert.equal(
+      await store.odometer(robot, { start, end }),
+      model.odometer(robot, start, end),
+      `${robot} odometer [${start}, ${end}]`,
+    )
+    assert.deepStrictEqual(
+      await readAll(store, robot, start, end),
+      events.filter((e) => e.timestamp >= start && e.timestamp <= end),
+      `${robot} events [${start}, ${end}]`,
+    )
+  }
 }

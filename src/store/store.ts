@@ -1,15 +1,24 @@
 /**
  * The storage contract. Other modules import this file, never a backend;
- * only `server.ts` chooses one.
+ * only `open.ts`, which `server.ts` calls, chooses one.
  *
  * Which backend to choose:
  * - SQLite (`sqlite:PATH`, the default): one server process, no setup. The
  *   process is the only writer, so it keeps the robots' state in memory.
- * - PostgreSQL (`postgres://…`, a later issue): several server processes on
- *   one database; every rule is decided inside the database transaction.
+ * - PostgreSQL (`postgres://…`): several server processes on one database;
+ *   every rule is decided inside the database transaction.
+ *
+ * This file also holds what every backend shares: the address syntax, the
+ * durability setting, and how a robot's state is shown.
  */
 import type { TelemetryEvent } from '../domain/event.ts'
-import type { Outcome } from '../domain/rules.ts'
+import {
+  lifetimeOdometer,
+  type Outcome,
+  type RobotState,
+} from '../domain/rules.ts'
+
+// --- the contract ---
 
 /** A robot as the API shows it. */
 export interface Robot {
@@ -92,4 +101,86 @@ export interface Store {
   odometer(name: string, range?: TimeRange): Promise<number>
   /** Finishes pending work and releases the store; idempotent. */
   close(): Promise<void>
+}
+
+/** A robot's stored state and times, as the API shows them. */
+export function robotView(
+  name: string,
+  state: RobotState,
+  createdMs: number,
+  updatedMs: number,
+): Robot {
+  return {
+    name,
+    odometer: lifetimeOdometer(state),
+    lastX: state.lastX,
+    lastY: state.lastY,
+    firstTimestamp: state.firstTimestamp,
+    lastTimestamp: state.lastTimestamp,
+    eventCount: state.eventCount,
+    createdMs,
+    updatedMs,
+  }
+}
+
+// --- what every backend shares ---
+
+/**
+ * When a commit counts as durable: `normal` once it is in the operating
+ * system (survives a crash or kill of the server), `full` once it is on the
+ * disk (also survives a power loss). PostgreSQL follows its own
+ * `synchronous_commit` instead.
+ */
+export const SYNC_MODES = ['normal', 'full'] as const
+export type SyncMode = (typeof SYNC_MODES)[number]
+
+/** A `--store` address, by backend. */
+export type StoreAddress =
+  | { readonly backend: 'sqlite'; readonly url: string; readonly path: string }
+  | { readonly backend: 'postgres'; readonly url: string }
+
+/** An address that names no store this server can open. */
+export class StoreAddressError extends Error {
+  override readonly name = 'StoreAddressError'
+}
+
+/**
+ * Reads a store address: `sqlite:PATH` (`sqlite::memory:` for a private
+ * in-memory database) or `postgres://USER@HOST:PORT/DB[?schema=NAME]`
+ * (`postgresql://` too). Throws {@link StoreAddressError} for anything else.
+ *
+ * @example
+ * parseStoreAddress('sqlite:./data/telemetry.db')
+ * // { backend: 'sqlite', url: 'sqlite:./data/telemetry.db', path: './data/telemetry.db' }
+ */
+export function parseStoreAddress(url: string): StoreAddress {
+  if (url.startsWith('sqlite:')) {
+    const path = url.slice('sqlite:'.length)
+    if (path === '') {
+      throw new StoreAddressError(
+        'store sqlite: needs a path, e.g. sqlite:./data/telemetry.db',
+      )
+    }
+    return { backend: 'sqlite', url, path }
+  }
+  if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
+    if (!URL.canParse(url)) {
+      throw new StoreAddressError(
+        `store ${JSON.stringify(url)} is not a valid URL`,
+      )
+    }
+    return { backend: 'postgres', url }
+  }
+  throw new StoreAddressError(
+    `store must be sqlite:PATH or postgres://USER@HOST:PORT/DATABASE, not ${JSON.stringify(url)}`,
+  )
+}
+
+/** A store address fit for logs: a password in it is replaced by `***`. */
+export function redactStoreUrl(url: string): string {
+  if (url.startsWith('sqlite:') || !URL.canParse(url)) return url
+  const parsed = new URL(url)
+  if (parsed.password === '') return url
+  parsed.password = '***'
+  return parsed.toString()
 }

@@ -24,7 +24,10 @@ function freshUrl(): string {
 }
 
 if (skip === false) {
-  storeTests('postgres', () => createPostgresStore({ url: freshUrl() }))
+  storeTests('postgres', () => createPostgresStore({ url: freshUrl() }), {
+    // Another process on the same schema, as a restarted server is.
+    reopen: (store) => createPostgresStore({ url: store.url }),
+  })
 }
 
 const ev = (

@@ -10,7 +10,7 @@
  *    reads the state it committed;
  * 2. the stored positions that the rules need (events older than a robot's
  *    latest) are read in one query;
- * 3. `decide()` (domain/rules.ts, the same rules as SQLite) judges each
+ * 3. `judgeBatch()` (domain/batch.ts, the same as SQLite's) judges each
  *    event against the locked state;
  * 4. the accepted events are inserted with their running odometers, and the
  *    robots' rows updated, each in one statement from arrays (`unnest`),
@@ -21,21 +21,21 @@
  */
 import postgres from 'postgres'
 import type { TelemetryEvent } from '../../domain/event.ts'
+import { judgeBatch, storedPositionsNeeded } from '../../domain/batch.ts'
 import {
-  decide,
-  needsStoredPosition,
   odometerBetween,
   type Outcome,
   type RobotState,
   type StoredPosition,
 } from '../../domain/rules.ts'
-import type {
-  EventPage,
-  ListRobotsOptions,
-  ReadEventsOptions,
-  Robot,
-  Store,
-  TimeRange,
+import {
+  robotView,
+  type EventPage,
+  type ListRobotsOptions,
+  type ReadEventsOptions,
+  type Robot,
+  type Store,
+  type TimeRange,
 } from '../store.ts'
 import { pagesByTimestamp } from '../paging.ts'
 import { POSTGRES_MIGRATIONS } from './postgres-migrations.ts'
@@ -108,17 +108,7 @@ function stateOf(row: RobotRow): RobotState | undefined {
 }
 
 function toRobot(row: RobotRow): Robot {
-  return {
-    name: row.name,
-    odometer: row.odometer + row.odometer_carry,
-    lastX: row.last_x,
-    lastY: row.last_y,
-    firstTimestamp: row.first_ts,
-    lastTimestamp: row.last_ts,
-    eventCount: row.event_count,
-    createdMs: row.created_ms,
-    updatedMs: row.updated_ms,
-  }
+  return robotView(row.name, stateOf(row)!, row.created_ms, row.updated_ms)
 }
 
 /** Sorts names by code point, as `COLLATE "C"` does (UTF-8 byte order). */
@@ -218,33 +208,32 @@ class PostgresStore implements Store {
     // The clock is read once the rows are locked: a batch that waited for
     // another process's must not date its changes before that one's.
     const now = Date.now()
-    const locked = new Map<string, RobotRow>(rows.map((r) => [r.name, r]))
     const states = new Map<string, RobotState | undefined>()
     for (const row of rows) states.set(row.name, stateOf(row))
+    const stateAt = (name: string) => states.get(name)
 
-    // Positions stored before this batch that the rules will ask for.
-    const wantRobots: string[] = []
-    const wantTs: number[] = []
-    for (const event of events) {
-      const state = states.get(event.robot)
-      if (state !== undefined && event.timestamp < state.lastTimestamp) {
-        wantRobots.push(event.robot)
-        wantTs.push(event.timestamp)
-      }
-    }
+    // The positions stored before this batch that the rules will ask for,
+    // in one query.
+    const wanted = storedPositionsNeeded(events, stateAt)
     const stored = new Map<string, StoredPosition>()
     const key = (robot: string, ts: number) => `${ts} ${robot}`
-    if (wantRobots.length > 0) {
+    if (wanted.robots.length > 0) {
       const found = await sql<
         { robot: string; ts: number; x: number; y: number }[]
       >`
         SELECT e.robot, e.ts, e.x, e.y
-        FROM unnest(${wantRobots}::text[], ${wantTs}::bigint[]) AS w(robot, ts)
+        FROM unnest(${wanted.robots}::text[], ${wanted.timestamps}::bigint[])
+          AS w(robot, ts)
         JOIN events e ON e.robot = w.robot AND e.ts = w.ts`
       for (const row of found) stored.set(key(row.robot, row.ts), row)
     }
 
-    const outcomes: Outcome[] = new Array(events.length)
+    const { outcomes, changes } = judgeBatch(events, {
+      stateOf: stateAt,
+      storedAt: (robot, ts) => stored.get(key(robot, ts)),
+    })
+    if (changes.size === 0) return outcomes
+
     const add = {
       robot: [] as string[],
       ts: [] as number[],
@@ -253,31 +242,16 @@ class PostgresStore implements Store {
       odo: [] as number[],
       carry: [] as number[],
     }
-    for (let i = 0; i < events.length; i++) {
-      const event = events[i]!
-      const state = states.get(event.robot)
-      const decision = decide(
-        state,
-        event,
-        needsStoredPosition(state, event)
-          ? stored.get(key(event.robot, event.timestamp))
-          : undefined,
-      )
-      outcomes[i] = decision.outcome
-      if (decision.outcome !== 'ok') continue
-      const next = decision.state
-      states.set(event.robot, next)
-      // Later events of this batch may ask for this one's position.
-      stored.set(key(event.robot, event.timestamp), event)
-      add.robot.push(event.robot)
-      add.ts.push(event.timestamp)
-      add.x.push(event.x)
-      add.y.push(event.y)
-      add.odo.push(next.odometer)
-      add.carry.push(next.odometerCarry)
+    for (const change of changes.values()) {
+      for (const { event, state } of change.events) {
+        add.robot.push(event.robot)
+        add.ts.push(event.timestamp)
+        add.x.push(event.x)
+        add.y.push(event.y)
+        add.odo.push(state.odometer)
+        add.carry.push(state.odometerCarry)
+      }
     }
-    if (add.robot.length === 0) return outcomes
-
     // The two writes are independent: sent together, one round trip.
     const inserted = sql`
       INSERT INTO events (robot, ts, x, y, odo, carry)
@@ -285,13 +259,8 @@ class PostgresStore implements Store {
                            ${add.x}::float8[], ${add.y}::float8[],
                            ${add.odo}::float8[], ${add.carry}::float8[])`
 
-    const changed = names.filter((name) => {
-      const before = locked.get(name)
-      const after = states.get(name)
-      return after !== undefined && after.eventCount !== before?.event_count
-    })
-    const col = <T>(f: (s: RobotState, name: string) => T) =>
-      changed.map((name) => f(states.get(name)!, name))
+    const changed = [...changes.values()]
+    const col = <T>(f: (s: RobotState) => T) => changed.map((c) => f(c.after))
     const updated = sql`
       UPDATE robots r SET
         first_ts = u.first_ts, last_ts = u.last_ts,
@@ -301,7 +270,8 @@ class PostgresStore implements Store {
         created_ms = CASE WHEN r.event_count = 0 THEN ${now} ELSE r.created_ms END,
         -- Never backwards, even with another machine's clock behind ours.
         updated_ms = GREATEST(r.updated_ms, r.created_ms, ${now})
-      FROM unnest(${changed}::text[], ${col((s) => s.firstTimestamp)}::bigint[],
+      FROM unnest(${changed.map((c) => c.robot)}::text[],
+                  ${col((s) => s.firstTimestamp)}::bigint[],
                   ${col((s) => s.lastTimestamp)}::bigint[],
                   ${col((s) => s.lastX)}::float8[], ${col((s) => s.lastY)}::float8[],
                   ${col((s) => s.odometer)}::float8[],

@@ -1,6 +1,7 @@
 /**
  * The checkpointer: a worker thread with its own connection that copies the
- * write-ahead log into the database every few hundred milliseconds.
+ * write-ahead log into the database every few hundred milliseconds
+ * (sqlite-checkpoint.ts has one round).
  *
  * SQLite checkpoints on the committing connection by default, so one commit
  * in a thousand pages would also copy them and wait for the disk (fsync):
@@ -8,9 +9,9 @@
  * another connection never blocks the writer (https://www.sqlite.org/wal.html,
  * "Checkpointing"), and its fsync runs on this thread.
  */
-import { statSync } from 'node:fs'
 import { parentPort, workerData } from 'node:worker_threads'
 import Database from 'better-sqlite3'
+import { checkpointRound } from './sqlite-checkpoint.ts'
 
 /** What the store passes to the worker. */
 export interface CheckpointerData {
@@ -21,22 +22,12 @@ export interface CheckpointerData {
 }
 
 const { path, intervalMs, restartBytes } = workerData as CheckpointerData
-// Shorter than the writer's 250 ms: a RESTART checkpoint holds the writer
-// back while it waits, and gives up before the writer would.
+// Shorter than the writer's busy timeout: a RESTART checkpoint holds the
+// writer back while it waits, and gives up before the writer would.
 const db = new Database(path, { timeout: 100 })
 const timer = setInterval(() => {
   try {
-    db.pragma('wal_checkpoint(PASSIVE)')
-    // A passive checkpoint never catches up with a writer that commits
-    // every few milliseconds, and the log only starts over once one has:
-    // past a size, a RESTART checkpoint briefly holds the writer back to
-    // copy the last frames, so the log is reused from its start.
-    if (
-      (statSync(`${path}-wal`, { throwIfNoEntry: false })?.size ?? 0) >
-      restartBytes
-    ) {
-      db.pragma('wal_checkpoint(RESTART)')
-    }
+    checkpointRound(db, `${path}-wal`, restartBytes)
   } catch {
     // Busy or failing: the next round tries again; the writer's own
     // commits do not depend on it.

@@ -1,28 +1,47 @@
 import assert from 'node:assert/strict'
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs'
+import {
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import Database from 'better-sqlite3'
-import type { TelemetryEvent } from '../../domain/event.ts'
-import { addStep, distance, odometerBetween } from '../../domain/rules.ts'
 import type { Store } from '../store.ts'
 import { storeTests } from '../store-tests.ts'
 import { createSqliteStore } from './sqlite-store.ts'
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.ts'
+import { checkpointRound } from './sqlite-checkpoint.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'sqlite-store-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
 let files = 0
 const freshFile = () => join(dir, `nested-${++files}`, 'telemetry.db')
 
+/** The file of a store made here. */
+const pathOf = (store: Store) => store.url.slice('sqlite:'.length)
+// A crash leaves the store unclosed, as a killed process would: the next
+// start replays its log.
+const crash = async () => {}
+
 storeTests('sqlite :memory:', () => createSqliteStore({ path: ':memory:' }))
-storeTests('sqlite file', () => createSqliteStore({ path: freshFile() }))
+storeTests('sqlite file', () => createSqliteStore({ path: freshFile() }), {
+  reopen: (store) => createSqliteStore({ path: pathOf(store) }),
+  crash,
+})
 // Tiny blocks and a short log window: every read and every rule crosses
 // blocks, tails and packed partial tails.
 const TINY = { blockEvents: 3, maintenanceEvents: 2, logWindow: 7 }
-storeTests('sqlite file, tiny blocks', () =>
-  createSqliteStore({ path: freshFile(), ...TINY }),
+storeTests(
+  'sqlite file, tiny blocks',
+  () => createSqliteStore({ path: freshFile(), ...TINY }),
+  {
+    reopen: (store) => createSqliteStore({ path: pathOf(store), ...TINY }),
+    crash,
+  },
 )
 
 describe('sqlite store', () => {
@@ -129,31 +148,45 @@ describe('sqlite store', () => {
     await store.close()
   })
 
-  it('should keep the write-ahead log bounded while writes never pause', async () => {
+  it('should checkpoint past the size limit so that the write-ahead log starts over, and fold it in at close', async () => {
     const path = freshFile()
+    const wal = `${path}-wal`
+    const restartBytes = 256 * 1024
+    // The store's own checkpointer waits an hour: the test runs the rounds.
     const store = createSqliteStore({
       path,
-      checkpointIntervalMs: 5,
-      walRestartBytes: 256 * 1024,
+      checkpointIntervalMs: 3_600_000,
+      walRestartBytes: restartBytes,
     })
     await store.init()
-    let largest = 0
-    const started = Date.now()
-    for (let k = 0; Date.now() - started < 1500;) {
+    const checkpointer = new Database(path, { timeout: 1000 })
+    // Bytes 12-15 of the log's header count the times it started over
+    // (https://www.sqlite.org/fileformat2.html#walformat).
+    const restarts = () => readFileSync(wal).readUInt32BE(12)
+    let k = 0
+    const commit = () => {
       const batch = []
       for (let i = 0; i < 200; i++, k++) {
         batch.push({ robot: `r${k % 50}`, timestamp: k, x: k, y: 0 })
       }
-      await store.append(batch)
-      largest = Math.max(largest, statSync(`${path}-wal`).size)
-      // Let the checkpointer's thread run between commits, as it does
-      // between the batches of a server.
-      await new Promise((resolve) => setTimeout(resolve, 1))
+      return store.append(batch)
     }
-    await store.close()
-    // Without the restarts the log grows by about 10 MB a second here.
-    assert.ok(largest < 4 * 1024 * 1024, `the log reached ${largest} bytes`)
-    assert.equal(existsSync(`${path}-wal`), false, 'close folds the log in')
+    try {
+      await commit()
+      assert.ok(statSync(wal).size <= restartBytes)
+      assert.equal(checkpointRound(checkpointer, wal, restartBytes), 'passive')
+      while (statSync(wal).size <= restartBytes) await commit()
+      const size = statSync(wal).size
+      const before = restarts()
+      assert.equal(checkpointRound(checkpointer, wal, restartBytes), 'restart')
+      await commit()
+      assert.equal(restarts(), before + 1, 'the log started over')
+      assert.equal(statSync(wal).size, size, 'and is reused from its start')
+    } finally {
+      checkpointer.close()
+      await store.close()
+    }
+    assert.equal(existsSync(wal), false, 'close folds the log in')
   })
 
   it('should refuse to work once closed', async () => {
@@ -166,174 +199,4 @@ describe('sqlite store', () => {
       /not open/,
     )
   })
-})
-
-// --- a model-based test ---
-
-/** A tiny deterministic random generator (mulberry32). */
-function random(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0
-    let t = seed
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
-/** What the store should hold, computed the plainest way. */
-class Model {
-  readonly events = new Map<string, TelemetryEvent[]>()
-  apply(event: TelemetryEvent): string {
-    const list = this.events.get(event.robot) ?? []
-    this.events.set(event.robot, list)
-    const last = list[list.length - 1]
-    if (last === undefined || event.timestamp > last.timestamp) {
-      list.push(event)
-      return 'ok'
-    }
-    const same = list.find((e) => e.timestamp === event.timestamp)
-    if (same === undefined) return 'stale'
-    return same.x === event.x && same.y === event.y ? 'dup' : 'conflict'
-  }
-  /**
-   * The odometer as defined: the difference of the whole-life running
-   * totals at the interval's first and last events (bit for bit what the
-   * store must answer), checked against a plain sum of the interval's steps.
-   */
-  odometer(robot: string, start: number, end: number): number {
-    const events = this.events.get(robot) ?? []
-    const totals = [{ total: 0, carry: 0 }]
-    for (let i = 1; i < events.length; i++) {
-      const a = events[i - 1]!
-      const b = events[i]!
-      const t = totals[i - 1]!
-      totals.push(addStep(t.total, t.carry, distance(a.x, a.y, b.x, b.y)))
-    }
-    const inRange = events
-      .map((e, i) => [e, i] as const)
-      .filter(([e]) => e.timestamp >= start && e.timestamp <= end)
-    if (inRange.length < 2) return 0
-    const first = inRange[0]![1]
-    const last = inRange[inRange.length - 1]![1]
-    const result = odometerBetween(totals[first]!, totals[last]!)
-    let plain = 0
-    for (let i = first + 1; i <= last; i++) {
-      const a = events[i - 1]!
-      const b = events[i]!
-      plain += distance(a.x, a.y, b.x, b.y)
-    }
-    assert.ok(
-      Math.abs(result - plain) <= plain * 1e-12,
-      `${result} vs ${plain}`,
-    )
-    return result
-  }
-}
-
-async function readAll(
-  store: Store,
-  robot: string,
-  start?: number,
-  end?: number,
-) {
-  const out: TelemetryEvent[] = []
-  for await (const page of store.readEvents(robot, {
-    start,
-    end,
-    pageSize: 5,
-  })) {
-    page.ts.forEach((timestamp, i) =>
-      out.push({ robot, timestamp, x: page.x[i]!, y: page.y[i]! }),
-    )
-  }
-  return out
-}
-
-describe('sqlite store against a model', () => {
-  for (const seed of [1, 2, 3]) {
-    it(`should agree with the model on random traffic and reopens (seed ${seed})`, async () => {
-      const next = random(seed)
-      const path = freshFile()
-      const model = new Model()
-      const robots = ['a', 'b', 'c', 'd', 'e']
-      const clock = new Map(robots.map((r) => [r, 0]))
-      let store = createSqliteStore({ path, ...TINY })
-      await store.init()
-      const abandoned: Store[] = []
-      for (let round = 0; round < 40; round++) {
-        const batch: TelemetryEvent[] = []
-        for (let i = 0, n = 1 + Math.floor(next() * 12); i < n; i++) {
-          const robot = robots[Math.floor(next() * robots.length)]!
-          const roll = next()
-          const latest = clock.get(robot)!
-          // Mostly newer events, some repeats and some older ones.
-          const timestamp =
-            roll < 0.7
-              ? latest + 1 + Math.floor(next() * 3)
-              : Math.max(0, latest - Math.floor(next() * 6))
-          if (timestamp > latest) clock.set(robot, timestamp)
-          const x = Math.floor(next() * 4)
-          const y = roll < 0.85 ? timestamp % 3 : Math.floor(next() * 4)
-          batch.push({ robot, timestamp, x, y })
-        }
-        const expected = batch.map((e) => model.apply(e))
-        assert.deepStrictEqual(
-          await store.append(batch),
-          expected,
-          `round ${round}`,
-        )
-        if (round % 9 === 8) {
-          // Alternately a clean close (which packs every tail) and a crash:
-          // the old instance is abandoned unclosed, as a killed process
-          // would leave it, and the new one replays the log.
-          if (round % 2 === 0) await store.close()
-          else abandoned.push(store)
-          store = createSqliteStore({ path, ...TINY })
-          await store.init()
-        }
-      }
-      for (const robot of robots) {
-        const events = model.events.get(robot) ?? []
-        assert.deepStrictEqual(await readAll(store, robot), events, robot)
-        const summary = await store.getRobot(robot)
-        if (events.length === 0) continue
-        assert.deepStrictEqual(
-          {
-            count: summary?.eventCount,
-            first: summary?.firstTimestamp,
-            last: summary?.lastTimestamp,
-            x: summary?.lastX,
-            y: summary?.lastY,
-            odometer: summary?.odometer,
-          },
-          {
-            count: events.length,
-            first: events[0]!.timestamp,
-            last: events[events.length - 1]!.timestamp,
-            x: events[events.length - 1]!.x,
-            y: events[events.length - 1]!.y,
-            odometer: model.odometer(robot, 0, Number.MAX_SAFE_INTEGER),
-          },
-        )
-        const lastTs = events[events.length - 1]!.timestamp
-        for (let k = 0; k < 30; k++) {
-          const a = Math.floor(next() * (lastTs + 3))
-          const b = Math.floor(next() * (lastTs + 3))
-          const [start, end] = a <= b ? [a, b] : [b, a]
-          assert.equal(
-            await store.odometer(robot, { start, end }),
-            model.odometer(robot, start, end),
-            `${robot} odometer [${start}, ${end}]`,
-          )
-          assert.deepStrictEqual(
-            await readAll(store, robot, start, end),
-            events.filter((e) => e.timestamp >= start && e.timestamp <= end),
-            `${robot} events [${start}, ${end}]`,
-          )
-        }
-      }
-      await store.close()
-    })
-  }
 })

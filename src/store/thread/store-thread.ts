@@ -1,11 +1,11 @@
 /**
- * The store thread: opens the backend with `openBackend(url)` and answers
+ * The store thread: opens the SQLite store and answers
  * the proxy's requests (`threaded-store.ts` has the protocol). Requests are
- * handled in arrival order; a synchronous backend such as SQLite finishes
+ * handled in arrival order; the store is synchronous, so it finishes
  * each before the next one starts.
  */
 import { parentPort, workerData } from 'node:worker_threads'
-import { openBackend } from '../open.ts'
+import { createSqliteStore } from '../sqlite/sqlite-store.ts'
 import type { EventPage } from '../store.ts'
 import {
   decodeBatch,
@@ -18,8 +18,8 @@ import {
 } from './threaded-store.ts'
 
 const port = parentPort!
-const { url, backend } = workerData as StoreThreadData
-const store = openBackend(url, backend)
+const { options } = workerData as StoreThreadData
+const store = createSqliteStore(options)
 
 /** Streamed reads in progress, by request id. */
 const reads = new Map<number, Read>()

@@ -10,13 +10,16 @@ import { createThreadedStore, READ_AHEAD_PAGES } from './threaded-store.ts'
 const dir = mkdtempSync(join(tmpdir(), 'threaded-store-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
 let files = 0
-const freshUrl = () => `sqlite:${join(dir, `store-${++files}`, 'telemetry.db')}`
+const fresh = () => ({ path: join(dir, `store-${++files}`, 'telemetry.db') })
 
-storeTests('sqlite on a store thread', () => createThreadedStore(freshUrl()))
+storeTests('sqlite on a store thread', () => createThreadedStore(fresh()), {
+  reopen: (store) =>
+    createThreadedStore({ path: store.url.slice('sqlite:'.length) }),
+})
 
 describe('threaded store', () => {
   it('should let a reader stop early and keep serving afterwards', async () => {
-    const store = createThreadedStore(freshUrl())
+    const store = createThreadedStore(fresh())
     await store.init()
     const events = Array.from({ length: 5000 }, (_, i) => ({
       robot: 'r',
@@ -47,7 +50,7 @@ describe('threaded store', () => {
 
   it('should carry a failed init across the thread, with its code', async () => {
     // A folder cannot be opened as a database file.
-    const store = createThreadedStore(`sqlite:${dir}`)
+    const store = createThreadedStore({ path: dir })
     await assert.rejects(store.init(), (error: Error & { code?: string }) => {
       assert.match(error.code ?? '', /^SQLITE_/)
       return true
@@ -56,7 +59,7 @@ describe('threaded store', () => {
   })
 
   it('should answer UNAVAILABLE once closed', async () => {
-    const store = createThreadedStore(freshUrl())
+    const store = createThreadedStore(fresh())
     await store.init()
     await store.close()
     await store.close()

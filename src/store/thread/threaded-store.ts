@@ -17,7 +17,7 @@ import { Worker } from 'node:worker_threads'
 import type { TelemetryEvent } from '../../domain/event.ts'
 import { OUTCOMES, type Outcome } from '../../domain/rules.ts'
 import { ERROR_CATALOG, TelemetryError } from '../../errors.ts'
-import type { BackendOptions } from '../open.ts'
+import type { SqliteStoreOptions } from '../sqlite/sqlite-store.ts'
 import type {
   EventPage,
   ListRobotsOptions,
@@ -80,10 +80,9 @@ export type Response =
   /** A page of read `id`; `{ id, value: undefined }` ends the read. */
   | { readonly id: number; readonly page: EventPage }
 
-/** What the thread is started with. */
+/** What the thread is started with: the options of the SQLite store it opens. */
 export interface StoreThreadData {
-  readonly url: string
-  readonly backend: BackendOptions
+  readonly options: SqliteStoreOptions
 }
 
 /** Outcomes as they travel: an index into {@link OUTCOMES} per event. */
@@ -135,24 +134,24 @@ function fromWireError(wire: WireError): Error {
   return error
 }
 
-/** Options of {@link createThreadedStore}. */
-export interface ThreadedStoreOptions extends BackendOptions {
+/** Options of {@link createThreadedStore} beyond the store's own. */
+export interface ThreadedStoreOptions {
   /** Told when the thread stops without being closed (it crashed). */
   readonly onExit?: (error: Error) => void
 }
 
 /**
- * A store whose backend, `openBackend(url)`, runs on a worker thread.
+ * An SQLite store (sqlite-store.ts) run on a worker thread.
  *
  * @example
- * const store = createThreadedStore('sqlite:./data/telemetry.db')
+ * const store = createThreadedStore({ path: './data/telemetry.db' })
  * await store.init()
  */
 export function createThreadedStore(
-  url: string,
+  store: SqliteStoreOptions,
   options: ThreadedStoreOptions = {},
 ): Store {
-  return new ThreadedStore(url, options)
+  return new ThreadedStore(store, options)
 }
 
 interface Call {
@@ -170,6 +169,7 @@ interface Stream {
 
 class ThreadedStore implements Store {
   readonly url: string
+  readonly #store: SqliteStoreOptions
   readonly #options: ThreadedStoreOptions
   #worker: Worker | undefined
   #nextId = 1
@@ -179,17 +179,15 @@ class ThreadedStore implements Store {
   #gone: Error | undefined
   #closing: Promise<void> | undefined
 
-  constructor(url: string, options: ThreadedStoreOptions) {
-    this.url = url
+  constructor(store: SqliteStoreOptions, options: ThreadedStoreOptions) {
+    this.#store = Object.freeze({ ...store })
+    this.url = store.url ?? `sqlite:${store.path}`
     this.#options = options
   }
 
   async init(): Promise<void> {
     const worker = new Worker(new URL('./store-thread.js', import.meta.url), {
-      workerData: {
-        url: this.url,
-        backend: { sync: this.#options.sync },
-      } satisfies StoreThreadData,
+      workerData: { options: this.#store } satisfies StoreThreadData,
     })
     this.#worker = worker
     worker.on('message', (response: Response) => this.#receive(response))

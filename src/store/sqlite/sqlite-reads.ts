@@ -1,0 +1,191 @@
+/**
+ * Reads of the SQLite store: a robot's events are in its blocks (older)
+ * and then in its tail in memory (newer), so every read looks in the
+ * blocks up to the robot's last sealed timestamp, and in the tail after it.
+ */
+import {
+  runningTotalAlong,
+  type RunningTotal,
+  type StoredPosition,
+} from '../../domain/rules.ts'
+import {
+  decodeBlock,
+  emptyColumns,
+  lowerBound,
+  type EventColumns,
+} from './sqlite-blocks.ts'
+import type { SqliteRobot, Tail } from './sqlite-fleet.ts'
+import type { BlockRow, Statements } from './sqlite-sql.ts'
+
+/** Events of `robot` from `from` to `to`, oldest first, at most `max`. */
+export function readPage(
+  sql: Statements,
+  robot: SqliteRobot,
+  from: number,
+  to: number,
+  max: number,
+): EventColumns {
+  const out = emptyColumns()
+  if (from <= robot.sealedLastTs) {
+    const startBlock = sql.blockStartingAtOrBefore.pluck().get(robot.id, from)
+    const blocks = sql.blocksFrom.iterate(
+      robot.id,
+      (startBlock as number | undefined) ?? from,
+      to,
+    ) as IterableIterator<{ first_ts: number; data: Uint8Array }>
+    for (const block of blocks) {
+      const columns = decodeBlock(block.data, block.first_ts)
+      const last = copyRange(columns, from, to, max, out)
+      // Leaving the loop closes the statement's iterator.
+      if (out.ts.length === max || last >= to) return out
+    }
+  }
+  copyRange(robot.tail, from, to, max, out)
+  return out
+}
+
+/**
+ * The running total at the first event at or after `start` (`'first'`) or
+ * at the last event at or before `end` (`'last'`); `undefined` when that
+ * event is not within [start, end]. Two of these make an odometer.
+ */
+export function runningTotalAt(
+  sql: Statements,
+  robot: SqliteRobot,
+  start: number,
+  end: number,
+  which: 'first' | 'last',
+): RunningTotal | undefined {
+  const found =
+    which === 'first'
+      ? firstAtOrAfter(sql, robot, start)
+      : lastAtOrBefore(sql, robot, end)
+  if (found === undefined || found.ts < start || found.ts > end) {
+    return undefined
+  }
+  return found.running
+}
+
+/**
+ * The position stored at `ts`, for an event older than the robot's latest;
+ * `undefined` when nothing is stored there.
+ */
+export function storedPositionAt(
+  sql: Statements,
+  robot: SqliteRobot,
+  ts: number,
+): StoredPosition | undefined {
+  const tail = robot.tail
+  if (tail.ts.length > 0 && ts >= tail.ts[0]!) return positionIn(tail, ts)
+  if (ts > robot.sealedLastTs) return undefined
+  const block = sql.blockAtOrBefore.get(robot.id, ts) as BlockRow | undefined
+  if (block === undefined) return undefined
+  return positionIn(decodeBlock(block.data, block.first_ts), ts)
+}
+
+function positionIn(
+  columns: EventColumns,
+  ts: number,
+): StoredPosition | undefined {
+  const i = lowerBound(columns.ts, ts)
+  return columns.ts[i] === ts
+    ? { x: columns.x[i]!, y: columns.y[i]! }
+    : undefined
+}
+
+/** An event found for an odometer bound, with its running total. */
+interface Found {
+  readonly ts: number
+  readonly running: RunningTotal
+}
+
+function firstAtOrAfter(
+  sql: Statements,
+  robot: SqliteRobot,
+  start: number,
+): Found | undefined {
+  if (start <= robot.sealedLastTs) {
+    const block = sql.blockAtOrBefore.get(robot.id, start) as
+      BlockRow | undefined
+    if (block !== undefined && block.last_ts >= start) {
+      return eventInBlock(block, start, 'first')
+    }
+    // Between two blocks, or before the first: the next block opens it.
+    const next = sql.blockAfter.get(robot.id, start) as BlockRow | undefined
+    if (next !== undefined) {
+      return {
+        ts: next.first_ts,
+        running: { total: next.odo, carry: next.odo_carry },
+      }
+    }
+  }
+  return eventInTail(robot.tail, lowerBound(robot.tail.ts, start))
+}
+
+function lastAtOrBefore(
+  sql: Statements,
+  robot: SqliteRobot,
+  end: number,
+): Found | undefined {
+  const tail = robot.tail
+  const index = lowerBound(tail.ts, end + 1) - 1
+  if (index >= 0) return eventInTail(tail, index)
+  const block = sql.blockAtOrBefore.get(robot.id, end) as BlockRow | undefined
+  return block === undefined ? undefined : eventInBlock(block, end, 'last')
+}
+
+function eventInTail(tail: Tail, index: number): Found | undefined {
+  if (index < 0 || index >= tail.ts.length) return undefined
+  return {
+    ts: tail.ts[index]!,
+    running: { total: tail.total[index]!, carry: tail.carry[index]! },
+  }
+}
+
+/**
+ * The first event at or after `bound` (`'first'`) or the last at or before
+ * it (`'last'`) in a block that holds such an event. A block keeps the
+ * running total of its first event only; the others' are recomputed.
+ */
+function eventInBlock(
+  block: BlockRow,
+  bound: number,
+  which: 'first' | 'last',
+): Found {
+  const columns = decodeBlock(block.data, block.first_ts)
+  const index =
+    which === 'first'
+      ? lowerBound(columns.ts, bound)
+      : lowerBound(columns.ts, bound + 1) - 1
+  return {
+    ts: columns.ts[index]!,
+    running: runningTotalAlong(
+      { total: block.odo, carry: block.odo_carry },
+      columns.x,
+      columns.y,
+      index,
+    ),
+  }
+}
+
+/**
+ * Appends the events of `columns` within [from, to] to `out` until it holds
+ * `max`; returns the last timestamp of `columns` (-1 when empty).
+ */
+function copyRange(
+  columns: EventColumns,
+  from: number,
+  to: number,
+  max: number,
+  out: EventColumns,
+): number {
+  const n = columns.ts.length
+  for (let i = lowerBound(columns.ts, from); i < n; i++) {
+    const ts = columns.ts[i]!
+    if (ts > to || out.ts.length === max) break
+    out.ts.push(ts)
+    out.x.push(columns.x[i]!)
+    out.y.push(columns.y[i]!)
+  }
+  return n === 0 ? -1 : columns.ts[n - 1]!
+}

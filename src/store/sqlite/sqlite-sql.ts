@@ -1,0 +1,118 @@
+/**
+ * The SQL of the SQLite store: the migrations runner, every statement
+ * (prepared once when the store opens) and the rows they return. The
+ * schema itself is in sqlite-migrations.ts.
+ */
+import type Database from 'better-sqlite3'
+import { SQLITE_MIGRATIONS } from './sqlite-migrations.ts'
+
+/** Columns of one log row, in insert order. */
+export const LOG_COLUMNS = 6
+/** Rows per multi-row insert into the log (6 × 64 = 384 parameters). */
+export const LOG_ROWS_PER_INSERT = 64
+
+/** Applies the migrations the database has not seen, each in its own transaction. */
+export function migrate(db: Database.Database): void {
+  const version = db.pragma('user_version', { simple: true }) as number
+  for (let v = version; v < SQLITE_MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(SQLITE_MIGRATIONS[v]!)
+      db.pragma(`user_version = ${v + 1}`)
+    })()
+  }
+}
+
+/** The store's statements, prepared on `db`. */
+export type Statements = ReturnType<typeof prepareStatements>
+
+/** Prepares every statement the store runs. */
+export function prepareStatements(db: Database.Database) {
+  const block = `SELECT first_ts, last_ts, count, events_before, odo,
+    odo_carry, end_odo, end_odo_carry, last_x, last_y, committed_ms, data
+    FROM blocks`
+  return {
+    allRobots: db.prepare(`SELECT id, name, created_ms FROM robots`),
+    robotNames: db.prepare(
+      `SELECT name FROM robots
+       WHERE @after IS NULL OR name > @after ORDER BY name LIMIT @limit`,
+    ),
+    insertRobot: db.prepare(
+      `INSERT INTO robots (id, name, created_ms) VALUES (?, ?, ?)`,
+    ),
+    insertLog: db.prepare(
+      `INSERT INTO log (seq, robot_id, ts, x, y, committed_ms)
+       VALUES (?, ?, ?, ?, ?, ?)`,
+    ),
+    insertLogRows: db.prepare(
+      `INSERT INTO log (seq, robot_id, ts, x, y, committed_ms) VALUES ` +
+        Array(LOG_ROWS_PER_INSERT).fill('(?, ?, ?, ?, ?, ?)').join(', '),
+    ),
+    deleteLog: db.prepare(`DELETE FROM log WHERE seq < ?`),
+    allLog: db.prepare(
+      `SELECT seq, robot_id, ts, x, y, committed_ms FROM log ORDER BY seq`,
+    ),
+    firstLogSeq: db.prepare(`SELECT MIN(seq) FROM log`),
+    lastLogSeq: db.prepare(`SELECT MAX(seq) FROM log`),
+    insertBlock: db.prepare(
+      `INSERT INTO blocks (robot_id, first_ts, last_ts, count, events_before,
+         odo, odo_carry, end_odo, end_odo_carry, last_x, last_y, committed_ms,
+         data)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    firstBlockTs: db.prepare(
+      `SELECT first_ts FROM blocks WHERE robot_id = ? ORDER BY first_ts LIMIT 1`,
+    ),
+    lastBlock: db.prepare(
+      `${block} WHERE robot_id = ? ORDER BY first_ts DESC LIMIT 1`,
+    ),
+    blockAtOrBefore: db.prepare(
+      `${block} WHERE robot_id = ? AND first_ts <= ?
+       ORDER BY first_ts DESC LIMIT 1`,
+    ),
+    blockAfter: db.prepare(
+      `${block} WHERE robot_id = ? AND first_ts > ? ORDER BY first_ts LIMIT 1`,
+    ),
+    blockStartingAtOrBefore: db.prepare(
+      `SELECT first_ts FROM blocks WHERE robot_id = ? AND first_ts <= ?
+       ORDER BY first_ts DESC LIMIT 1`,
+    ),
+    blocksFrom: db.prepare(
+      `SELECT first_ts, data FROM blocks
+       WHERE robot_id = ? AND first_ts >= ? AND first_ts <= ?
+       ORDER BY first_ts`,
+    ),
+  }
+}
+
+/** A row of `robots`. */
+export interface RobotRow {
+  readonly id: number
+  readonly name: string
+  readonly created_ms: number
+}
+
+/** A row of `blocks` (see sqlite-migrations.ts for each column). */
+export interface BlockRow {
+  readonly first_ts: number
+  readonly last_ts: number
+  readonly count: number
+  readonly events_before: number
+  readonly odo: number
+  readonly odo_carry: number
+  readonly end_odo: number
+  readonly end_odo_carry: number
+  readonly last_x: number
+  readonly last_y: number
+  readonly committed_ms: number
+  readonly data: Uint8Array
+}
+
+/** A row of `log`. */
+export interface LogRow {
+  readonly seq: number
+  readonly robot_id: number
+  readonly ts: number
+  readonly x: number
+  readonly y: number
+  readonly committed_ms: number
+}
