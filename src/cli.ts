@@ -4,7 +4,8 @@
  * Exit codes: 0 after a clean shutdown, 1 when the server cannot start,
  * 2 for unknown flags or bad values.
  */
-import { ConfigError, loadConfig, redactStoreUrl, usage } from './config.ts'
+import { ConfigError, loadConfig, usage } from './config.ts'
+import { redactStoreUrl } from './store/store.ts'
 
 async function main(): Promise<number | undefined> {
   let config

@@ -3,8 +3,10 @@ import { describe, it } from 'node:test'
 import {
   ConfigError,
   DEFAULT_CONFIG,
+  envOf,
+  flagOf,
   loadConfig,
-  redactStoreUrl,
+  SETTINGS,
   usage,
 } from './config.ts'
 
@@ -102,7 +104,10 @@ describe('loadConfig', () => {
       [['--bogus'], /Unknown option '--bogus'/],
       [['--port', 'abc'], /port must be an integer from 0 to 65535, not "abc"/],
       [['--port', '70000'], /port must be an integer from 0 to 65535/],
-      [['--port', '-1'], /port/],
+      // A value that starts with a dash is still the flag's value.
+      [['--port', '-1'], /port must be an integer from 0 to 65535, not "-1"/],
+      [['--port=-1'], /port must be an integer from 0 to 65535, not "-1"/],
+      [['--store', '--port'], /store must be sqlite:PATH .*, not "--port"/],
       [
         ['--store', 'mysql://x'],
         /store must be sqlite:PATH or postgres:\/\/USER@HOST:PORT\/DATABASE, not "mysql:\/\/x"/,
@@ -139,25 +144,38 @@ describe('loadConfig', () => {
     assert.throws(() => loadConfig([], { TELEMETRY_PORT: 'x' }), ConfigError)
   })
 
-  it('should answer --help with the usage', () => {
+  it('should answer --help and -h with the usage, which lists every setting', () => {
     assert.equal(loadConfig(['--help'], {}), 'help')
+    assert.equal(loadConfig(['-h'], {}), 'help')
+    const text = usage()
     assert.match(
-      usage(),
+      text,
       /--store \(TELEMETRY_STORE, default sqlite:\.\/data\/telemetry\.db\)/,
     )
+    assert.match(text, /^ {2}-h, --help$/m)
+    for (const key of Object.keys(SETTINGS) as (keyof typeof SETTINGS)[]) {
+      assert.ok(text.includes(`--${flagOf(key)} (${envOf(key)}, default `), key)
+    }
   })
-})
 
-describe('redactStoreUrl', () => {
-  it('should hide a password and leave everything else', () => {
-    assert.equal(
-      redactStoreUrl('postgres://app:s3cret@db:5432/fleet?schema=x'),
-      'postgres://app:***@db:5432/fleet?schema=x',
+  it('should derive each flag and environment variable from the setting', () => {
+    assert.deepStrictEqual(
+      Object.keys(SETTINGS).map((key) => [
+        flagOf(key as keyof typeof SETTINGS),
+        envOf(key as keyof typeof SETTINGS),
+      ]),
+      [
+        ['host', 'TELEMETRY_HOST'],
+        ['port', 'TELEMETRY_PORT'],
+        ['store', 'TELEMETRY_STORE'],
+        ['log-level', 'TELEMETRY_LOG_LEVEL'],
+        ['sync', 'TELEMETRY_SYNC'],
+        ['max-frame-bytes', 'TELEMETRY_MAX_FRAME_BYTES'],
+        ['max-lines-per-frame', 'TELEMETRY_MAX_LINES_PER_FRAME'],
+        ['max-connections', 'TELEMETRY_MAX_CONNECTIONS'],
+        ['max-frames-in-flight', 'TELEMETRY_MAX_FRAMES_IN_FLIGHT'],
+        ['keepalive-ms', 'TELEMETRY_KEEPALIVE_MS'],
+      ],
     )
-    assert.equal(
-      redactStoreUrl('postgres://app@db/fleet'),
-      'postgres://app@db/fleet',
-    )
-    assert.equal(redactStoreUrl('sqlite:./a:b@c.db'), 'sqlite:./a:b@c.db')
   })
 })

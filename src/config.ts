@@ -1,8 +1,19 @@
 /**
  * The server's configuration: flags win over environment variables, which win
  * over defaults. Read once at startup into one frozen object.
+ *
+ * Every setting is one row of {@link SETTINGS}; its flag (`--max-frame-bytes`),
+ * its environment variable (`TELEMETRY_MAX_FRAME_BYTES`), the {@link Config}
+ * type, {@link DEFAULT_CONFIG}, the usage text and the parsing all derive
+ * from that row.
  */
 import { parseArgs } from 'node:util'
+import {
+  parseStoreAddress,
+  StoreAddressError,
+  SYNC_MODES,
+  type SyncMode,
+} from './store/store.ts'
 
 /** Log levels of pino, from the most to the least verbose. */
 export const LOG_LEVELS = [
@@ -16,149 +27,187 @@ export const LOG_LEVELS = [
 ] as const
 export type LogLevel = (typeof LOG_LEVELS)[number]
 
-/**
- * When a commit counts as durable: `normal` once it is in the operating
- * system (survives a crash or kill of the server), `full` once it is on the
- * disk (also survives a power loss).
- */
-export const SYNC_MODES = ['normal', 'full'] as const
-export type SyncMode = (typeof SYNC_MODES)[number]
-
-/** The server's whole configuration. */
-export interface Config {
-  /** Address to listen on. */
-  readonly host: string
-  /** Port to listen on; 0 picks a free one. */
-  readonly port: number
-  /** Where events are kept: `sqlite:PATH` (or `sqlite::memory:`), or `postgres://…`. */
-  readonly store: string
-  readonly logLevel: LogLevel
-  /** When a commit counts as durable, see {@link SyncMode}. */
-  readonly sync: SyncMode
-  /** Largest WebSocket frame in bytes; a larger one closes the connection with 1009. */
-  readonly maxFrameBytes: number
-  /** Most lines in one frame; a frame with more closes the connection with 1009. */
-  readonly maxLinesPerFrame: number
-  /** Most open ingest connections; an upgrade over it is answered 503. */
-  readonly maxConnections: number
-  /** Frames of one connection received and not yet answered before the server stops reading it. */
-  readonly maxFramesInFlight: number
-  /** Ping period of ingest connections; one that has not answered the previous ping is closed. 0: never. */
-  readonly keepaliveMs: number
-}
-
-/** The configuration when nothing is set. */
-export const DEFAULT_CONFIG: Config = Object.freeze({
-  host: '127.0.0.1',
-  port: 8000,
-  store: 'sqlite:./data/telemetry.db',
-  logLevel: 'info',
-  sync: 'normal',
-  maxFrameBytes: 1024 * 1024,
-  maxLinesPerFrame: 10_000,
-  maxConnections: 10_000,
-  maxFramesInFlight: 1024,
-  keepaliveMs: 30_000,
-})
-
-/** Each setting: its flag, its environment variable and its help text. */
-const SETTINGS = {
-  host: { env: 'TELEMETRY_HOST', help: 'address to listen on' },
-  port: {
-    env: 'TELEMETRY_PORT',
-    help: 'port to listen on; 0 picks a free one',
-  },
-  store: {
-    env: 'TELEMETRY_STORE',
-    help: 'where events are kept: sqlite:PATH or postgres://USER@HOST:PORT/DB',
-  },
-  'log-level': {
-    env: 'TELEMETRY_LOG_LEVEL',
-    help: LOG_LEVELS.join(' | '),
-  },
-  sync: {
-    env: 'TELEMETRY_SYNC',
-    help: 'normal: an OK survives a crash of the server | full: also a power loss (slower)',
-  },
-  'max-frame-bytes': {
-    env: 'TELEMETRY_MAX_FRAME_BYTES',
-    help: 'largest WebSocket frame; larger ones close the connection (1009)',
-  },
-  'max-lines-per-frame': {
-    env: 'TELEMETRY_MAX_LINES_PER_FRAME',
-    help: 'most lines in one frame; more close the connection (1009)',
-  },
-  'max-connections': {
-    env: 'TELEMETRY_MAX_CONNECTIONS',
-    help: 'most open ingest connections; more are refused with 503',
-  },
-  'max-frames-in-flight': {
-    env: 'TELEMETRY_MAX_FRAMES_IN_FLIGHT',
-    help: 'unanswered frames of one connection before it is no longer read',
-  },
-  'keepalive-ms': {
-    env: 'TELEMETRY_KEEPALIVE_MS',
-    help: 'ping period; a connection that misses a pong is closed; 0 = never',
-  },
-} as const
+export { SYNC_MODES, type SyncMode }
 
 /** A configuration that cannot be used; the CLI prints it and exits 2. */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError'
 }
 
-/** The usage text of the CLI. */
-export function usage(): string {
-  const defaults: Record<keyof typeof SETTINGS, string | number> = {
-    host: DEFAULT_CONFIG.host,
-    port: DEFAULT_CONFIG.port,
-    store: DEFAULT_CONFIG.store,
-    'log-level': DEFAULT_CONFIG.logLevel,
-    sync: DEFAULT_CONFIG.sync,
-    'max-frame-bytes': DEFAULT_CONFIG.maxFrameBytes,
-    'max-lines-per-frame': DEFAULT_CONFIG.maxLinesPerFrame,
-    'max-connections': DEFAULT_CONFIG.maxConnections,
-    'max-frames-in-flight': DEFAULT_CONFIG.maxFramesInFlight,
-    'keepalive-ms': DEFAULT_CONFIG.keepaliveMs,
+// --- value parsers: each takes the text and the flag's name ---
+
+type Parse<T> = (text: string, name: string) => T
+
+function integer(min: number, max: number): Parse<number> {
+  return (text, name) => {
+    const value = /^\d+$/.test(text) ? Number(text) : NaN
+    if (!(value >= min && value <= max)) {
+      throw new ConfigError(
+        `${name} must be an integer from ${min} to ${max}, not ${JSON.stringify(text)}`,
+      )
+    }
+    return value
   }
-  const lines = Object.entries(SETTINGS).map(
-    ([flag, s]) =>
-      `  --${flag} (${s.env}, default ${defaults[flag as keyof typeof SETTINGS]})\n      ${s.help}`,
-  )
-  return `usage: fleet-telemetry [options]\n\noptions:\n${lines.join('\n')}\n  --help\n`
 }
 
-function integer(text: string, name: string, min: number, max: number) {
-  const value = /^\d+$/.test(text) ? Number(text) : NaN
-  if (!(value >= min && value <= max)) {
-    throw new ConfigError(
-      `${name} must be an integer from ${min} to ${max}, not ${JSON.stringify(text)}`,
-    )
+function oneOf<const T extends string>(values: readonly T[]): Parse<T> {
+  return (text, name) => {
+    if (!(values as readonly string[]).includes(text)) {
+      throw new ConfigError(`${name} must be one of ${values.join(', ')}`)
+    }
+    return text as T
+  }
+}
+
+const nonEmpty: Parse<string> = (text, name) => {
+  if (text === '') throw new ConfigError(`${name} must not be empty`)
+  return text
+}
+
+const storeAddress: Parse<string> = (text) => {
+  try {
+    return parseStoreAddress(text).url
+  } catch (error) {
+    if (error instanceof StoreAddressError) {
+      throw new ConfigError(error.message)
+    }
+    throw error
+  }
+}
+
+const keepalive: Parse<number> = (text, name) => {
+  const value = integer(0, 86_400_000)(text, name)
+  if (value > 0 && value < 100) {
+    throw new ConfigError(`${name} must be 0 (never) or at least 100`)
   }
   return value
 }
 
-/** Checks a store address; returns it unchanged when usable. */
-export function checkStoreUrl(url: string): string {
-  if (url.startsWith('sqlite:')) {
-    if (url.length === 'sqlite:'.length) {
-      throw new ConfigError(
-        'store sqlite: needs a path, e.g. sqlite:./data/telemetry.db',
-      )
-    }
-    return url
-  }
-  if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
-    try {
-      new URL(url)
-    } catch {
-      throw new ConfigError(`store ${JSON.stringify(url)} is not a valid URL`)
-    }
-    return url
-  }
-  throw new ConfigError(
-    `store must be sqlite:PATH or postgres://USER@HOST:PORT/DATABASE, not ${JSON.stringify(url)}`,
+// --- the settings ---
+
+interface Setting<T> {
+  readonly default: T
+  /** One line for the usage text. */
+  readonly help: string
+  readonly parse: Parse<T>
+}
+
+function setting<T>(row: Setting<T>): Setting<T> {
+  return row
+}
+
+/**
+ * Every setting of the server. The key is the {@link Config} field; the
+ * flag is the key in kebab case, the environment variable `TELEMETRY_`
+ * and the key in upper snake case.
+ */
+export const SETTINGS = {
+  host: setting({
+    default: '127.0.0.1',
+    help: 'address to listen on',
+    parse: nonEmpty,
+  }),
+  port: setting({
+    default: 8000,
+    help: 'port to listen on; 0 picks a free one',
+    parse: integer(0, 65535),
+  }),
+  store: setting({
+    default: 'sqlite:./data/telemetry.db',
+    help: 'where events are kept: sqlite:PATH or postgres://USER@HOST:PORT/DB',
+    parse: storeAddress,
+  }),
+  logLevel: setting<LogLevel>({
+    default: 'info',
+    help: LOG_LEVELS.join(' | '),
+    parse: oneOf(LOG_LEVELS),
+  }),
+  sync: setting<SyncMode>({
+    default: 'normal',
+    help: 'normal: an OK survives a crash of the server | full: also a power loss (slower)',
+    parse: oneOf(SYNC_MODES),
+  }),
+  maxFrameBytes: setting({
+    default: 1024 * 1024,
+    help: 'largest WebSocket frame; larger ones close the connection (1009)',
+    parse: integer(64, 64 * 1024 * 1024),
+  }),
+  maxLinesPerFrame: setting({
+    default: 10_000,
+    help: 'most lines in one frame; more close the connection (1009)',
+    parse: integer(1, 64 * 1024 * 1024),
+  }),
+  maxConnections: setting({
+    default: 10_000,
+    help: 'most open ingest connections; more are refused with 503',
+    parse: integer(1, 1_000_000),
+  }),
+  maxFramesInFlight: setting({
+    default: 1024,
+    help: 'unanswered frames of one connection before it is no longer read',
+    parse: integer(1, 1_000_000),
+  }),
+  keepaliveMs: setting({
+    default: 30_000,
+    help: 'ping period; a connection that misses a pong is closed; 0 = never',
+    parse: keepalive,
+  }),
+}
+
+type Settings = typeof SETTINGS
+type Key = keyof Settings
+
+/** The server's whole configuration: one field per row of {@link SETTINGS}. */
+export type Config = {
+  readonly [K in Key]: Settings[K] extends Setting<infer T> ? T : never
+}
+
+const KEYS = Object.keys(SETTINGS) as Key[]
+
+/** The command-line flag of a setting: `maxFrameBytes` → `max-frame-bytes`. */
+export function flagOf(key: Key): string {
+  return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)
+}
+
+/** The environment variable of a setting: `maxFrameBytes` → `TELEMETRY_MAX_FRAME_BYTES`. */
+export function envOf(key: Key): string {
+  return `TELEMETRY_${flagOf(key).replaceAll('-', '_').toUpperCase()}`
+}
+
+/** The configuration when nothing is set. */
+export const DEFAULT_CONFIG: Config = Object.freeze(
+  Object.fromEntries(KEYS.map((key) => [key, SETTINGS[key].default])),
+) as Config
+
+/** The usage text of the CLI. */
+export function usage(): string {
+  const lines = KEYS.map(
+    (key) =>
+      `  --${flagOf(key)} (${envOf(key)}, default ${SETTINGS[key].default})\n      ${SETTINGS[key].help}`,
   )
+  return `usage: fleet-telemetry [options]\n\noptions:\n${lines.join('\n')}\n  -h, --help\n      print this text and exit\n`
+}
+
+const FLAGS = new Map(KEYS.map((key) => [flagOf(key), key]))
+
+/**
+ * `--flag value` as `--flag=value`: every flag takes a value, so the next
+ * argument is it, even when it starts with a dash (`--port -1`), which
+ * `parseArgs` would otherwise call ambiguous.
+ */
+function joinFlagValues(args: readonly string[]): string[] {
+  const joined: string[] = []
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!
+    const next = args[i + 1]
+    if (next !== undefined && FLAGS.has(arg.slice(2)) && arg.startsWith('--')) {
+      joined.push(`${arg}=${next}`)
+      i++
+    } else {
+      joined.push(arg)
+    }
+  }
+  return joined
 }
 
 /**
@@ -176,96 +225,27 @@ export function loadConfig(
   let values: Record<string, string | boolean | undefined>
   try {
     values = parseArgs({
-      args: [...args],
+      args: joinFlagValues(args),
       strict: true,
       allowPositionals: false,
       options: {
         ...Object.fromEntries(
-          Object.keys(SETTINGS).map((flag) => [flag, { type: 'string' }]),
+          [...FLAGS.keys()].map((flag) => [flag, { type: 'string' }]),
         ),
         help: { type: 'boolean', short: 'h' },
-      } as Record<string, { type: 'string' | 'boolean' }>,
+      } as Record<string, { type: 'string' | 'boolean'; short?: string }>,
     }).values
   } catch (error) {
     throw new ConfigError((error as Error).message)
   }
   if (values.help === true) return 'help'
 
-  const get = (flag: keyof typeof SETTINGS): string | undefined => {
-    const value = values[flag] ?? env[SETTINGS[flag].env]
-    return typeof value === 'string' ? value : undefined
+  const config: Record<string, unknown> = {}
+  for (const key of KEYS) {
+    const flag = flagOf(key)
+    const text = values[flag] ?? env[envOf(key)]
+    const row: Setting<unknown> = SETTINGS[key]
+    config[key] = typeof text === 'string' ? row.parse(text, flag) : row.default
   }
-  const logLevel = get('log-level') ?? DEFAULT_CONFIG.logLevel
-  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
-    throw new ConfigError(`log-level must be one of ${LOG_LEVELS.join(', ')}`)
-  }
-  const host = get('host') ?? DEFAULT_CONFIG.host
-  if (host === '') throw new ConfigError('host must not be empty')
-  const sync = get('sync') ?? DEFAULT_CONFIG.sync
-  if (!(SYNC_MODES as readonly string[]).includes(sync)) {
-    throw new ConfigError(`sync must be one of ${SYNC_MODES.join(', ')}`)
-  }
-  const number = (
-    flag: keyof typeof SETTINGS,
-    fallback: number,
-    min: number,
-    max: number,
-  ) => {
-    const text = get(flag)
-    return text === undefined ? fallback : integer(text, flag, min, max)
-  }
-  const keepaliveMs = number(
-    'keepalive-ms',
-    DEFAULT_CONFIG.keepaliveMs,
-    0,
-    86_400_000,
-  )
-  if (keepaliveMs > 0 && keepaliveMs < 100) {
-    throw new ConfigError('keepalive-ms must be 0 (never) or at least 100')
-  }
-  return Object.freeze({
-    host,
-    port: number('port', DEFAULT_CONFIG.port, 0, 65535),
-    store: checkStoreUrl(get('store') ?? DEFAULT_CONFIG.store),
-    logLevel: logLevel as LogLevel,
-    sync: sync as SyncMode,
-    maxFrameBytes: number(
-      'max-frame-bytes',
-      DEFAULT_CONFIG.maxFrameBytes,
-      64,
-      64 * 1024 * 1024,
-    ),
-    maxLinesPerFrame: number(
-      'max-lines-per-frame',
-      DEFAULT_CONFIG.maxLinesPerFrame,
-      1,
-      64 * 1024 * 1024,
-    ),
-    maxConnections: number(
-      'max-connections',
-      DEFAULT_CONFIG.maxConnections,
-      1,
-      1_000_000,
-    ),
-    maxFramesInFlight: number(
-      'max-frames-in-flight',
-      DEFAULT_CONFIG.maxFramesInFlight,
-      1,
-      1_000_000,
-    ),
-    keepaliveMs,
-  })
-}
-
-/** A store address fit for logs: a password in it is replaced by `***`. */
-export function redactStoreUrl(url: string): string {
-  if (url.startsWith('sqlite:')) return url
-  try {
-    const parsed = new URL(url)
-    if (parsed.password === '') return url
-    parsed.password = '***'
-    return parsed.toString()
-  } catch {
-    return url
-  }
+  return Object.freeze(config) as Config
 }
