@@ -12,12 +12,36 @@ import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import WebSocket from 'ws'
 
-const { values, positionals } = parseArgs({
-  allowPositionals: true,
-  options: {
-    url: { type: 'string', default: 'ws://127.0.0.1:8000/upstream' },
-  },
-})
+const USAGE = `usage: npm run send -- [--url URL] [LINE ...]
+
+Sends each LINE (x,y,timestamp,robot_name), or each line of standard input
+when there is none, in a frame of its own, and prints each reply line.
+Lines that start with a dash (a negative x) go after \`--\`. Exits 0 when
+every line was answered OK or DUP, 1 otherwise, 2 for bad arguments.
+
+options:
+  --url URL     the ingest endpoint (default ws://127.0.0.1:8000/upstream)
+  -h, --help    print this text and exit
+`
+
+let parsed
+try {
+  parsed = parseArgs({
+    allowPositionals: true,
+    options: {
+      url: { type: 'string', default: 'ws://127.0.0.1:8000/upstream' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  })
+} catch (error) {
+  process.stderr.write(`send: ${(error as Error).message}\n\n${USAGE}`)
+  process.exit(2)
+}
+const { values, positionals } = parsed
+if (values.help === true) {
+  process.stdout.write(USAGE)
+  process.exit(0)
+}
 
 async function readLines(): Promise<string[]> {
   if (positionals.length > 0) return positionals

@@ -77,6 +77,7 @@ export function createUpstream(options: UpstreamOptions): Upstream {
   /** Upgrades accepted and not yet open, counted against the limit. */
   let handshaking = 0
   const limits: ConnectionLimits = {
+    maxFrameBytes: options.maxFrameBytes,
     maxLinesPerFrame: options.maxLinesPerFrame,
     maxFramesInFlight: options.maxFramesInFlight,
   }
@@ -142,7 +143,21 @@ export function createUpstream(options: UpstreamOptions): Upstream {
       metrics.connectionsOpen.inc()
       log.info('connection opened')
       ws.on('message', (data, isBinary) => connection.receive(data, isBinary))
-      ws.on('error', (error) => log.warn({ err: error }, 'connection error'))
+      // Errors of the peer's frames (ws's receiver): a client's fault, told
+      // in one line without ws's stack.
+      ws.on('error', (error: Error & { code?: string }) => {
+        if (error.code === FRAME_TOO_LARGE) {
+          log.warn(
+            { maxFrameBytes: options.maxFrameBytes },
+            'frame over the size limit',
+          )
+        } else {
+          log.warn(
+            { code: error.code, reason: error.message },
+            'connection error',
+          )
+        }
+      })
       ws.on('close', (code) => {
         open.delete(connection)
         metrics.connectionsOpen.dec()
@@ -199,8 +214,12 @@ const UNAVAILABLE_REPLY = errorReply('UNAVAILABLE')
  */
 export const MAX_BUFFERED_REPLY_BYTES = 8 * 1024 * 1024
 
+/** The code of ws's error for a frame over `maxPayload`. */
+const FRAME_TOO_LARGE = 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH'
+
 /** The per-connection limits of {@link UpstreamOptions}. */
 interface ConnectionLimits {
+  readonly maxFrameBytes: number
   readonly maxLinesPerFrame: number
   readonly maxFramesInFlight: number
 }
@@ -241,6 +260,36 @@ class UpstreamConnection implements BatchTarget<PendingFrame> {
     this.#log = log
     socket.on('drain', () => this.#applyBackpressure())
     ws.on('pong', () => (this.#alive = true))
+    this.#answerBeforeOversizeClose()
+  }
+
+  /**
+   * ws closes the connection itself, with 1009, as soon as a frame's header
+   * says it is over `maxPayload`, and reads nothing more (`receiverOnError`
+   * in ws's lib/websocket.js), often before the frames read before it have
+   * been answered. Like a frame over the lines limit, those frames are
+   * answered first, once their events are committed, and the connection is
+   * closed after them.
+   */
+  #answerBeforeOversizeClose() {
+    const ws = this.#ws
+    const closeNow = ws.close.bind(ws)
+    ws.close = (code?: number, reason?: string | Buffer) => {
+      if (
+        code === 1009 &&
+        !this.#closing &&
+        this.#closeWhenAnswered === undefined
+      ) {
+        this.#closeWhenAnswered = {
+          code,
+          reason: `frame is larger than ${this.#limits.maxFrameBytes} bytes`,
+        }
+        this.stopReading()
+        this.#closeIfAnswered()
+        return
+      }
+      closeNow(code, reason)
+    }
   }
 
   /** Called every keepalive period: pings, or closes a peer that never answered. */
