@@ -7,8 +7,9 @@ import { startServer } from './server.ts'
 
 describe('startServer', () => {
   it(
-    'should close even while a client has stopped reading a streamed response',
-    { timeout: 15_000 },
+    'should close even while a client has stopped reading a streamed response, by cutting its connection',
+    // Without the grace period, close() would wait for the reader forever.
+    { timeout: 60_000 },
     async () => {
       const server = await startServer(
         { ...DEFAULT_CONFIG, port: 0, store: 'sqlite::memory:' },
@@ -30,17 +31,21 @@ describe('startServer', () => {
       await new Promise((resolve) => socket.once('connect', resolve))
       socket.write('GET /api/robots/slow/events HTTP/1.1\r\nHost: x\r\n\r\n')
       // Read the first bytes, then stop reading.
-      await new Promise((resolve) => socket.once('data', resolve))
+      const chunks: Buffer[] = [
+        await new Promise<Buffer>((resolve) => socket.once('data', resolve)),
+      ]
       socket.pause()
-      const closedSocket = new Promise((resolve) =>
-        socket.once('close', resolve),
-      )
 
-      const started = Date.now()
       await server.close()
-      assert.ok(Date.now() - started < 5000, 'close waited for the slow reader')
+      // The rest of what was sent, once the server has cut the connection.
+      socket.on('data', (chunk: Buffer) => chunks.push(chunk))
+      socket.on('error', () => {})
+      const closed = new Promise((resolve) => socket.once('close', resolve))
       socket.resume()
-      await closedSocket
+      await closed
+      const text = Buffer.concat(chunks).toString()
+      assert.match(text, /^HTTP\/1\.1 200 /)
+      assert.ok(!text.endsWith('}]'), 'the response was cut, not finished')
     },
   )
 })
