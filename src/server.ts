@@ -128,7 +128,6 @@ export async function startServer(
     )
   })
   const metrics = createMetrics()
-  registerApi(app, { store, metrics })
 
   const batcher = createBatcher(store, {
     onCommit: (events, ms) => {
@@ -153,6 +152,7 @@ export async function startServer(
   app.server.on('upgrade', upstream.handleUpgrade)
 
   try {
+    await registerApi(app, { store, metrics })
     await app.listen({ host: config.host, port: config.port })
   } catch (error) {
     await store.close()

@@ -63,31 +63,35 @@ describe('event formats', () => {
     assert.equal(text, 'robot,x,y,timestamp\r\n"a,""b""",0.5,-2,1\r\n')
   })
 
-  it('should pick the first supported type of the Accept header', () => {
-    assert.equal(
-      chooseEventFormat('text/html, text/csv;q=0.9, application/json', 'r')
-        .contentType,
-      'text/csv; charset=utf-8',
-    )
-    assert.equal(
-      chooseEventFormat('*/*', 'r').contentType,
-      'application/json; charset=utf-8',
-    )
-    for (const odd of [
-      'constructor',
-      '__proto__',
-      'toString',
-      'hasOwnProperty',
-    ]) {
+  it('should pick the type of the Accept header with the highest q-value, JSON when none is acceptable', () => {
+    const cases: [string | undefined, string][] = [
+      [undefined, 'application/json'],
+      ['*/*', 'application/json'],
+      ['text/csv', 'text/csv'],
+      ['APPLICATION/X-NDJSON', 'application/x-ndjson'],
+      ['text/csv, application/json', 'text/csv'],
+      ['text/html, text/csv;q=0.9, application/json', 'application/json'],
+      ['text/csv;q=0, application/json', 'application/json'],
+      ['application/json;q=0.5, text/csv', 'text/csv'],
+      ['text/*', 'text/csv'],
+      ['*/*;q=0.5, text/csv;q=0.1', 'application/json'],
+      ['application/*;q=0.5, application/json;q=0.1', 'application/x-ndjson'],
+      ['*/*, application/json;q=0', 'application/x-ndjson'],
+      ['text/csv;charset=utf-8', 'text/csv'],
+      ['text/csv;q=0', 'application/json'],
+      ['text/csv;charset=latin1', 'application/json'],
+      ['text/html', 'application/json'],
+      ['constructor', 'application/json'],
+      ['__proto__', 'application/json'],
+      ['toString', 'application/json'],
+      ['hasOwnProperty', 'application/json'],
+    ]
+    for (const [accept, type] of cases) {
       assert.equal(
-        chooseEventFormat(odd, 'r').contentType,
-        'application/json; charset=utf-8',
-        odd,
+        chooseEventFormat(accept, 'r').contentType,
+        `${type}; charset=utf-8`,
+        accept,
       )
     }
-    assert.equal(
-      chooseEventFormat('APPLICATION/X-NDJSON', 'r').contentType,
-      'application/x-ndjson; charset=utf-8',
-    )
   })
 })

@@ -6,6 +6,7 @@
  * This is the hot path of a large read: each page becomes one string, with
  * the robot's part of every line escaped once.
  */
+import Negotiator from 'negotiator'
 import type { EventPage } from '../store/store.ts'
 
 /** How one format writes a stream of events. */
@@ -96,28 +97,33 @@ function csv(robot: string): EventFormat {
   }
 }
 
-const FORMATS = {
-  'application/json': json,
-  'application/x-ndjson': ndjson,
-  'text/csv': csv,
-} as const
+/** The formats by the content type they are sent with, JSON first. */
+const FORMATS: Readonly<Record<string, (robot: string) => EventFormat>> = {
+  'application/json; charset=utf-8': json,
+  'application/x-ndjson; charset=utf-8': ndjson,
+  'text/csv; charset=utf-8': csv,
+}
+const OFFERED = Object.keys(FORMATS)
 
 /**
- * Picks the format for an `Accept` header: the first media type it lists
- * that we write, JSON when none (quality values are not weighed).
+ * Picks the format for an `Accept` header as RFC 9110 §12.5.1 says, with
+ * negotiator: the highest q-value wins and `q=0` excludes; a more specific
+ * entry overrides a wider range (`application/*;q=0.5, application/json;q=0.1`
+ * is NDJSON); between equals the first listed wins; the range of all types
+ * and no header at all are JSON. A parameter other than q must match ours:
+ * `text/csv;charset=utf-8` is CSV, `text/csv;charset=latin1` is not.
+ *
+ * When the header accepts none of the three, the answer is JSON, as it was
+ * before q-values were weighed: RFC 9110 lets a server disregard the header
+ * rather than answer 406, and a client sending a browser's Accept still
+ * gets the events.
  */
 export function chooseEventFormat(
   accept: string | undefined,
   robot: string,
 ): EventFormat {
-  for (const part of (accept ?? '').split(',')) {
-    const type = part.split(';', 1)[0]!.trim().toLowerCase()
-    // Own keys only: `Accept: constructor` must not reach Object.prototype.
-    if (Object.hasOwn(FORMATS, type)) {
-      return FORMATS[type as keyof typeof FORMATS](robot)
-    }
-  }
-  return json(robot)
+  const type = new Negotiator({ headers: { accept } }).mediaType(OFFERED)
+  return (FORMATS[type ?? OFFERED[0]!] ?? json)(robot)
 }
 
 /** Writes every page of `pages` in `format`, as chunks. */

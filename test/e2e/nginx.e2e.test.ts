@@ -30,11 +30,7 @@ import { delimiter, dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, test } from 'node:test'
-import {
-  dropSchemas,
-  freshSchema,
-  postgresSkip,
-} from '../support/postgres.ts'
+import { dropSchemas, freshSchema, postgresSkip } from '../support/postgres.ts'
 import {
   IngestClient,
   assertErrorBody,
