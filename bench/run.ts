@@ -76,8 +76,6 @@ export const SCENARIOS = [
 ] as const
 type Scenario = (typeof SCENARIOS)[number]
 
-/** Every scenario has a store of its own, so every scenario's robots share one prefix. */
-const ROBOT_PREFIX = 'robot-'
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const script = (path: string) => fileURLToPath(new URL(path, import.meta.url))
 const CLI = script('../src/cli.js')
@@ -361,7 +359,6 @@ class Bench {
       url,
       connections: this.s.connections,
       robots: this.s.robots,
-      robotPrefix: 'robot-',
       linesPerFrame: 1,
       window: this.s.window,
       warmupMs: this.s.warmupMs,
@@ -587,7 +584,6 @@ class Bench {
       store: this.stores.url(store),
       raw,
       robots: this.s.robots,
-      robotPrefix: ROBOT_PREFIX,
       batchSize: this.s.storageBatch,
       warmupMs: this.s.warmupMs,
       durationMs: this.s.durationMs,
@@ -625,10 +621,7 @@ class Bench {
       (server) =>
         this.runLoad(
           server,
-          this.loadOptions(server.wsUrl, {
-            linesPerFrame,
-            robotPrefix: ROBOT_PREFIX,
-          }),
+          this.loadOptions(server.wsUrl, { linesPerFrame }),
           what,
         ),
       serverArgs,
@@ -668,14 +661,7 @@ class Bench {
       'latency',
       what,
       (server) =>
-        this.runLoad(
-          server,
-          this.loadOptions(server.wsUrl, {
-            rate,
-            robotPrefix: ROBOT_PREFIX,
-          }),
-          what,
-        ),
+        this.runLoad(server, this.loadOptions(server.wsUrl, { rate }), what),
     )
     this.checkStored(what, stored, value.load.ok)
     this.latency.push({
@@ -697,18 +683,13 @@ class Bench {
     if (this.s.scenarios.includes('fetch')) sizes.add(this.s.fetchEvents)
     return [...sizes]
       .sort((a, b) => a - b)
-      .map((events, index) => ({
-        name: `${ROBOT_PREFIX}track-${events}`,
-        index,
-        events,
-      }))
+      .map((events, index) => ({ index, events }))
   }
 
   fleetRobots(): PreloadRobot[] {
     const per = Math.ceil(this.s.fleetEvents / this.s.robots)
-    return Array.from({ length: this.s.robots }, (_, r) => ({
-      name: robotName(ROBOT_PREFIX, r),
-      index: r,
+    return Array.from({ length: this.s.robots }, (_, index) => ({
+      index,
       events: per,
     }))
   }
@@ -787,7 +768,10 @@ class Bench {
         const options: QueryOptions = {
           mode: 'odometer',
           baseUrl: server.url,
-          robots: tracks.map((t) => ({ name: t.name, events: t.events })),
+          robots: tracks.map((t) => ({
+            name: robotName(t.index),
+            events: t.events,
+          })),
           warmupRequests: this.s.odometerWarmup,
           requests: this.s.odometerRequests,
           maxMs: this.s.quick ? 20_000 : 120_000,
@@ -830,7 +814,7 @@ class Bench {
             {
               mode: 'fetch',
               baseUrl: server.url,
-              robot: track.name,
+              robot: robotName(track.index),
               events: track.events,
               format,
               maxMs: 300_000,
@@ -1064,7 +1048,7 @@ async function main(): Promise<number> {
       '# the ceilings:',
       'node dist/bench/bare-ws.js [--cork]',
       `node dist/bench/store-load.js '{"mode":"ceiling","robots":${s.robots},"batchSize":${s.storageBatch},…}'`,
-      '# the load generator (empty-store ingest; other runs change linesPerFrame, rate, robotPrefix):',
+      '# the load generator (empty-store ingest; other runs change linesPerFrame, rate):',
       `node dist/bench/load.js '${JSON.stringify(example)}'`,
       `node dist/bench/query.js '{"mode":"odometer"|"fetch",…}'`,
     ],
