@@ -3,18 +3,8 @@
  * stores, drives it from a separate load-generator process over 127.0.0.1,
  * measures the ceilings with the same generator, and writes BENCHMARKS.md.
  *
- * Options (after `npm run bench --`):
- *   --quick                 scaled-down counts, under 2 minutes
- *   --store URL             default: fresh temporary `sqlite:` files
- *   --scenarios a,b,c       a subset of SCENARIOS
- *   --out FILE              default BENCHMARKS.md
- *   --connections N         default 64
- *   --robots N              default 1000
- *   --lines-per-frame N     the batched-frame ingest row; default 10
- *   --window N              frames in flight per connection; default 64
- *   --duration S            measured seconds per load; default 10 (quick 3)
- *
- * See bench/README.md.
+ * The options are in {@link USAGE} and, with what each scenario measures
+ * and how long a run takes, in bench/README.md.
  */
 import { execFileSync } from 'node:child_process'
 import {
@@ -44,37 +34,34 @@ import {
 } from './proc.ts'
 import type { FetchResult, OdometerResult, QueryOptions } from './query.ts'
 import {
+  configOf,
+  ROW_LABELS,
   writeReport,
   type DiskRow,
   type FetchRow,
   type IngestRow,
   type OdometerRow,
   type PreloadRow,
+  type RunConfig,
   type RunReport,
   type ServerFigures,
   type StorageRow,
 } from './report.ts'
 import { LIVE_STEP, LIVE_T0, robotName } from './fleet.ts'
+import {
+  backendOf,
+  ODOMETER_ROWS,
+  SCENARIOS,
+  type LoadRowId,
+  type Scenario,
+  type StorageRowId,
+  type StoreName,
+} from './figures.ts'
 import type {
   PreloadRobot,
   StoreLoadOptions,
   StoreLoadResult,
 } from './store-load.ts'
-
-/** Every scenario, in the order a run measures them. */
-export const SCENARIOS = [
-  'bare-ws',
-  'store',
-  'ingest',
-  'ingest-batch',
-  'ingest-10m',
-  'ingest-sync-full',
-  'latency',
-  'odometer',
-  'fetch',
-  'disk',
-] as const
-type Scenario = (typeof SCENARIOS)[number]
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const script = (path: string) => fileURLToPath(new URL(path, import.meta.url))
@@ -86,36 +73,19 @@ const QUERY = script('./query.js')
 
 // --- settings ---
 
-interface Settings {
+interface Settings extends RunConfig {
   readonly quick: boolean
   readonly store: string | undefined
   readonly scenarios: readonly Scenario[]
+  /** The report (markdown). */
   readonly out: string
-  readonly connections: number
-  readonly robots: number
-  readonly linesPerFrame: number
-  readonly window: number
-  readonly warmupMs: number
-  readonly durationMs: number
-  /** Count bound of each generator run. */
-  readonly maxEvents: number
-  readonly storageBatch: number
-  readonly preloadBatch: number
-  /** Events of the fleet store, over `robots` robots. */
-  readonly fleetEvents: number
-  /** Events of the robots of the odometer scenario. */
-  readonly tracks: readonly number[]
-  /** Events of the robot fetched whole. */
-  readonly fetchEvents: number
-  readonly odometerRequests: number
-  readonly odometerWarmup: number
   /** Time bound of each preload. */
   readonly preloadTimeoutMs: number
 }
 
 const USAGE = `usage: npm run bench -- [--quick] [--store URL] [--scenarios ${SCENARIOS.join(',')}]
-       [--out FILE] [--connections N] [--robots N] [--lines-per-frame N]
-       [--window N] [--duration SECONDS]
+       [--out FILE] [--connections N] [--robots N]
+       [--lines-per-frame N] [--window N] [--duration SECONDS]
 `
 
 function positive(name: string, text: string | undefined, fallback: number) {
@@ -128,8 +98,9 @@ function positive(name: string, text: string | undefined, fallback: number) {
 }
 
 function parseSettings(argv: string[]): Settings | 'help' {
-  const { values } = parseArgs({
+  const { values, positionals } = parseArgs({
     args: argv,
+    allowPositionals: true,
     options: {
       quick: { type: 'boolean', default: false },
       store: { type: 'string' },
@@ -144,6 +115,9 @@ function parseSettings(argv: string[]): Settings | 'help' {
     },
   })
   if (values.help) return 'help'
+  if (positionals.length > 0) {
+    throw new Error(`unexpected argument ${positionals[0]}`)
+  }
   const quick = values.quick === true
   const scenarios =
     values.scenarios === undefined
@@ -159,11 +133,12 @@ function parseSettings(argv: string[]): Settings | 'help' {
   }
   const robots = positive('robots', values.robots, 1000)
   const fetchEvents = quick ? 100_000 : 1_000_000
+  const out = resolve(values.out ?? join(ROOT, 'BENCHMARKS.md'))
   return {
     quick,
     store: values.store,
     scenarios: SCENARIOS.filter((s) => scenarios.includes(s)),
-    out: resolve(values.out ?? join(ROOT, 'BENCHMARKS.md')),
+    out,
     connections: positive('connections', values.connections, 64),
     robots,
     linesPerFrame: positive('lines-per-frame', values['lines-per-frame'], 10),
@@ -199,7 +174,7 @@ class Stores {
   readonly #base: string
   readonly #file: string
   readonly #temporary: boolean
-  readonly #created = new Set<string>()
+  readonly #created = new Set<StoreName>()
   readonly #tag: string
 
   constructor(url: string | undefined, tag: string) {
@@ -221,16 +196,16 @@ class Stores {
     }
   }
 
-  #dir(name: string) {
+  #dir(name: StoreName) {
     return join(this.#base, this.#temporary ? name : `bench-${name}`)
   }
 
-  #schema(name: string) {
+  #schema(name: StoreName) {
     return `bench_${this.#tag}_${name.replace(/[^a-z0-9]/gi, '_')}`
   }
 
   /** The URL of store `name`, made empty on first use. */
-  url(name: string): string {
+  url(name: StoreName): string {
     if (this.postgres !== undefined) {
       this.#created.add(name)
       const url = new URL(this.postgres)
@@ -250,7 +225,7 @@ class Stores {
 
   /** What store `name` holds on disk and its total size, or undefined. */
   async disk(
-    name: string,
+    name: StoreName,
   ): Promise<{ bytes: number; files: string[] } | undefined> {
     if (!this.#created.has(name)) return
     if (this.postgres !== undefined) {
@@ -336,9 +311,9 @@ class Bench {
   readonly odometer: OdometerRow[] = []
   readonly fetch: FetchRow[] = []
   /** Bytes on disk per store, measured each time a server on it closed. */
-  readonly disk = new Map<string, DiskRow>()
+  readonly disk = new Map<StoreName, DiskRow>()
   /** Events each preloaded store holds, by store name. */
-  readonly preloaded = new Map<string, number>()
+  readonly preloaded = new Map<StoreName, number>()
   readonly runTag = Date.now().toString(36).slice(-4)
 
   constructor(settings: Settings) {
@@ -429,7 +404,7 @@ class Bench {
    * the store's bytes on disk.
    */
   async withServer<T>(
-    name: string,
+    name: StoreName,
     what: string,
     body: (server: ServerChild) => Promise<T>,
     extraArgs: readonly string[] = [],
@@ -494,12 +469,7 @@ class Bench {
     const { value } = outcome
     const disk = await this.stores.disk(name)
     if (disk !== undefined && stored !== undefined) {
-      this.disk.set(name, {
-        name,
-        label: storeLabel(name, stored),
-        events: stored,
-        ...disk,
-      })
+      this.disk.set(name, { name, events: stored, ...disk })
     }
     return { value, server: figures, stored }
   }
@@ -515,14 +485,15 @@ class Bench {
   // --- scenarios ---
 
   async bareWs() {
-    const runs: [boolean, number][] = [
-      [false, 1],
-      [true, 1],
-      [true, this.s.linesPerFrame],
+    const runs: [LoadRowId, boolean, number][] = [
+      ['bare-ws', false, 1],
+      ['bare-ws-corked', true, 1],
+      ['bare-ws-corked-batch', true, this.s.linesPerFrame],
     ]
-    for (const [cork, lines] of runs) {
+    for (const [id, cork, lines] of runs) {
       this.ceilings.push(
         await this.bareRun(
+          id,
           cork,
           this.loadOptions('', { linesPerFrame: lines }),
         ),
@@ -531,8 +502,11 @@ class Bench {
   }
 
   /** One generator run against a fresh bare-ws process (`url` is filled in). */
-  async bareRun(cork: boolean, options: LoadOptions): Promise<IngestRow> {
-    const label = `bare-ws, ${cork ? 'replies corked per tick' : 'one ws.send per reply'}`
+  async bareRun(
+    id: LoadRowId,
+    cork: boolean,
+    options: LoadOptions,
+  ): Promise<IngestRow> {
     const server = await startServerProcess(
       BARE_WS,
       cork ? ['--cork'] : [],
@@ -545,7 +519,7 @@ class Bench {
       outcome = await this.runLoad(
         server,
         { ...options, url: server.wsUrl },
-        `${label}, ${options.linesPerFrame} line(s)/frame${options.rate > 0 ? `, paced at ${fmt(options.rate)} events/s` : ''}`,
+        `${id} (${ROW_LABELS[id]}), ${options.linesPerFrame} line(s)/frame${options.rate > 0 ? `, paced at ${fmt(options.rate)} events/s` : ''}`,
       )
     } catch (error) {
       meter.stop()
@@ -555,8 +529,7 @@ class Bench {
     const peak = meter.stop().peakRss
     const exit = await stopServerProcess(server, 10_000)
     return {
-      label,
-      target: cork ? 'bare-ws corked' : 'bare-ws',
+      id,
       load: outcome.load,
       serverCpuSeconds: outcome.cpu,
       windowSeconds: outcome.window,
@@ -571,14 +544,15 @@ class Bench {
   }
 
   async storageCeiling() {
-    await this.storageRun('in-process `append()`', 'ceiling', false)
+    await this.storageRun('store-append', 'ceiling', false)
     // On PostgreSQL, also what the database takes without the rules.
     if (this.stores.postgres !== undefined) {
-      await this.storageRun('plain batched INSERT (no rules)', 'raw', true)
+      await this.storageRun('store-plain-insert', 'plain-insert', true)
     }
   }
 
-  async storageRun(label: string, store: string, raw: boolean) {
+  async storageRun(id: StorageRowId, store: StoreName, raw: boolean) {
+    const label = `${id} (${ROW_LABELS[id]})`
     const options: StoreLoadOptions = {
       mode: 'ceiling',
       store: this.stores.url(store),
@@ -600,7 +574,7 @@ class Bench {
       this.problem(`${label}: ${result.nonOk} outcomes were not ok`)
     }
     this.storage.push({
-      label,
+      id,
       batchSize: this.s.storageBatch,
       robots: this.s.robots,
       result,
@@ -608,13 +582,13 @@ class Bench {
   }
 
   async ingestRun(
-    name: string,
-    label: string,
+    id: LoadRowId,
+    name: StoreName,
     linesPerFrame: number,
     serverArgs: readonly string[] = [],
   ): Promise<IngestRow> {
     const preloaded = this.preloaded.get(name) ?? 0
-    const what = `ingest, ${label}, ${linesPerFrame} line(s)/frame`
+    const what = `${id} (${ROW_LABELS[id]}), ${linesPerFrame} line(s)/frame`
     const { value, server, stored } = await this.withServer(
       name,
       what,
@@ -628,8 +602,7 @@ class Bench {
     )
     this.checkStored(what, stored, preloaded + value.load.ok)
     return {
-      label,
-      target: 'server',
+      id,
       load: value.load,
       serverCpuSeconds: value.cpu,
       windowSeconds: value.window,
@@ -642,20 +615,19 @@ class Bench {
   }
 
   async latencyRun() {
-    let max = this.ingest.find(
-      (r) => r.label === 'empty store' && r.load.options.linesPerFrame === 1,
-    )?.load.eventsPerSecond
+    let max = this.ingest.find((r) => r.id === 'ingest')?.load.eventsPerSecond
     if (max === undefined) {
       say('  no empty-store ingest in this run: measuring the maximum first')
-      const row = await this.ingestRun('latency-max', 'empty store', 1)
+      const row = await this.ingestRun('latency-max', 'latency-max', 1)
       max = row.load.eventsPerSecond
     }
     const rate = Math.max(1, Math.round(max / 2))
     this.latencyTargetRate = rate
     // The floor: the same paced load against bare-ws (corked), so that the
     // generator's and the network's share of the latency is visible.
-    const floor = await this.bareRun(true, this.loadOptions('', { rate }))
-    this.latency.push({ ...floor, label: 'bare-ws, replies corked (floor)' })
+    this.latency.push(
+      await this.bareRun('latency-floor', true, this.loadOptions('', { rate })),
+    )
     const what = `latency at ${fmt(rate)} events/s`
     const { value, server, stored } = await this.withServer(
       'latency',
@@ -665,8 +637,7 @@ class Bench {
     )
     this.checkStored(what, stored, value.load.ok)
     this.latency.push({
-      label: 'server',
-      target: 'server',
+      id: 'latency',
       load: value.load,
       serverCpuSeconds: value.cpu,
       windowSeconds: value.window,
@@ -697,7 +668,7 @@ class Bench {
   /** The preloads this run needs, at most two at once (one per core). */
   async preload() {
     const jobs: {
-      name: string
+      name: 'fleet' | 'tracks'
       label: string
       robots: PreloadRobot[]
       order: 'interleaved' | 'sequential'
@@ -747,6 +718,7 @@ class Bench {
         }
         this.preloaded.set(job.name, result.events)
         this.preloads.push({
+          id: `preload-${job.name}`,
           label: job.label,
           robots: job.robots.length,
           order: job.order,
@@ -791,7 +763,17 @@ class Bench {
           `odometer on ${fmt(figures.events)} events: ${figures.wrong} wrong answers, e.g. ${figures.wrongSamples[0]}`,
         )
       }
-      this.odometer.push({ events: figures.events, result: figures, server })
+      // The tracks are smallest first, as are the odometer rows' ids.
+      const id = ODOMETER_ROWS[this.s.tracks.indexOf(figures.events)]
+      if (id === undefined) {
+        throw new Error(`no odometer row for ${fmt(figures.events)} events`)
+      }
+      this.odometer.push({
+        id,
+        events: figures.events,
+        result: figures,
+        server,
+      })
     }
   }
 
@@ -841,6 +823,7 @@ class Bench {
         )
       }
       this.fetch.push({
+        id: `fetch-${format}`,
         format,
         expected: track.events,
         result,
@@ -878,30 +861,24 @@ class Bench {
     await step('bare-ws', () => this.bareWs())
     await step('store', () => this.storageCeiling())
     await step('ingest', async () => {
-      this.ingest.push(await this.ingestRun('ingest', 'empty store', 1))
+      this.ingest.push(await this.ingestRun('ingest', 'ingest', 1))
     })
     await step('ingest-batch', async () => {
       this.ingest.push(
         await this.ingestRun(
           'ingest-batch',
-          'empty store',
+          'ingest-batch',
           this.s.linesPerFrame,
         ),
       )
     })
     await step('ingest-10m', async () => {
       if (!this.preloaded.has('fleet')) throw new Error('no preloaded store')
-      this.ingest.push(
-        await this.ingestRun(
-          'fleet',
-          `store holding ${fmt(this.preloaded.get('fleet')!)} events`,
-          1,
-        ),
-      )
+      this.ingest.push(await this.ingestRun('ingest-10m', 'fleet', 1))
     })
     await step('ingest-sync-full', async () => {
       this.ingest.push(
-        await this.ingestRun('sync-full', 'empty store, `--sync full`', 1, [
+        await this.ingestRun('ingest-sync-full', 'sync-full', 1, [
           '--sync',
           'full',
         ]),
@@ -932,19 +909,6 @@ async function countStored(baseUrl: string): Promise<number> {
   return total
 }
 
-function storeLabel(name: string, events: number): string {
-  const labels: Record<string, string> = {
-    ingest: 'after the empty-store ingest',
-    'ingest-batch': 'after the batched-frame ingest',
-    fleet: 'the fleet store',
-    latency: 'after the paced run',
-    'latency-max': 'after the maximum-rate run',
-    'sync-full': 'after the `--sync full` ingest',
-    tracks: 'the odometer and fetch tracks',
-  }
-  return `${labels[name] ?? name} (${fmt(events)} events)`
-}
-
 /** How the server's `--store` looks in the report's commands. */
 function storeExample(store: string | undefined): string {
   if (store === undefined)
@@ -965,7 +929,15 @@ function cpuModel(): string {
   }
 }
 
-function commit(): string {
+/**
+ * The short hash of HEAD, and whether the tree has changes other than the
+ * files this run writes (a run before it left them changed; they do not
+ * change what is measured).
+ */
+function commit(written: readonly string[]): {
+  commit: string
+  dirty: boolean
+} {
   try {
     const git = (...args: string[]) =>
       execFileSync('git', args, {
@@ -974,9 +946,14 @@ function commit(): string {
         stdio: ['ignore', 'pipe', 'ignore'],
       }).trim()
     const head = git('rev-parse', '--short', 'HEAD')
-    return git('status', '--porcelain') === '' ? head : `${head} dirty`
+    const exclude = written
+      .map((path) => relative(ROOT, path))
+      .filter((path) => !path.startsWith('..'))
+      .map((path) => `:(exclude)${path}`)
+    const status = git('status', '--porcelain', '--', '.', ...exclude)
+    return { commit: head, dirty: status !== '' }
   } catch {
-    return 'unknown'
+    return { commit: 'unknown', dirty: false }
   }
 }
 
@@ -1039,8 +1016,12 @@ async function main(): Promise<number> {
       kernel: release(),
     },
     node: process.version,
-    commit: commit(),
-    store: s.store ?? 'sqlite: fresh temporary files, one folder per store',
+    ...commit([s.out]),
+    backend: backendOf(s.store),
+    store:
+      s.store === undefined
+        ? 'sqlite: fresh temporary files, one folder per store'
+        : s.store,
     commands: [
       `npm run bench${args.length > 0 ? ` -- ${args.join(' ')}` : ''}`,
       '# the server, once per scenario, on that scenario\u2019s store:',
@@ -1052,23 +1033,7 @@ async function main(): Promise<number> {
       `node dist/bench/load.js '${JSON.stringify(example)}'`,
       `node dist/bench/query.js '{"mode":"odometer"|"fetch",…}'`,
     ],
-    settings: {
-      mode: s.quick ? 'quick' : 'full',
-      connections: s.connections,
-      robots: s.robots,
-      'frames in flight per connection (window)': s.window,
-      'lines per frame (batched row)': s.linesPerFrame,
-      'warm-up per load (s)': s.warmupMs / 1000,
-      'measured per load (s)': s.durationMs / 1000,
-      'count bound per load (events)': s.maxEvents,
-      'storage ceiling batch (events)': s.storageBatch,
-      'preload batch (events)': s.preloadBatch,
-      'fleet store preload (events)': s.fleetEvents,
-      'odometer robots (events)': s.tracks.map(fmt).join(', '),
-      'odometer warm-up requests (all robots)': s.odometerWarmup,
-      'odometer requests per robot': s.odometerRequests,
-      'fetched track (events)': s.fetchEvents,
-    },
+    config: configOf(s),
     scenarios: [...s.scenarios],
     ceilings: bench.ceilings,
     storage: bench.storage,
