@@ -228,23 +228,26 @@ export function collectFigures(report: RunReport): Figures {
   const put = (id: FigureId, value: number) => {
     if (Number.isFinite(value)) rows[id] = value
   }
-  for (const row of [...report.ceilings, ...report.ingest, ...report.latency]) {
-    const l = row.load
-    put(`${row.id}.events_per_s`, l.eventsPerSecond)
-    put(`${row.id}.ack_p50_ms`, l.latency.p50)
-    put(`${row.id}.ack_p99_ms`, l.latency.p99)
-    put(`${row.id}.ack_max_ms`, l.latency.max)
-    put(
-      `${row.id}.server_cpu_pct`,
-      (100 * row.serverCpuSeconds) / row.windowSeconds,
-    )
-    put(
-      `${row.id}.server_cpu_us_per_event`,
-      (1e6 * row.serverCpuSeconds) / l.measuredEvents,
-    )
-    put(`${row.id}.server_peak_rss_mb`, row.server.peakRss / MB)
-    put(`${row.id}.generator_cpu_pct`, l.clientCpuPercent)
+  const loads = (list: RunReport['ingest']) => {
+    for (const row of list) {
+      const l = row.load
+      put(`${row.id}.events_per_s`, l.eventsPerSecond)
+      put(`${row.id}.ack_p50_ms`, l.latency.p50)
+      put(`${row.id}.ack_p99_ms`, l.latency.p99)
+      put(`${row.id}.ack_max_ms`, l.latency.max)
+      put(
+        `${row.id}.server_cpu_pct`,
+        (100 * row.serverCpuSeconds) / row.windowSeconds,
+      )
+      put(
+        `${row.id}.server_cpu_us_per_event`,
+        (1e6 * row.serverCpuSeconds) / l.measuredEvents,
+      )
+      put(`${row.id}.server_peak_rss_mb`, row.server.peakRss / MB)
+      put(`${row.id}.generator_cpu_pct`, l.clientCpuPercent)
+    }
   }
+  loads(report.ceilings)
   for (const row of report.storage) {
     const r = row.result
     put(`${row.id}.events_per_s`, r.eventsPerSecond)
@@ -254,6 +257,8 @@ export function collectFigures(report: RunReport): Figures {
     put(`${row.id}.cpu_pct`, r.cpuPercent)
     put(`${row.id}.peak_rss_mb`, r.peakRssBytes / MB)
   }
+  loads(report.ingest)
+  loads(report.latency)
   for (const row of report.preloads) {
     put(`${row.id}.events_per_s`, row.result.eventsPerSecond)
     put(`${row.id}.seconds`, row.result.seconds)
