@@ -173,6 +173,8 @@ export interface RunReport {
   readonly backend: Backend
   /** The store as printed: the `--store` URL without its password, or what the default is. */
   readonly store: string
+  /** Where the figures of this run went as JSON, relative to the report. */
+  readonly json: string
   readonly commands: string[]
   readonly config: RunConfig
   readonly scenarios: Scenario[]
@@ -314,6 +316,7 @@ export function renderReport(report: RunReport): string {
         ['Node.js', report.node],
         ['Store', `\`${report.store}\` (${report.backend})`],
         ['Scenarios', report.scenarios.join(', ')],
+        ['Figures as JSON', `[${report.json}](${report.json})`],
       ],
     ),
   )
@@ -343,7 +346,7 @@ export function renderReport(report: RunReport): string {
 
   out.push('## Targets\n')
   out.push(
-    'Verdicts are computed from the figures of this run by the table of targets in `bench/targets.ts`; "Figure" is the id of the figure judged.' +
+    'Verdicts are computed from the figures of this run by the table of targets in `bench/targets.ts`; "Figure" is the id of the figure judged, as in the JSON results.' +
       (report.quick
         ? ' Quick run: the sizes are scaled down, so the verdicts say little.'
         : '') +
@@ -563,9 +566,10 @@ const HISTORY_INTRO = `## History
 
 ${HISTORY_MARKER}
 
-Before/after figures of optimisations, recorded by hand (the date, the commit,
-the change and the figures that moved). \`npm run bench\` keeps everything
-below the marker above.
+Before/after figures of changes, each computed from the JSON results of two
+runs by \`npm run bench -- --compare A.json B.json --history BENCHMARKS.md\`
+(see bench/README.md). \`npm run bench\` keeps everything below the marker
+above.
 `
 
 /**

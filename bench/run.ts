@@ -1,7 +1,9 @@
 /**
  * `npm run bench`: starts the built server as its own process on temporary
  * stores, drives it from a separate load-generator process over 127.0.0.1,
- * measures the ceilings with the same generator, and writes BENCHMARKS.md.
+ * measures the ceilings with the same generator, and writes BENCHMARKS.md
+ * and the same figures as JSON beside it. `npm run bench -- --compare
+ * A.json B.json` compares two runs' JSON instead (results.ts).
  *
  * The options are in {@link USAGE} and, with what each scenario measures
  * and how long a run takes, in bench/README.md.
@@ -57,6 +59,8 @@ import {
   type StorageRowId,
   type StoreName,
 } from './figures.ts'
+import { compareCommand } from './compare.ts'
+import { jsonBeside, redactStore, writeResults } from './results.ts'
 import type {
   PreloadRobot,
   StoreLoadOptions,
@@ -79,13 +83,24 @@ interface Settings extends RunConfig {
   readonly scenarios: readonly Scenario[]
   /** The report (markdown). */
   readonly out: string
+  /** The figures as JSON. */
+  readonly json: string
   /** Time bound of each preload. */
   readonly preloadTimeoutMs: number
 }
 
+/** `--compare A.json B.json`: compares two runs instead of running one. */
+interface CompareSettings {
+  readonly compare: readonly [string, string]
+  /** A markdown file whose History section gets the comparison. */
+  readonly history: string | undefined
+  readonly title: string | undefined
+}
+
 const USAGE = `usage: npm run bench -- [--quick] [--store URL] [--scenarios ${SCENARIOS.join(',')}]
-       [--out FILE] [--connections N] [--robots N]
+       [--out FILE] [--json FILE] [--connections N] [--robots N]
        [--lines-per-frame N] [--window N] [--duration SECONDS]
+       npm run bench -- --compare A.json B.json [--history FILE] [--title TEXT]
 `
 
 function positive(name: string, text: string | undefined, fallback: number) {
@@ -97,7 +112,7 @@ function positive(name: string, text: string | undefined, fallback: number) {
   return value
 }
 
-function parseSettings(argv: string[]): Settings | 'help' {
+function parseSettings(argv: string[]): Settings | CompareSettings | 'help' {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -106,17 +121,36 @@ function parseSettings(argv: string[]): Settings | 'help' {
       store: { type: 'string' },
       scenarios: { type: 'string' },
       out: { type: 'string' },
+      json: { type: 'string' },
       connections: { type: 'string' },
       robots: { type: 'string' },
       'lines-per-frame': { type: 'string' },
       window: { type: 'string' },
       duration: { type: 'string' },
+      compare: { type: 'boolean', default: false },
+      history: { type: 'string' },
+      title: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   })
   if (values.help) return 'help'
+  if (values.compare) {
+    const [a, b, ...rest] = positionals
+    if (a === undefined || b === undefined || rest.length > 0) {
+      throw new Error('--compare takes two JSON files: A.json B.json')
+    }
+    return {
+      compare: [a, b],
+      history:
+        values.history === undefined ? undefined : resolve(values.history),
+      title: values.title,
+    }
+  }
   if (positionals.length > 0) {
     throw new Error(`unexpected argument ${positionals[0]}`)
+  }
+  if (values.history !== undefined || values.title !== undefined) {
+    throw new Error('--history and --title go with --compare')
   }
   const quick = values.quick === true
   const scenarios =
@@ -139,6 +173,7 @@ function parseSettings(argv: string[]): Settings | 'help' {
     store: values.store,
     scenarios: SCENARIOS.filter((s) => scenarios.includes(s)),
     out,
+    json: resolve(values.json ?? jsonBeside(out)),
     connections: positive('connections', values.connections, 64),
     robots,
     linesPerFrame: positive('lines-per-frame', values['lines-per-frame'], 10),
@@ -913,7 +948,7 @@ async function countStored(baseUrl: string): Promise<number> {
 function storeExample(store: string | undefined): string {
   if (store === undefined)
     return 'sqlite:$TMPDIR/telemetry-bench-XXXXXX/<store>/telemetry.db'
-  if (!store.startsWith('sqlite:')) return store
+  if (!store.startsWith('sqlite:')) return redactStore(store)
   const path = store.slice('sqlite:'.length)
   return `sqlite:${join(dirname(path), 'bench-<store>', basename(path))}`
 }
@@ -960,7 +995,7 @@ function commit(written: readonly string[]): {
 // --- main ---
 
 async function main(): Promise<number> {
-  let settings: Settings | 'help'
+  let settings: Settings | CompareSettings | 'help'
   try {
     settings = parseSettings(process.argv.slice(2))
   } catch (error) {
@@ -969,6 +1004,18 @@ async function main(): Promise<number> {
   }
   if (settings === 'help') {
     process.stdout.write(USAGE)
+    return 0
+  }
+  if ('compare' in settings) {
+    try {
+      process.stdout.write(compareCommand(settings))
+    } catch (error) {
+      process.stderr.write(`bench: ${(error as Error).message}\n`)
+      return 2
+    }
+    if (settings.history !== undefined) {
+      say(`added the comparison to the History of ${settings.history}`)
+    }
     return 0
   }
   for (const path of [CLI, BARE_WS, LOAD, STORE_LOAD, QUERY]) {
@@ -1016,14 +1063,15 @@ async function main(): Promise<number> {
       kernel: release(),
     },
     node: process.version,
-    ...commit([s.out]),
+    ...commit([s.out, s.json]),
     backend: backendOf(s.store),
     store:
       s.store === undefined
         ? 'sqlite: fresh temporary files, one folder per store'
-        : s.store,
+        : redactStore(s.store),
+    json: relative(dirname(s.out), s.json),
     commands: [
-      `npm run bench${args.length > 0 ? ` -- ${args.join(' ')}` : ''}`,
+      `npm run bench${args.length > 0 ? ` -- ${args.map(redactStore).join(' ')}` : ''}`,
       '# the server, once per scenario, on that scenario\u2019s store:',
       `node dist/src/cli.js --host 127.0.0.1 --port 0 --store ${storeExample(s.store)} --log-level warn`,
       '# the ceilings:',
@@ -1047,8 +1095,9 @@ async function main(): Promise<number> {
     problems: bench.problems,
   }
   writeReport(s.out, report)
+  await writeResults(s.json, report)
   say(
-    `wrote ${s.out} in ${report.seconds.toFixed(0)} s${bench.problems.length > 0 ? `, with ${bench.problems.length} problem(s)` : ''}`,
+    `wrote ${s.out} and ${s.json} in ${report.seconds.toFixed(0)} s${bench.problems.length > 0 ? `, with ${bench.problems.length} problem(s)` : ''}`,
   )
   return 0
 }
