@@ -16,9 +16,13 @@ export const LIVE_T0 = 1_700_000_000_000
 /** Milliseconds between two live events of one robot. */
 export const LIVE_STEP = 10
 
-/** The name of robot `index` (0-based): `robot-0001` and up. */
-export function robotName(prefix: string, index: number): string {
-  return `${prefix}${String(index + 1).padStart(4, '0')}`
+/**
+ * The name of robot `index` (0-based): `robot-0001` and up. Every bench
+ * process names robots with it; each scenario has a store of its own, so
+ * the names need no per-scenario part.
+ */
+export function robotName(index: number): string {
+  return `robot-${String(index + 1).padStart(4, '0')}`
 }
 
 /**

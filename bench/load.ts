@@ -25,9 +25,8 @@ export interface LoadOptions {
   /** `ws://127.0.0.1:PORT/upstream` */
   readonly url: string
   readonly connections: number
+  /** Robots `0..robots-1`, named by fleet.ts `robotName`. */
   readonly robots: number
-  /** Robot names are this prefix plus a 4-digit number. */
-  readonly robotPrefix: string
   readonly linesPerFrame: number
   /** Frames in flight per connection at most. */
   readonly window: number
@@ -100,13 +99,13 @@ class Connection {
   #cursor = 0
   sentFrames = 0
 
-  constructor(url: string, robots: number[], prefix: string, window: number) {
+  constructor(url: string, robots: number[], window: number) {
     this.ws = new WebSocket(url, {
       perMessageDeflate: false,
       skipUTF8Validation: true,
     })
     this.#sentAt = new Float64Array(window)
-    this.#names = robots.map((r) => robotName(prefix, r))
+    this.#names = robots.map((r) => robotName(r))
     this.#positions = robots.map((r) => livePositions(r))
     this.#next = robots.map(() => 0)
     this.ws.on('upgrade', (response) => {
@@ -185,9 +184,7 @@ async function main(options: LoadOptions): Promise<LoadResult> {
     const robots: number[] = []
     for (let r = c; r < options.robots; r += C) robots.push(r)
     if (robots.length === 0) break
-    connections.push(
-      new Connection(options.url, robots, options.robotPrefix, window),
-    )
+    connections.push(new Connection(options.url, robots, window))
   }
 
   let finish: () => void = () => {}

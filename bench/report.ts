@@ -1,12 +1,32 @@
 /**
  * BENCHMARKS.md: the figures of one run, one table per scenario, the
- * targets with a verdict computed from those figures, and a History section
- * kept across runs (everything below the `<!-- history -->` marker).
+ * targets with a verdict computed from those figures (targets.ts), and a
+ * History section kept across runs (everything below the `<!-- history -->`
+ * marker). Rows are found by their ids (figures.ts); the labels here are
+ * only printed.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import {
+  collectFigures,
+  type Backend,
+  type FetchRowId,
+  type LoadRowId,
+  type OdometerRowId,
+  type PreloadRowId,
+  type Scenario,
+  type StorageRowId,
+  type StoreName,
+} from './figures.ts'
+import { fixed, int, mb, ms, pct, table } from './format.ts'
 import type { LoadResult } from './load.ts'
 import type { FetchResult, OdometerFigures } from './query.ts'
 import type { StoreLoadResult } from './store-load.ts'
+import {
+  describeTarget,
+  evaluateTargets,
+  showMeasured,
+  showVerdict,
+} from './targets.ts'
 
 /** Where the History section starts; a run keeps everything below it. */
 export const HISTORY_MARKER = '<!-- history -->'
@@ -28,8 +48,7 @@ export interface ServerFigures {
 
 /** One WebSocket load run, against the real server or bare-ws. */
 export interface IngestRow {
-  readonly label: string
-  readonly target: 'server' | 'bare-ws' | 'bare-ws corked'
+  readonly id: LoadRowId
   readonly load: LoadResult
   /** Server CPU over the measurement window. */
   readonly serverCpuSeconds: number
@@ -41,7 +60,7 @@ export interface IngestRow {
 
 /** The in-process storage ceiling. */
 export interface StorageRow {
-  readonly label: string
+  readonly id: StorageRowId
   readonly batchSize: number
   readonly robots: number
   readonly result: StoreLoadResult
@@ -49,6 +68,8 @@ export interface StorageRow {
 
 /** A preload done before the server starts on its store. */
 export interface PreloadRow {
+  readonly id: PreloadRowId
+  /** What was preloaded, in words (printed only). */
   readonly label: string
   readonly robots: number
   readonly order: string
@@ -57,6 +78,7 @@ export interface PreloadRow {
 
 /** Odometer queries on one robot. */
 export interface OdometerRow {
+  readonly id: OdometerRowId
   readonly events: number
   readonly result: OdometerFigures
   readonly server: ServerFigures
@@ -64,6 +86,7 @@ export interface OdometerRow {
 
 /** One whole-track fetch. */
 export interface FetchRow {
+  readonly id: FetchRowId
   readonly format: 'json' | 'ndjson'
   readonly expected: number
   readonly result: FetchResult
@@ -77,12 +100,58 @@ export interface FetchRow {
 
 /** Bytes on disk of one store, after its last server closed. */
 export interface DiskRow {
-  /** The store's name in the run: `fleet` is the 1,000-robot store. */
-  readonly name: string
-  readonly label: string
+  readonly name: StoreName
   readonly events: number
   readonly bytes: number
   readonly files: string[]
+}
+
+/** The counts a run used; printed as Settings and saved in the JSON results. */
+export interface RunConfig {
+  readonly connections: number
+  readonly robots: number
+  readonly window: number
+  readonly linesPerFrame: number
+  readonly warmupMs: number
+  readonly durationMs: number
+  /** Count bound of each generator run. */
+  readonly maxEvents: number
+  readonly storageBatch: number
+  readonly preloadBatch: number
+  /** Events of the fleet store, over `robots` robots. */
+  readonly fleetEvents: number
+  /** Events of the robots of the odometer scenario, smallest first. */
+  readonly tracks: readonly number[]
+  /** Events of the robot fetched whole. */
+  readonly fetchEvents: number
+  readonly odometerWarmup: number
+  readonly odometerRequests: number
+}
+
+/** How the Settings table names each count, in its order. */
+const SETTING_LABELS = {
+  connections: 'connections',
+  robots: 'robots',
+  window: 'frames in flight per connection (window)',
+  linesPerFrame: 'lines per frame (batched row)',
+  warmupMs: 'warm-up per load (ms)',
+  durationMs: 'measured per load (ms)',
+  maxEvents: 'count bound per load (events)',
+  storageBatch: 'storage ceiling batch (events)',
+  preloadBatch: 'preload batch (events)',
+  fleetEvents: 'fleet store preload (events)',
+  tracks: 'odometer robots (events)',
+  fetchEvents: 'fetched track (events)',
+  odometerWarmup: 'odometer warm-up requests (all robots)',
+  odometerRequests: 'odometer requests per robot',
+} as const satisfies Record<keyof RunConfig, string>
+
+/** The {@link RunConfig} part of an object that has more (run.ts settings). */
+export function configOf(settings: RunConfig): RunConfig {
+  const keys = Object.keys(SETTING_LABELS) as (keyof RunConfig)[]
+  return Object.fromEntries(
+    keys.map((k) => [k, settings[k]]),
+  ) as unknown as RunConfig
 }
 
 /** Everything a run produced. */
@@ -97,11 +166,18 @@ export interface RunReport {
     readonly kernel: string
   }
   readonly node: string
+  /** Short hash of HEAD, or `unknown`. */
   readonly commit: string
+  /** Whether the work tree had changes. */
+  readonly dirty: boolean
+  readonly backend: Backend
+  /** The store as printed: the `--store` URL without its password, or what the default is. */
   readonly store: string
+  /** Where the figures of this run went as JSON, relative to the report. */
+  readonly json: string
   readonly commands: string[]
-  readonly settings: Record<string, string | number>
-  readonly scenarios: string[]
+  readonly config: RunConfig
+  readonly scenarios: Scenario[]
   readonly ceilings: IngestRow[]
   readonly storage: StorageRow[]
   readonly ingest: IngestRow[]
@@ -114,24 +190,38 @@ export interface RunReport {
   readonly problems: string[]
 }
 
+// --- labels, printed only ---
+
+/** How the report names each load and storage row. */
+export const ROW_LABELS = {
+  'bare-ws': 'bare-ws, one ws.send per reply',
+  'bare-ws-corked': 'bare-ws, replies corked per tick',
+  'bare-ws-corked-batch': 'bare-ws, replies corked per tick',
+  ingest: 'empty store',
+  'ingest-batch': 'empty store',
+  'ingest-10m': 'store holding the fleet preload',
+  'ingest-sync-full': 'empty store, `--sync full`',
+  'latency-max': 'empty store (sets the paced rate)',
+  'latency-floor': 'bare-ws, replies corked (floor)',
+  latency: 'server',
+  'store-append': 'in-process `append()`',
+  'store-plain-insert': 'plain batched INSERT (no rules)',
+} as const satisfies Record<LoadRowId | StorageRowId, string>
+
+/** How the report names each store (followed by its event count). */
+export const STORE_LABELS = {
+  ceiling: 'the storage ceiling',
+  'plain-insert': 'the plain-INSERT ceiling',
+  ingest: 'after the empty-store ingest',
+  'ingest-batch': 'after the batched-frame ingest',
+  fleet: 'the fleet store',
+  'sync-full': 'after the `--sync full` ingest',
+  'latency-max': 'after the maximum-rate run',
+  latency: 'after the paced run',
+  tracks: 'the odometer and fetch tracks',
+} as const satisfies Record<StoreName, string>
+
 // --- formatting ---
-
-const int = (n: number) =>
-  Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a'
-const fixed = (n: number, digits: number) =>
-  Number.isFinite(n) ? n.toFixed(digits) : 'n/a'
-const ms = (n: number) => fixed(n, n < 10 ? 2 : 1)
-const mb = (bytes: number) => fixed(bytes / 1024 / 1024, 1)
-const pct = (n: number) => `${fixed(n, 0)} %`
-
-function table(head: string[], rows: string[][]): string {
-  const lines = [
-    `| ${head.join(' | ')} |`,
-    `| ${head.map(() => '---').join(' | ')} |`,
-    ...rows.map((r) => `| ${r.join(' | ')} |`),
-  ]
-  return `${lines.join('\n')}\n`
-}
 
 function ingestTable(
   rows: IngestRow[],
@@ -157,7 +247,7 @@ function ingestTable(
       const l = row.load
       const cpuPct = (100 * row.serverCpuSeconds) / row.windowSeconds
       return [
-        row.label,
+        ROW_LABELS[row.id],
         String(l.options.linesPerFrame),
         int(l.eventsPerSecond),
         ...(ceiling === undefined
@@ -186,32 +276,6 @@ function ingestTable(
   )
 }
 
-// --- targets ---
-
-type Verdict = 'met' | 'missed' | 'not measured'
-
-interface TargetRow {
-  readonly target: string
-  readonly measured: string
-  readonly verdict: Verdict
-}
-
-function check(
-  target: string,
-  value: number | undefined,
-  pass: (v: number) => boolean,
-  show: (v: number) => string,
-): TargetRow {
-  if (value === undefined || !Number.isFinite(value)) {
-    return { target, measured: 'n/a', verdict: 'not measured' }
-  }
-  return {
-    target,
-    measured: show(value),
-    verdict: pass(value) ? 'met' : 'missed',
-  }
-}
-
 /**
  * The ceiling a real-server ingest run is compared with: the best bare-ws
  * run with as many lines per frame.
@@ -224,150 +288,6 @@ export function bareCeiling(
     .filter((r) => r.load.options.linesPerFrame === linesPerFrame)
     .map((r) => r.load.eventsPerSecond)
   return rates.length > 0 ? Math.max(...rates) : undefined
-}
-
-function targets(report: RunReport): TargetRow[] {
-  const rows: TargetRow[] = []
-  const empty = report.ingest.find(
-    (r) => r.label === 'empty store' && r.load.options.linesPerFrame === 1,
-  )
-  const full = report.ingest.find((r) => r.label.startsWith('store holding'))
-  const ceiling = bareCeiling(report)
-  rows.push(
-    check(
-      'ingest ≥ 100,000 events/s (empty store, 1 line/frame)',
-      empty?.load.eventsPerSecond,
-      (v) => v >= 100_000,
-      (v) => `${int(v)} events/s`,
-    ),
-  )
-  rows.push(
-    check(
-      'ingest ≥ 50 % of the bare-ws ceiling',
-      empty && ceiling ? empty.load.eventsPerSecond / ceiling : undefined,
-      (v) => v >= 0.5,
-      (v) => `${pct(100 * v)} of ${int(ceiling ?? NaN)} events/s`,
-    ),
-  )
-  rows.push(
-    check(
-      `ingest into the ${full ? full.label : 'full store'} ≥ 80 % of the empty-store rate`,
-      empty && full
-        ? full.load.eventsPerSecond / empty.load.eventsPerSecond
-        : undefined,
-      (v) => v >= 0.8,
-      (v) =>
-        `${pct(100 * v)} (${int(full?.load.eventsPerSecond ?? NaN)} events/s)`,
-    ),
-  )
-  const raw = report.storage.find((r) => r.label.startsWith('plain batched'))
-  if (raw !== undefined) {
-    rows.push(
-      check(
-        'PostgreSQL: ingest ≥ 40 % of the plain batched-INSERT ceiling',
-        empty
-          ? empty.load.eventsPerSecond / raw.result.eventsPerSecond
-          : undefined,
-        (v) => v >= 0.4,
-        (v) => `${pct(100 * v)} of ${int(raw.result.eventsPerSecond)} events/s`,
-      ),
-    )
-  }
-  const paced = report.latency.find((r) => r.target === 'server')
-  rows.push(
-    check(
-      'ack p99 < 25 ms at half the maximum rate',
-      paced?.load.latency.p99,
-      (v) => v < 25,
-      (v) =>
-        `${ms(v)} ms at ${int(paced?.load.eventsPerSecond ?? NaN)} events/s`,
-    ),
-  )
-  const byEvents = [...report.odometer].sort((a, b) => a.events - b.events)
-  const small = byEvents[0]
-  const large = byEvents.length > 1 ? byEvents[byEvents.length - 1] : undefined
-  rows.push(
-    check(
-      `odometer p99 < 2 ms on the ${large ? int(large.events) : 'largest'}-event robot`,
-      large?.result.latency.p99,
-      (v) => v < 2,
-      (v) => `${ms(v)} ms`,
-    ),
-  )
-  rows.push(
-    check(
-      `odometer p99 on the ${large ? int(large.events) : 'largest'}-event robot ≤ 1.5× the ${small ? int(small.events) : 'smallest'}-event robot's`,
-      large && small
-        ? large.result.latency.p99 / small.result.latency.p99
-        : undefined,
-      (v) => v <= 1.5,
-      (v) =>
-        `${fixed(v, 2)}× (${ms(large?.result.latency.p99 ?? NaN)} vs ${ms(small?.result.latency.p99 ?? NaN)} ms)`,
-    ),
-  )
-  const nd = report.fetch.find((f) => f.format === 'ndjson')
-  rows.push(
-    check(
-      `NDJSON fetch ≥ 1,000,000 events/s (${nd ? int(nd.expected) : 'n/a'} events)`,
-      nd?.result.eventsPerSecond,
-      (v) => v >= 1_000_000,
-      (v) => `${int(v)} events/s`,
-    ),
-  )
-  rows.push(
-    check(
-      'NDJSON fetch: server peak RSS growth < 100 MB',
-      nd ? nd.peakRss - nd.idleRss : undefined,
-      (v) => v < 100 * 1024 * 1024,
-      (v) => `${mb(v)} MB`,
-    ),
-  )
-  // The fleet store (preload plus ingest over all robots) is the one the
-  // target is about; without it, the store holding the most events.
-  const largest =
-    report.disk.find((d) => d.name === 'fleet') ??
-    [...report.disk].sort((a, b) => b.events - a.events)[0]
-  rows.push(
-    check(
-      `≤ 48 bytes per event on disk (${largest ? largest.label : 'the fleet store'})`,
-      largest && largest.events > 0
-        ? largest.bytes / largest.events
-        : undefined,
-      (v) => v <= 48,
-      (v) => `${fixed(v, 1)} bytes/event`,
-    ),
-  )
-  const peaks = serverPeaks(report)
-  const worst = peaks.sort((a, b) => b.rss - a.rss)[0]
-  rows.push(
-    check(
-      'server RSS < 300 MB in every scenario',
-      worst?.rss,
-      (v) => v < 300 * 1024 * 1024,
-      (v) => `${mb(v)} MB at most (${worst?.where ?? ''})`,
-    ),
-  )
-  return rows
-}
-
-function serverPeaks(report: RunReport): { where: string; rss: number }[] {
-  return [
-    ...report.ingest.map((r) => ({
-      where: `ingest, ${r.label}, ${r.load.options.linesPerFrame} line(s)/frame`,
-      rss: r.server.peakRss,
-    })),
-    ...report.latency
-      .filter((r) => r.target === 'server')
-      .map((r) => ({ where: 'latency', rss: r.server.peakRss })),
-    ...report.odometer.map((r) => ({
-      where: `odometer, ${int(r.events)} events`,
-      rss: r.server.peakRss,
-    })),
-    ...report.fetch.map((r) => ({
-      where: `fetch ${r.format}`,
-      rss: Math.max(r.peakRss, r.server.peakRss),
-    })),
-  ]
 }
 
 // --- the document ---
@@ -388,14 +308,15 @@ export function renderReport(report: RunReport): string {
       [
         ['Date', report.started.toISOString()],
         ['Duration', `${fixed(report.seconds, 0)} s`],
-        ['Commit', `\`${report.commit}\``],
+        ['Commit', `\`${report.commit}\`${report.dirty ? ' (dirty)' : ''}`],
         [
           'Machine',
           `${report.machine.cores} cores, ${report.machine.cpuModel}, ${fixed(report.machine.memoryBytes / 1024 ** 3, 1)} GiB memory, Linux ${report.machine.kernel}`,
         ],
         ['Node.js', report.node],
-        ['Store', `\`${report.store}\``],
+        ['Store', `\`${report.store}\` (${report.backend})`],
         ['Scenarios', report.scenarios.join(', ')],
+        ['Figures as JSON', `[${report.json}](${report.json})`],
       ],
     ),
   )
@@ -405,10 +326,16 @@ export function renderReport(report: RunReport): string {
   out.push(
     table(
       ['Setting', 'Value'],
-      Object.entries(report.settings).map(([k, v]) => [
-        k,
-        typeof v === 'number' ? int(v) : v,
-      ]),
+      [
+        ['mode', report.quick ? 'quick' : 'full'],
+        ...Object.entries(SETTING_LABELS).map(([key, label]) => {
+          const value = report.config[key as keyof RunConfig]
+          return [
+            label,
+            typeof value === 'number' ? int(value) : value.map(int).join(', '),
+          ]
+        }),
+      ],
     ),
   )
 
@@ -419,7 +346,7 @@ export function renderReport(report: RunReport): string {
 
   out.push('## Targets\n')
   out.push(
-    'Verdicts are computed from the figures of this run.' +
+    'Verdicts are computed from the figures of this run by the table of targets in `bench/targets.ts`; "Figure" is the id of the figure judged, as in the JSON results.' +
       (report.quick
         ? ' Quick run: the sizes are scaled down, so the verdicts say little.'
         : '') +
@@ -427,15 +354,12 @@ export function renderReport(report: RunReport): string {
   )
   out.push(
     table(
-      ['Target', 'Measured', 'Verdict'],
-      targets(report).map((t) => [
-        t.target,
-        t.measured,
-        t.verdict === 'met'
-          ? '✅ met'
-          : t.verdict === 'missed'
-            ? '❌ missed'
-            : 'not measured',
+      ['Target', 'Figure', 'Measured', 'Verdict'],
+      evaluateTargets(collectFigures(report), report.backend).map((r) => [
+        describeTarget(r.target),
+        `\`${r.target.figure}\``,
+        showMeasured(r),
+        showVerdict(r.verdict),
       ]),
     ),
   )
@@ -464,7 +388,7 @@ export function renderReport(report: RunReport): string {
             'Non-OK',
           ],
           report.storage.map((s) => [
-            s.label,
+            ROW_LABELS[s.id],
             int(s.batchSize),
             int(s.robots),
             int(s.result.eventsPerSecond),
@@ -510,7 +434,7 @@ export function renderReport(report: RunReport): string {
           'Generator CPU',
         ],
         report.latency.map((r) => [
-          r.label,
+          ROW_LABELS[r.id],
           int(r.load.options.rate),
           int(r.load.eventsPerSecond),
           ms(r.load.latency.p50),
@@ -618,7 +542,7 @@ export function renderReport(report: RunReport): string {
   if (report.disk.length > 0) {
     out.push('## Bytes on disk\n')
     out.push(
-      report.store.startsWith('postgres')
+      report.backend === 'postgres'
         ? "`pg_total_relation_size` of every table of the store's schema (heap, indexes, TOAST), after the server closed cleanly, over the events the store holds.\n"
         : "Every file in the store's folder (the database, `-wal`, `-shm` and any other), after the server closed cleanly, over the events the store holds.\n",
     )
@@ -626,7 +550,7 @@ export function renderReport(report: RunReport): string {
       table(
         ['Store', 'Events', 'Bytes', 'Bytes/event', 'Files'],
         report.disk.map((d) => [
-          d.label,
+          `${STORE_LABELS[d.name]} (${int(d.events)} events)`,
           int(d.events),
           int(d.bytes),
           d.events > 0 ? fixed(d.bytes / d.events, 1) : 'n/a',
@@ -642,9 +566,10 @@ const HISTORY_INTRO = `## History
 
 ${HISTORY_MARKER}
 
-Before/after figures of optimisations, recorded by hand (the date, the commit,
-the change and the figures that moved). \`npm run bench\` keeps everything
-below the marker above.
+Before/after figures of changes, each computed from the JSON results of two
+runs by \`npm run bench -- --compare A.json B.json --history BENCHMARKS.md\`
+(see bench/README.md). \`npm run bench\` keeps everything below the marker
+above.
 `
 
 /**

@@ -1,20 +1,12 @@
 /**
  * `npm run bench`: starts the built server as its own process on temporary
  * stores, drives it from a separate load-generator process over 127.0.0.1,
- * measures the ceilings with the same generator, and writes BENCHMARKS.md.
+ * measures the ceilings with the same generator, and writes BENCHMARKS.md
+ * and the same figures as JSON beside it. `npm run bench -- --compare
+ * A.json B.json` compares two runs' JSON instead (results.ts).
  *
- * Options (after `npm run bench --`):
- *   --quick                 scaled-down counts, under 2 minutes
- *   --store URL             default: fresh temporary `sqlite:` files
- *   --scenarios a,b,c       a subset of SCENARIOS
- *   --out FILE              default BENCHMARKS.md
- *   --connections N         default 64
- *   --robots N              default 1000
- *   --lines-per-frame N     the batched-frame ingest row; default 10
- *   --window N              frames in flight per connection; default 64
- *   --duration S            measured seconds per load; default 10 (quick 3)
- *
- * See bench/README.md.
+ * The options are in {@link USAGE} and, with what each scenario measures
+ * and how long a run takes, in bench/README.md.
  */
 import { execFileSync } from 'node:child_process'
 import {
@@ -44,40 +36,37 @@ import {
 } from './proc.ts'
 import type { FetchResult, OdometerResult, QueryOptions } from './query.ts'
 import {
+  configOf,
+  ROW_LABELS,
   writeReport,
   type DiskRow,
   type FetchRow,
   type IngestRow,
   type OdometerRow,
   type PreloadRow,
+  type RunConfig,
   type RunReport,
   type ServerFigures,
   type StorageRow,
 } from './report.ts'
 import { LIVE_STEP, LIVE_T0, robotName } from './fleet.ts'
+import {
+  backendOf,
+  ODOMETER_ROWS,
+  SCENARIOS,
+  type LoadRowId,
+  type Scenario,
+  type StorageRowId,
+  type StoreName,
+} from './figures.ts'
+import { compareCommand } from './compare.ts'
+import { jsonBeside, redactStore, writeResults } from './results.ts'
 import type {
   PreloadRobot,
   StoreLoadOptions,
   StoreLoadResult,
 } from './store-load.ts'
 
-/** Every scenario, in the order a run measures them. */
-export const SCENARIOS = [
-  'bare-ws',
-  'store',
-  'ingest',
-  'ingest-batch',
-  'ingest-10m',
-  'ingest-sync-full',
-  'latency',
-  'odometer',
-  'fetch',
-  'disk',
-] as const
-type Scenario = (typeof SCENARIOS)[number]
-
-/** Every scenario has a store of its own, so every scenario's robots share one prefix. */
-const ROBOT_PREFIX = 'robot-'
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const script = (path: string) => fileURLToPath(new URL(path, import.meta.url))
 const CLI = script('../src/cli.js')
@@ -88,36 +77,30 @@ const QUERY = script('./query.js')
 
 // --- settings ---
 
-interface Settings {
+interface Settings extends RunConfig {
   readonly quick: boolean
   readonly store: string | undefined
   readonly scenarios: readonly Scenario[]
+  /** The report (markdown). */
   readonly out: string
-  readonly connections: number
-  readonly robots: number
-  readonly linesPerFrame: number
-  readonly window: number
-  readonly warmupMs: number
-  readonly durationMs: number
-  /** Count bound of each generator run. */
-  readonly maxEvents: number
-  readonly storageBatch: number
-  readonly preloadBatch: number
-  /** Events of the fleet store, over `robots` robots. */
-  readonly fleetEvents: number
-  /** Events of the robots of the odometer scenario. */
-  readonly tracks: readonly number[]
-  /** Events of the robot fetched whole. */
-  readonly fetchEvents: number
-  readonly odometerRequests: number
-  readonly odometerWarmup: number
+  /** The figures as JSON. */
+  readonly json: string
   /** Time bound of each preload. */
   readonly preloadTimeoutMs: number
 }
 
+/** `--compare A.json B.json`: compares two runs instead of running one. */
+interface CompareSettings {
+  readonly compare: readonly [string, string]
+  /** A markdown file whose History section gets the comparison. */
+  readonly history: string | undefined
+  readonly title: string | undefined
+}
+
 const USAGE = `usage: npm run bench -- [--quick] [--store URL] [--scenarios ${SCENARIOS.join(',')}]
-       [--out FILE] [--connections N] [--robots N] [--lines-per-frame N]
-       [--window N] [--duration SECONDS]
+       [--out FILE] [--json FILE] [--connections N] [--robots N]
+       [--lines-per-frame N] [--window N] [--duration SECONDS]
+       npm run bench -- --compare A.json B.json [--history FILE] [--title TEXT]
 `
 
 function positive(name: string, text: string | undefined, fallback: number) {
@@ -129,23 +112,46 @@ function positive(name: string, text: string | undefined, fallback: number) {
   return value
 }
 
-function parseSettings(argv: string[]): Settings | 'help' {
-  const { values } = parseArgs({
+function parseSettings(argv: string[]): Settings | CompareSettings | 'help' {
+  const { values, positionals } = parseArgs({
     args: argv,
+    allowPositionals: true,
     options: {
       quick: { type: 'boolean', default: false },
       store: { type: 'string' },
       scenarios: { type: 'string' },
       out: { type: 'string' },
+      json: { type: 'string' },
       connections: { type: 'string' },
       robots: { type: 'string' },
       'lines-per-frame': { type: 'string' },
       window: { type: 'string' },
       duration: { type: 'string' },
+      compare: { type: 'boolean', default: false },
+      history: { type: 'string' },
+      title: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   })
   if (values.help) return 'help'
+  if (values.compare) {
+    const [a, b, ...rest] = positionals
+    if (a === undefined || b === undefined || rest.length > 0) {
+      throw new Error('--compare takes two JSON files: A.json B.json')
+    }
+    return {
+      compare: [a, b],
+      history:
+        values.history === undefined ? undefined : resolve(values.history),
+      title: values.title,
+    }
+  }
+  if (positionals.length > 0) {
+    throw new Error(`unexpected argument ${positionals[0]}`)
+  }
+  if (values.history !== undefined || values.title !== undefined) {
+    throw new Error('--history and --title go with --compare')
+  }
   const quick = values.quick === true
   const scenarios =
     values.scenarios === undefined
@@ -161,11 +167,13 @@ function parseSettings(argv: string[]): Settings | 'help' {
   }
   const robots = positive('robots', values.robots, 1000)
   const fetchEvents = quick ? 100_000 : 1_000_000
+  const out = resolve(values.out ?? join(ROOT, 'BENCHMARKS.md'))
   return {
     quick,
     store: values.store,
     scenarios: SCENARIOS.filter((s) => scenarios.includes(s)),
-    out: resolve(values.out ?? join(ROOT, 'BENCHMARKS.md')),
+    out,
+    json: resolve(values.json ?? jsonBeside(out)),
     connections: positive('connections', values.connections, 64),
     robots,
     linesPerFrame: positive('lines-per-frame', values['lines-per-frame'], 10),
@@ -201,7 +209,7 @@ class Stores {
   readonly #base: string
   readonly #file: string
   readonly #temporary: boolean
-  readonly #created = new Set<string>()
+  readonly #created = new Set<StoreName>()
   readonly #tag: string
 
   constructor(url: string | undefined, tag: string) {
@@ -223,16 +231,16 @@ class Stores {
     }
   }
 
-  #dir(name: string) {
+  #dir(name: StoreName) {
     return join(this.#base, this.#temporary ? name : `bench-${name}`)
   }
 
-  #schema(name: string) {
+  #schema(name: StoreName) {
     return `bench_${this.#tag}_${name.replace(/[^a-z0-9]/gi, '_')}`
   }
 
   /** The URL of store `name`, made empty on first use. */
-  url(name: string): string {
+  url(name: StoreName): string {
     if (this.postgres !== undefined) {
       this.#created.add(name)
       const url = new URL(this.postgres)
@@ -252,7 +260,7 @@ class Stores {
 
   /** What store `name` holds on disk and its total size, or undefined. */
   async disk(
-    name: string,
+    name: StoreName,
   ): Promise<{ bytes: number; files: string[] } | undefined> {
     if (!this.#created.has(name)) return
     if (this.postgres !== undefined) {
@@ -338,9 +346,9 @@ class Bench {
   readonly odometer: OdometerRow[] = []
   readonly fetch: FetchRow[] = []
   /** Bytes on disk per store, measured each time a server on it closed. */
-  readonly disk = new Map<string, DiskRow>()
+  readonly disk = new Map<StoreName, DiskRow>()
   /** Events each preloaded store holds, by store name. */
-  readonly preloaded = new Map<string, number>()
+  readonly preloaded = new Map<StoreName, number>()
   readonly runTag = Date.now().toString(36).slice(-4)
 
   constructor(settings: Settings) {
@@ -361,7 +369,6 @@ class Bench {
       url,
       connections: this.s.connections,
       robots: this.s.robots,
-      robotPrefix: 'robot-',
       linesPerFrame: 1,
       window: this.s.window,
       warmupMs: this.s.warmupMs,
@@ -432,7 +439,7 @@ class Bench {
    * the store's bytes on disk.
    */
   async withServer<T>(
-    name: string,
+    name: StoreName,
     what: string,
     body: (server: ServerChild) => Promise<T>,
     extraArgs: readonly string[] = [],
@@ -497,12 +504,7 @@ class Bench {
     const { value } = outcome
     const disk = await this.stores.disk(name)
     if (disk !== undefined && stored !== undefined) {
-      this.disk.set(name, {
-        name,
-        label: storeLabel(name, stored),
-        events: stored,
-        ...disk,
-      })
+      this.disk.set(name, { name, events: stored, ...disk })
     }
     return { value, server: figures, stored }
   }
@@ -518,14 +520,15 @@ class Bench {
   // --- scenarios ---
 
   async bareWs() {
-    const runs: [boolean, number][] = [
-      [false, 1],
-      [true, 1],
-      [true, this.s.linesPerFrame],
+    const runs: [LoadRowId, boolean, number][] = [
+      ['bare-ws', false, 1],
+      ['bare-ws-corked', true, 1],
+      ['bare-ws-corked-batch', true, this.s.linesPerFrame],
     ]
-    for (const [cork, lines] of runs) {
+    for (const [id, cork, lines] of runs) {
       this.ceilings.push(
         await this.bareRun(
+          id,
           cork,
           this.loadOptions('', { linesPerFrame: lines }),
         ),
@@ -534,8 +537,11 @@ class Bench {
   }
 
   /** One generator run against a fresh bare-ws process (`url` is filled in). */
-  async bareRun(cork: boolean, options: LoadOptions): Promise<IngestRow> {
-    const label = `bare-ws, ${cork ? 'replies corked per tick' : 'one ws.send per reply'}`
+  async bareRun(
+    id: LoadRowId,
+    cork: boolean,
+    options: LoadOptions,
+  ): Promise<IngestRow> {
     const server = await startServerProcess(
       BARE_WS,
       cork ? ['--cork'] : [],
@@ -548,7 +554,7 @@ class Bench {
       outcome = await this.runLoad(
         server,
         { ...options, url: server.wsUrl },
-        `${label}, ${options.linesPerFrame} line(s)/frame${options.rate > 0 ? `, paced at ${fmt(options.rate)} events/s` : ''}`,
+        `${id} (${ROW_LABELS[id]}), ${options.linesPerFrame} line(s)/frame${options.rate > 0 ? `, paced at ${fmt(options.rate)} events/s` : ''}`,
       )
     } catch (error) {
       meter.stop()
@@ -558,8 +564,7 @@ class Bench {
     const peak = meter.stop().peakRss
     const exit = await stopServerProcess(server, 10_000)
     return {
-      label,
-      target: cork ? 'bare-ws corked' : 'bare-ws',
+      id,
       load: outcome.load,
       serverCpuSeconds: outcome.cpu,
       windowSeconds: outcome.window,
@@ -574,20 +579,20 @@ class Bench {
   }
 
   async storageCeiling() {
-    await this.storageRun('in-process `append()`', 'ceiling', false)
+    await this.storageRun('store-append', 'ceiling', false)
     // On PostgreSQL, also what the database takes without the rules.
     if (this.stores.postgres !== undefined) {
-      await this.storageRun('plain batched INSERT (no rules)', 'raw', true)
+      await this.storageRun('store-plain-insert', 'plain-insert', true)
     }
   }
 
-  async storageRun(label: string, store: string, raw: boolean) {
+  async storageRun(id: StorageRowId, store: StoreName, raw: boolean) {
+    const label = `${id} (${ROW_LABELS[id]})`
     const options: StoreLoadOptions = {
       mode: 'ceiling',
       store: this.stores.url(store),
       raw,
       robots: this.s.robots,
-      robotPrefix: ROBOT_PREFIX,
       batchSize: this.s.storageBatch,
       warmupMs: this.s.warmupMs,
       durationMs: this.s.durationMs,
@@ -604,7 +609,7 @@ class Bench {
       this.problem(`${label}: ${result.nonOk} outcomes were not ok`)
     }
     this.storage.push({
-      label,
+      id,
       batchSize: this.s.storageBatch,
       robots: this.s.robots,
       result,
@@ -612,31 +617,27 @@ class Bench {
   }
 
   async ingestRun(
-    name: string,
-    label: string,
+    id: LoadRowId,
+    name: StoreName,
     linesPerFrame: number,
     serverArgs: readonly string[] = [],
   ): Promise<IngestRow> {
     const preloaded = this.preloaded.get(name) ?? 0
-    const what = `ingest, ${label}, ${linesPerFrame} line(s)/frame`
+    const what = `${id} (${ROW_LABELS[id]}), ${linesPerFrame} line(s)/frame`
     const { value, server, stored } = await this.withServer(
       name,
       what,
       (server) =>
         this.runLoad(
           server,
-          this.loadOptions(server.wsUrl, {
-            linesPerFrame,
-            robotPrefix: ROBOT_PREFIX,
-          }),
+          this.loadOptions(server.wsUrl, { linesPerFrame }),
           what,
         ),
       serverArgs,
     )
     this.checkStored(what, stored, preloaded + value.load.ok)
     return {
-      label,
-      target: 'server',
+      id,
       load: value.load,
       serverCpuSeconds: value.cpu,
       windowSeconds: value.window,
@@ -649,38 +650,29 @@ class Bench {
   }
 
   async latencyRun() {
-    let max = this.ingest.find(
-      (r) => r.label === 'empty store' && r.load.options.linesPerFrame === 1,
-    )?.load.eventsPerSecond
+    let max = this.ingest.find((r) => r.id === 'ingest')?.load.eventsPerSecond
     if (max === undefined) {
       say('  no empty-store ingest in this run: measuring the maximum first')
-      const row = await this.ingestRun('latency-max', 'empty store', 1)
+      const row = await this.ingestRun('latency-max', 'latency-max', 1)
       max = row.load.eventsPerSecond
     }
     const rate = Math.max(1, Math.round(max / 2))
     this.latencyTargetRate = rate
     // The floor: the same paced load against bare-ws (corked), so that the
     // generator's and the network's share of the latency is visible.
-    const floor = await this.bareRun(true, this.loadOptions('', { rate }))
-    this.latency.push({ ...floor, label: 'bare-ws, replies corked (floor)' })
+    this.latency.push(
+      await this.bareRun('latency-floor', true, this.loadOptions('', { rate })),
+    )
     const what = `latency at ${fmt(rate)} events/s`
     const { value, server, stored } = await this.withServer(
       'latency',
       what,
       (server) =>
-        this.runLoad(
-          server,
-          this.loadOptions(server.wsUrl, {
-            rate,
-            robotPrefix: ROBOT_PREFIX,
-          }),
-          what,
-        ),
+        this.runLoad(server, this.loadOptions(server.wsUrl, { rate }), what),
     )
     this.checkStored(what, stored, value.load.ok)
     this.latency.push({
-      label: 'server',
-      target: 'server',
+      id: 'latency',
       load: value.load,
       serverCpuSeconds: value.cpu,
       windowSeconds: value.window,
@@ -697,18 +689,13 @@ class Bench {
     if (this.s.scenarios.includes('fetch')) sizes.add(this.s.fetchEvents)
     return [...sizes]
       .sort((a, b) => a - b)
-      .map((events, index) => ({
-        name: `${ROBOT_PREFIX}track-${events}`,
-        index,
-        events,
-      }))
+      .map((events, index) => ({ index, events }))
   }
 
   fleetRobots(): PreloadRobot[] {
     const per = Math.ceil(this.s.fleetEvents / this.s.robots)
-    return Array.from({ length: this.s.robots }, (_, r) => ({
-      name: robotName(ROBOT_PREFIX, r),
-      index: r,
+    return Array.from({ length: this.s.robots }, (_, index) => ({
+      index,
       events: per,
     }))
   }
@@ -716,7 +703,7 @@ class Bench {
   /** The preloads this run needs, at most two at once (one per core). */
   async preload() {
     const jobs: {
-      name: string
+      name: 'fleet' | 'tracks'
       label: string
       robots: PreloadRobot[]
       order: 'interleaved' | 'sequential'
@@ -766,6 +753,7 @@ class Bench {
         }
         this.preloaded.set(job.name, result.events)
         this.preloads.push({
+          id: `preload-${job.name}`,
           label: job.label,
           robots: job.robots.length,
           order: job.order,
@@ -787,7 +775,10 @@ class Bench {
         const options: QueryOptions = {
           mode: 'odometer',
           baseUrl: server.url,
-          robots: tracks.map((t) => ({ name: t.name, events: t.events })),
+          robots: tracks.map((t) => ({
+            name: robotName(t.index),
+            events: t.events,
+          })),
           warmupRequests: this.s.odometerWarmup,
           requests: this.s.odometerRequests,
           maxMs: this.s.quick ? 20_000 : 120_000,
@@ -807,7 +798,17 @@ class Bench {
           `odometer on ${fmt(figures.events)} events: ${figures.wrong} wrong answers, e.g. ${figures.wrongSamples[0]}`,
         )
       }
-      this.odometer.push({ events: figures.events, result: figures, server })
+      // The tracks are smallest first, as are the odometer rows' ids.
+      const id = ODOMETER_ROWS[this.s.tracks.indexOf(figures.events)]
+      if (id === undefined) {
+        throw new Error(`no odometer row for ${fmt(figures.events)} events`)
+      }
+      this.odometer.push({
+        id,
+        events: figures.events,
+        result: figures,
+        server,
+      })
     }
   }
 
@@ -830,7 +831,7 @@ class Bench {
             {
               mode: 'fetch',
               baseUrl: server.url,
-              robot: track.name,
+              robot: robotName(track.index),
               events: track.events,
               format,
               maxMs: 300_000,
@@ -857,6 +858,7 @@ class Bench {
         )
       }
       this.fetch.push({
+        id: `fetch-${format}`,
         format,
         expected: track.events,
         result,
@@ -894,30 +896,24 @@ class Bench {
     await step('bare-ws', () => this.bareWs())
     await step('store', () => this.storageCeiling())
     await step('ingest', async () => {
-      this.ingest.push(await this.ingestRun('ingest', 'empty store', 1))
+      this.ingest.push(await this.ingestRun('ingest', 'ingest', 1))
     })
     await step('ingest-batch', async () => {
       this.ingest.push(
         await this.ingestRun(
           'ingest-batch',
-          'empty store',
+          'ingest-batch',
           this.s.linesPerFrame,
         ),
       )
     })
     await step('ingest-10m', async () => {
       if (!this.preloaded.has('fleet')) throw new Error('no preloaded store')
-      this.ingest.push(
-        await this.ingestRun(
-          'fleet',
-          `store holding ${fmt(this.preloaded.get('fleet')!)} events`,
-          1,
-        ),
-      )
+      this.ingest.push(await this.ingestRun('ingest-10m', 'fleet', 1))
     })
     await step('ingest-sync-full', async () => {
       this.ingest.push(
-        await this.ingestRun('sync-full', 'empty store, `--sync full`', 1, [
+        await this.ingestRun('ingest-sync-full', 'sync-full', 1, [
           '--sync',
           'full',
         ]),
@@ -948,24 +944,11 @@ async function countStored(baseUrl: string): Promise<number> {
   return total
 }
 
-function storeLabel(name: string, events: number): string {
-  const labels: Record<string, string> = {
-    ingest: 'after the empty-store ingest',
-    'ingest-batch': 'after the batched-frame ingest',
-    fleet: 'the fleet store',
-    latency: 'after the paced run',
-    'latency-max': 'after the maximum-rate run',
-    'sync-full': 'after the `--sync full` ingest',
-    tracks: 'the odometer and fetch tracks',
-  }
-  return `${labels[name] ?? name} (${fmt(events)} events)`
-}
-
 /** How the server's `--store` looks in the report's commands. */
 function storeExample(store: string | undefined): string {
   if (store === undefined)
     return 'sqlite:$TMPDIR/telemetry-bench-XXXXXX/<store>/telemetry.db'
-  if (!store.startsWith('sqlite:')) return store
+  if (!store.startsWith('sqlite:')) return redactStore(store)
   const path = store.slice('sqlite:'.length)
   return `sqlite:${join(dirname(path), 'bench-<store>', basename(path))}`
 }
@@ -981,7 +964,15 @@ function cpuModel(): string {
   }
 }
 
-function commit(): string {
+/**
+ * The short hash of HEAD, and whether the tree has changes other than the
+ * files this run writes (a run before it left them changed; they do not
+ * change what is measured).
+ */
+function commit(written: readonly string[]): {
+  commit: string
+  dirty: boolean
+} {
   try {
     const git = (...args: string[]) =>
       execFileSync('git', args, {
@@ -990,16 +981,21 @@ function commit(): string {
         stdio: ['ignore', 'pipe', 'ignore'],
       }).trim()
     const head = git('rev-parse', '--short', 'HEAD')
-    return git('status', '--porcelain') === '' ? head : `${head} dirty`
+    const exclude = written
+      .map((path) => relative(ROOT, path))
+      .filter((path) => !path.startsWith('..'))
+      .map((path) => `:(exclude)${path}`)
+    const status = git('status', '--porcelain', '--', '.', ...exclude)
+    return { commit: head, dirty: status !== '' }
   } catch {
-    return 'unknown'
+    return { commit: 'unknown', dirty: false }
   }
 }
 
 // --- main ---
 
 async function main(): Promise<number> {
-  let settings: Settings | 'help'
+  let settings: Settings | CompareSettings | 'help'
   try {
     settings = parseSettings(process.argv.slice(2))
   } catch (error) {
@@ -1008,6 +1004,18 @@ async function main(): Promise<number> {
   }
   if (settings === 'help') {
     process.stdout.write(USAGE)
+    return 0
+  }
+  if ('compare' in settings) {
+    try {
+      process.stdout.write(compareCommand(settings))
+    } catch (error) {
+      process.stderr.write(`bench: ${(error as Error).message}\n`)
+      return 2
+    }
+    if (settings.history !== undefined) {
+      say(`added the comparison to the History of ${settings.history}`)
+    }
     return 0
   }
   for (const path of [CLI, BARE_WS, LOAD, STORE_LOAD, QUERY]) {
@@ -1055,36 +1063,25 @@ async function main(): Promise<number> {
       kernel: release(),
     },
     node: process.version,
-    commit: commit(),
-    store: s.store ?? 'sqlite: fresh temporary files, one folder per store',
+    ...commit([s.out, s.json]),
+    backend: backendOf(s.store),
+    store:
+      s.store === undefined
+        ? 'sqlite: fresh temporary files, one folder per store'
+        : redactStore(s.store),
+    json: relative(dirname(s.out), s.json),
     commands: [
-      `npm run bench${args.length > 0 ? ` -- ${args.join(' ')}` : ''}`,
+      `npm run bench${args.length > 0 ? ` -- ${args.map(redactStore).join(' ')}` : ''}`,
       '# the server, once per scenario, on that scenario\u2019s store:',
       `node dist/src/cli.js --host 127.0.0.1 --port 0 --store ${storeExample(s.store)} --log-level warn`,
       '# the ceilings:',
       'node dist/bench/bare-ws.js [--cork]',
       `node dist/bench/store-load.js '{"mode":"ceiling","robots":${s.robots},"batchSize":${s.storageBatch},…}'`,
-      '# the load generator (empty-store ingest; other runs change linesPerFrame, rate, robotPrefix):',
+      '# the load generator (empty-store ingest; other runs change linesPerFrame, rate):',
       `node dist/bench/load.js '${JSON.stringify(example)}'`,
       `node dist/bench/query.js '{"mode":"odometer"|"fetch",…}'`,
     ],
-    settings: {
-      mode: s.quick ? 'quick' : 'full',
-      connections: s.connections,
-      robots: s.robots,
-      'frames in flight per connection (window)': s.window,
-      'lines per frame (batched row)': s.linesPerFrame,
-      'warm-up per load (s)': s.warmupMs / 1000,
-      'measured per load (s)': s.durationMs / 1000,
-      'count bound per load (events)': s.maxEvents,
-      'storage ceiling batch (events)': s.storageBatch,
-      'preload batch (events)': s.preloadBatch,
-      'fleet store preload (events)': s.fleetEvents,
-      'odometer robots (events)': s.tracks.map(fmt).join(', '),
-      'odometer warm-up requests (all robots)': s.odometerWarmup,
-      'odometer requests per robot': s.odometerRequests,
-      'fetched track (events)': s.fetchEvents,
-    },
+    config: configOf(s),
     scenarios: [...s.scenarios],
     ceilings: bench.ceilings,
     storage: bench.storage,
@@ -1098,8 +1095,9 @@ async function main(): Promise<number> {
     problems: bench.problems,
   }
   writeReport(s.out, report)
+  await writeResults(s.json, report)
   say(
-    `wrote ${s.out} in ${report.seconds.toFixed(0)} s${bench.problems.length > 0 ? `, with ${bench.problems.length} problem(s)` : ''}`,
+    `wrote ${s.out} and ${s.json} in ${report.seconds.toFixed(0)} s${bench.problems.length > 0 ? `, with ${bench.problems.length} problem(s)` : ''}`,
   )
   return 0
 }

@@ -30,8 +30,7 @@ import { summarize, type LatencySummary } from './stats.ts'
 
 /** A robot of a preload and how many events it gets. */
 export interface PreloadRobot {
-  readonly name: string
-  /** Its index, which sets its positions (fleet.ts `preloadPosition`). */
+  /** Its index, which sets its name and positions (fleet.ts `robotName`, `preloadPosition`). */
   readonly index: number
   readonly events: number
 }
@@ -44,7 +43,6 @@ export type StoreLoadOptions =
       /** Plain batched INSERTs instead of the store (PostgreSQL only). */
       readonly raw?: boolean
       readonly robots: number
-      readonly robotPrefix: string
       readonly batchSize: number
       readonly warmupMs: number
       readonly durationMs: number
@@ -136,9 +134,7 @@ async function ceiling(
     await backend.init()
     store = backend
   }
-  const names = Array.from({ length: options.robots }, (_, r) =>
-    robotName(options.robotPrefix, r),
-  )
+  const names = Array.from({ length: options.robots }, (_, r) => robotName(r))
   let next = 0
   const batch = (): TelemetryEvent[] => {
     const events: TelemetryEvent[] = new Array(options.batchSize)
@@ -211,24 +207,27 @@ async function preload(
 
   // The events in load order, produced lazily batch by batch.
   function* order(): Generator<TelemetryEvent> {
-    const emit = (robot: PreloadRobot, k: number): TelemetryEvent => {
-      const [x, y] = preloadPosition(robot.index, k)
+    const names = robots.map((robot) => robotName(robot.index))
+    const emit = (i: number, k: number): TelemetryEvent => {
+      const [x, y] = preloadPosition(robots[i]!.index, k)
       return {
-        robot: robot.name,
+        robot: names[i]!,
         timestamp: PRELOAD_T0 + k * PRELOAD_STEP,
         x,
         y,
       }
     }
     if (options.order === 'sequential') {
-      for (const robot of robots) {
-        for (let k = 0; k < robot.events; k++) yield emit(robot, k)
+      for (let i = 0; i < robots.length; i++) {
+        for (let k = 0; k < robots[i]!.events; k++) yield emit(i, k)
       }
       return
     }
     const longest = Math.max(...robots.map((r) => r.events))
     for (let k = 0; k < longest; k++) {
-      for (const robot of robots) if (k < robot.events) yield emit(robot, k)
+      for (let i = 0; i < robots.length; i++) {
+        if (k < robots[i]!.events) yield emit(i, k)
+      }
     }
   }
 

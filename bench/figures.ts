@@ -1,0 +1,341 @@
+/**
+ * The ids of a bench run: its scenarios, the stores it fills, the rows its
+ * report shows and the figures it measures. Code finds rows and figures by
+ * these ids; labels are only printed (report.ts). A figure id is
+ * `<row>.<metric>`, such as `ingest.events_per_s` or `odometer-large.p99_ms`;
+ * the figures computed from several rows are `run.<metric>`.
+ */
+import type { RunReport } from './report.ts'
+
+// --- scenarios and stores ---
+
+/** Every scenario, in the order a run measures them (`--scenarios`). */
+export const SCENARIOS = [
+  'bare-ws',
+  'store',
+  'ingest',
+  'ingest-batch',
+  'ingest-10m',
+  'ingest-sync-full',
+  'latency',
+  'odometer',
+  'fetch',
+  'disk',
+] as const
+/** One of {@link SCENARIOS}. */
+export type Scenario = (typeof SCENARIOS)[number]
+
+/**
+ * The stores of a run, one per use, each a folder (SQLite) or a schema
+ * (PostgreSQL) of its own: `fleet` is preloaded with the whole fleet (the
+ * `ingest-10m` store), `tracks` holds the long tracks of `odometer` and
+ * `fetch`.
+ */
+export const STORES = [
+  'ceiling',
+  'plain-insert',
+  'ingest',
+  'ingest-batch',
+  'fleet',
+  'sync-full',
+  'latency-max',
+  'latency',
+  'tracks',
+] as const
+/** One of {@link STORES}. */
+export type StoreName = (typeof STORES)[number]
+
+/** The store backends the bench runs on. */
+export const BACKENDS = ['sqlite', 'postgres'] as const
+/** One of {@link BACKENDS}. */
+export type Backend = (typeof BACKENDS)[number]
+
+/** The backend of a `--store` URL (none: temporary SQLite files). */
+export function backendOf(store: string | undefined): Backend {
+  return store === undefined || store.startsWith('sqlite:')
+    ? 'sqlite'
+    : 'postgres'
+}
+
+// --- rows ---
+
+/**
+ * Runs of the load generator: the bare-ws ceilings, the ingest scenarios
+ * and the paced latency runs. `latency-max` is the unpaced empty-store run
+ * that sets the paced rate when `ingest` is not in the run.
+ */
+export const LOAD_ROWS = [
+  'bare-ws',
+  'bare-ws-corked',
+  'bare-ws-corked-batch',
+  'ingest',
+  'ingest-batch',
+  'ingest-10m',
+  'ingest-sync-full',
+  'latency-max',
+  'latency-floor',
+  'latency',
+] as const
+/** One of {@link LOAD_ROWS}. */
+export type LoadRowId = (typeof LOAD_ROWS)[number]
+
+/** The storage ceilings: the store's `append()`, and plain INSERTs (PostgreSQL). */
+export const STORAGE_ROWS = ['store-append', 'store-plain-insert'] as const
+/** One of {@link STORAGE_ROWS}. */
+export type StorageRowId = (typeof STORAGE_ROWS)[number]
+
+/** The preloads, one per preloaded store. */
+export const PRELOAD_ROWS = ['preload-fleet', 'preload-tracks'] as const
+/** One of {@link PRELOAD_ROWS}. */
+export type PreloadRowId = (typeof PRELOAD_ROWS)[number]
+
+/** The odometer robots, by the size of their track (settings: `tracks`). */
+export const ODOMETER_ROWS = [
+  'odometer-small',
+  'odometer-medium',
+  'odometer-large',
+] as const
+/** One of {@link ODOMETER_ROWS}. */
+export type OdometerRowId = (typeof ODOMETER_ROWS)[number]
+
+/** The whole-track fetches, one per format. */
+export const FETCH_ROWS = ['fetch-json', 'fetch-ndjson'] as const
+/** One of {@link FETCH_ROWS}. */
+export type FetchRowId = (typeof FETCH_ROWS)[number]
+
+/** Bytes on disk of one store. */
+export type DiskRowId = `disk-${StoreName}`
+
+/** Every row of a report. */
+export type RowId =
+  | LoadRowId
+  | StorageRowId
+  | PreloadRowId
+  | OdometerRowId
+  | FetchRowId
+  | DiskRowId
+
+// --- metrics ---
+
+/** Every metric a figure can have, with its unit. */
+export const METRICS = {
+  events_per_s: 'events/s',
+  append_events_per_s: 'events/s',
+  ack_p50_ms: 'ms',
+  ack_p99_ms: 'ms',
+  ack_max_ms: 'ms',
+  server_cpu_pct: '%',
+  server_cpu_us_per_event: 'µs/event',
+  server_peak_rss_mb: 'MB',
+  generator_cpu_pct: '%',
+  batch_p50_ms: 'ms',
+  batch_p99_ms: 'ms',
+  cpu_pct: '%',
+  peak_rss_mb: 'MB',
+  seconds: 's',
+  events: 'events',
+  p50_ms: 'ms',
+  p99_ms: 'ms',
+  max_ms: 'ms',
+  first_byte_ms: 'ms',
+  rss_growth_mb: 'MB',
+  bytes: 'bytes',
+  bytes_per_event: 'bytes/event',
+  bare_ws_ceiling_events_per_s: 'events/s',
+  ingest_of_bare_ws_pct: '%',
+  ingest_10m_of_empty_pct: '%',
+  ingest_of_plain_insert_pct: '%',
+  odometer_large_over_small: '×',
+} as const
+/** One of the keys of {@link METRICS}. */
+export type Metric = keyof typeof METRICS
+
+/** The metrics each kind of row has, and those of the whole run (`run.*`). */
+export const ROW_METRICS = {
+  load: [
+    'events_per_s',
+    'ack_p50_ms',
+    'ack_p99_ms',
+    'ack_max_ms',
+    'server_cpu_pct',
+    'server_cpu_us_per_event',
+    'server_peak_rss_mb',
+    'generator_cpu_pct',
+  ],
+  storage: [
+    'events_per_s',
+    'append_events_per_s',
+    'batch_p50_ms',
+    'batch_p99_ms',
+    'cpu_pct',
+    'peak_rss_mb',
+  ],
+  preload: ['events_per_s', 'seconds'],
+  odometer: ['events', 'p50_ms', 'p99_ms', 'max_ms', 'server_peak_rss_mb'],
+  fetch: [
+    'events_per_s',
+    'seconds',
+    'first_byte_ms',
+    'rss_growth_mb',
+    'server_peak_rss_mb',
+  ],
+  disk: ['events', 'bytes', 'bytes_per_event'],
+  run: [
+    'seconds',
+    'bare_ws_ceiling_events_per_s',
+    'ingest_of_bare_ws_pct',
+    'ingest_10m_of_empty_pct',
+    'ingest_of_plain_insert_pct',
+    'odometer_large_over_small',
+    'server_peak_rss_mb',
+  ],
+} as const satisfies Record<string, readonly Metric[]>
+
+type Of<K extends keyof typeof ROW_METRICS> = (typeof ROW_METRICS)[K][number]
+
+/** The id of every figure a run can measure: `<row>.<metric>` or `run.<metric>`. */
+export type FigureId =
+  | `${LoadRowId}.${Of<'load'>}`
+  | `${StorageRowId}.${Of<'storage'>}`
+  | `${PreloadRowId}.${Of<'preload'>}`
+  | `${OdometerRowId}.${Of<'odometer'>}`
+  | `${FetchRowId}.${Of<'fetch'>}`
+  | `${DiskRowId}.${Of<'disk'>}`
+  | `run.${Of<'run'>}`
+
+/** The figures of a run by id; a figure not measured is absent. */
+export type Figures = Partial<Record<FigureId, number>>
+
+/**
+ * The unit of a figure id, from its metric (the part after the last dot);
+ * an id this version does not know (from another version's JSON) has `''`.
+ */
+export function unitOf(id: string): string {
+  const metric = id.slice(id.lastIndexOf('.') + 1)
+  return Object.hasOwn(METRICS, metric) ? METRICS[metric as Metric] : ''
+}
+
+// --- collecting them ---
+
+const MB = 1024 * 1024
+
+/**
+ * The figures of a run, by id, in report order with the `run.*` figures
+ * first; figures that are not finite numbers are left out.
+ */
+export function collectFigures(report: RunReport): Figures {
+  const rows: Figures = {}
+  const put = (id: FigureId, value: number) => {
+    if (Number.isFinite(value)) rows[id] = value
+  }
+  const loads = (list: RunReport['ingest']) => {
+    for (const row of list) {
+      const l = row.load
+      put(`${row.id}.events_per_s`, l.eventsPerSecond)
+      put(`${row.id}.ack_p50_ms`, l.latency.p50)
+      put(`${row.id}.ack_p99_ms`, l.latency.p99)
+      put(`${row.id}.ack_max_ms`, l.latency.max)
+      put(
+        `${row.id}.server_cpu_pct`,
+        (100 * row.serverCpuSeconds) / row.windowSeconds,
+      )
+      put(
+        `${row.id}.server_cpu_us_per_event`,
+        (1e6 * row.serverCpuSeconds) / l.measuredEvents,
+      )
+      put(`${row.id}.server_peak_rss_mb`, row.server.peakRss / MB)
+      put(`${row.id}.generator_cpu_pct`, l.clientCpuPercent)
+    }
+  }
+  loads(report.ceilings)
+  for (const row of report.storage) {
+    const r = row.result
+    put(`${row.id}.events_per_s`, r.eventsPerSecond)
+    put(`${row.id}.append_events_per_s`, r.appendEventsPerSecond)
+    put(`${row.id}.batch_p50_ms`, r.batchLatency.p50)
+    put(`${row.id}.batch_p99_ms`, r.batchLatency.p99)
+    put(`${row.id}.cpu_pct`, r.cpuPercent)
+    put(`${row.id}.peak_rss_mb`, r.peakRssBytes / MB)
+  }
+  loads(report.ingest)
+  loads(report.latency)
+  for (const row of report.preloads) {
+    put(`${row.id}.events_per_s`, row.result.eventsPerSecond)
+    put(`${row.id}.seconds`, row.result.seconds)
+  }
+  for (const row of report.odometer) {
+    put(`${row.id}.events`, row.events)
+    put(`${row.id}.p50_ms`, row.result.latency.p50)
+    put(`${row.id}.p99_ms`, row.result.latency.p99)
+    put(`${row.id}.max_ms`, row.result.latency.max)
+    put(`${row.id}.server_peak_rss_mb`, row.server.peakRss / MB)
+  }
+  for (const row of report.fetch) {
+    put(`${row.id}.events_per_s`, row.result.eventsPerSecond)
+    put(`${row.id}.seconds`, row.result.seconds)
+    put(`${row.id}.first_byte_ms`, row.result.firstByteMs)
+    put(`${row.id}.rss_growth_mb`, (row.peakRss - row.idleRss) / MB)
+    put(
+      `${row.id}.server_peak_rss_mb`,
+      Math.max(row.peakRss, row.server.peakRss) / MB,
+    )
+  }
+  for (const row of report.disk) {
+    const id = `disk-${row.name}` as const
+    put(`${id}.events`, row.events)
+    put(`${id}.bytes`, row.bytes)
+    if (row.events > 0) put(`${id}.bytes_per_event`, row.bytes / row.events)
+  }
+  return { ...deriveFigures(rows, report.seconds), ...rows }
+}
+
+/** Row ids whose `server_peak_rss_mb` is the real server's (not bare-ws). */
+const NOT_THE_SERVER: readonly string[] = [
+  'bare-ws',
+  'bare-ws-corked',
+  'bare-ws-corked-batch',
+  'latency-floor',
+]
+
+/**
+ * The `run.*` figures, computed from the rows' figures: the ratios the
+ * targets are about, and the server's largest peak RSS over every scenario.
+ */
+export function deriveFigures(rows: Figures, seconds: number): Figures {
+  const out: Figures = {}
+  const put = (id: FigureId, value: number | undefined) => {
+    if (value !== undefined && Number.isFinite(value)) out[id] = value
+  }
+  put('run.seconds', seconds)
+  const ceilings = [
+    rows['bare-ws.events_per_s'],
+    rows['bare-ws-corked.events_per_s'],
+  ].filter((v) => v !== undefined)
+  const ceiling = ceilings.length > 0 ? Math.max(...ceilings) : undefined
+  put('run.bare_ws_ceiling_events_per_s', ceiling)
+  const empty = rows['ingest.events_per_s']
+  const ratio = (a: number | undefined, b: number | undefined) =>
+    a === undefined || b === undefined || b === 0 ? undefined : a / b
+  put('run.ingest_of_bare_ws_pct', 100 * (ratio(empty, ceiling) ?? NaN))
+  put(
+    'run.ingest_10m_of_empty_pct',
+    100 * (ratio(rows['ingest-10m.events_per_s'], empty) ?? NaN),
+  )
+  put(
+    'run.ingest_of_plain_insert_pct',
+    100 * (ratio(empty, rows['store-plain-insert.events_per_s']) ?? NaN),
+  )
+  put(
+    'run.odometer_large_over_small',
+    ratio(rows['odometer-large.p99_ms'], rows['odometer-small.p99_ms']),
+  )
+  const peaks = Object.entries(rows)
+    .filter(
+      ([id]) =>
+        id.endsWith('.server_peak_rss_mb') &&
+        !NOT_THE_SERVER.includes(id.slice(0, id.indexOf('.'))),
+    )
+    .map(([, value]) => value)
+  if (peaks.length > 0) put('run.server_peak_rss_mb', Math.max(...peaks))
+  return out
+}

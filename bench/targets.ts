@@ -1,0 +1,202 @@
+/**
+ * The performance targets, as data: each names the figure it is about, a
+ * comparison and a threshold in that figure's unit. One function judges
+ * them all ({@link evaluateTargets}); the report prints the table it gives.
+ */
+import { unitOf, type Backend, type FigureId, type Figures } from './figures.ts'
+import { formatValue } from './format.ts'
+
+/** The comparisons a target can make, with how each is printed. */
+export const COMPARISONS = {
+  '>=': '≥',
+  '>': '>',
+  '<=': '≤',
+  '<': '<',
+} as const
+/** One of the keys of {@link COMPARISONS}. */
+export type Comparison = keyof typeof COMPARISONS
+
+/** One performance target. */
+export interface Target {
+  /** Stable id, kept across runs (the JSON results carry it). */
+  readonly id: string
+  /** What is measured, in words; the comparison and threshold follow it. */
+  readonly what: string
+  /** The figure judged; its unit is the threshold's. */
+  readonly figure: FigureId
+  readonly comparison: Comparison
+  readonly threshold: number
+  /** Judged only on this backend (absent: on every backend). */
+  readonly backend?: Backend
+}
+
+/** The targets of issue 3 (and issue 5's PostgreSQL one), in report order. */
+export const TARGETS = [
+  {
+    id: 'ingest-rate',
+    what: 'ingest into an empty store, 1 line/frame',
+    figure: 'ingest.events_per_s',
+    comparison: '>=',
+    threshold: 100_000,
+  },
+  {
+    id: 'ingest-of-bare-ws',
+    what: 'ingest (empty store, 1 line/frame) as a share of the bare-ws ceiling',
+    figure: 'run.ingest_of_bare_ws_pct',
+    comparison: '>=',
+    threshold: 50,
+  },
+  {
+    id: 'ingest-10m-of-empty',
+    what: 'ingest into the preloaded fleet store as a share of the empty-store rate',
+    figure: 'run.ingest_10m_of_empty_pct',
+    comparison: '>=',
+    threshold: 80,
+  },
+  {
+    id: 'ingest-of-plain-insert',
+    what: 'PostgreSQL: ingest as a share of the plain batched-INSERT ceiling',
+    figure: 'run.ingest_of_plain_insert_pct',
+    comparison: '>=',
+    threshold: 40,
+    backend: 'postgres',
+  },
+  {
+    id: 'ack-p99-half-rate',
+    what: 'ack p99 paced at half the maximum rate',
+    figure: 'latency.ack_p99_ms',
+    comparison: '<',
+    threshold: 25,
+  },
+  {
+    id: 'odometer-p99',
+    what: 'odometer p99 on the largest robot',
+    figure: 'odometer-large.p99_ms',
+    comparison: '<',
+    threshold: 2,
+  },
+  {
+    id: 'odometer-flat',
+    what: "odometer p99 on the largest robot over the smallest robot's",
+    figure: 'run.odometer_large_over_small',
+    comparison: '<=',
+    threshold: 1.5,
+  },
+  {
+    id: 'ndjson-rate',
+    what: 'NDJSON fetch of a whole track',
+    figure: 'fetch-ndjson.events_per_s',
+    comparison: '>=',
+    threshold: 1_000_000,
+  },
+  {
+    id: 'ndjson-rss-growth',
+    what: "NDJSON fetch: the server's peak RSS growth",
+    figure: 'fetch-ndjson.rss_growth_mb',
+    comparison: '<',
+    threshold: 100,
+  },
+  {
+    id: 'disk-bytes-per-event',
+    what: 'bytes on disk per event of the fleet store',
+    figure: 'disk-fleet.bytes_per_event',
+    comparison: '<=',
+    threshold: 48,
+  },
+  {
+    id: 'server-rss',
+    what: 'server peak RSS, the largest over every scenario',
+    figure: 'run.server_peak_rss_mb',
+    comparison: '<',
+    threshold: 300,
+  },
+] as const satisfies readonly Target[]
+/** The id of one of {@link TARGETS}. */
+export type TargetId = (typeof TARGETS)[number]['id']
+
+/** What a target's figure gave. */
+export type Verdict = 'met' | 'missed' | 'not measured'
+
+/** One target judged on one run's figures. */
+export interface TargetResult {
+  readonly target: Target
+  /** The figure's value; undefined when the run did not measure it. */
+  readonly value: number | undefined
+  readonly verdict: Verdict
+}
+
+/** Whether `value` meets `threshold` under `comparison`. */
+export function meets(
+  value: number,
+  comparison: Comparison,
+  threshold: number,
+): boolean {
+  switch (comparison) {
+    case '>=':
+      return value >= threshold
+    case '>':
+      return value > threshold
+    case '<=':
+      return value <= threshold
+    case '<':
+      return value < threshold
+  }
+}
+
+/**
+ * Judges every target that applies to `backend` on a run's figures: met,
+ * missed, or not measured when the figure is absent or not finite.
+ *
+ * @example evaluateTargets({ 'ingest.events_per_s': 139_532 }, 'sqlite')[0]
+ * // { target: TARGETS[0], value: 139532, verdict: 'met' }
+ */
+export function evaluateTargets(
+  figures: Figures,
+  backend: Backend,
+  targets: readonly Target[] = TARGETS,
+): TargetResult[] {
+  return targets
+    .filter((t) => t.backend === undefined || t.backend === backend)
+    .map((target) => {
+      const value = figures[target.figure]
+      if (value === undefined || !Number.isFinite(value)) {
+        return { target, value: undefined, verdict: 'not measured' as const }
+      }
+      return {
+        target,
+        value,
+        verdict: meets(value, target.comparison, target.threshold)
+          ? ('met' as const)
+          : ('missed' as const),
+      }
+    })
+}
+
+/**
+ * A target in words, its threshold printed from the data: `odometer p99 on
+ * the largest robot < 2 ms`.
+ */
+export function describeTarget(target: Target): string {
+  const unit = unitOf(target.figure)
+  const threshold =
+    unit === '×'
+      ? `${target.threshold}×`
+      : `${target.threshold.toLocaleString('en-US')}${unit === '' ? '' : ` ${unit}`}`
+  return `${target.what} ${COMPARISONS[target.comparison]} ${threshold}`
+}
+
+/** A verdict as the report prints it. */
+export function showVerdict(verdict: Verdict): string {
+  return verdict === 'met'
+    ? '✅ met'
+    : verdict === 'missed'
+      ? '❌ missed'
+      : 'not measured'
+}
+
+/** The measured value of a result in its unit, or `n/a`. */
+export function showMeasured(result: TargetResult): string {
+  return result.value === undefined
+    ? 'n/a'
+    : formatValue(result.value, unitOf(result.target.figure))
+}
