@@ -69,7 +69,8 @@ import type {
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const script = (path: string) => fileURLToPath(new URL(path, import.meta.url))
-const CLI = script('../src/cli.js')
+/** The built server of a checkout. */
+const cliOf = (checkout: string) => join(checkout, 'dist', 'src', 'cli.js')
 const BARE_WS = script('./bare-ws.js')
 const LOAD = script('./load.js')
 const STORE_LOAD = script('./store-load.js')
@@ -87,6 +88,12 @@ interface Settings extends RunConfig {
   readonly json: string
   /** Time bound of each preload. */
   readonly preloadTimeoutMs: number
+  /**
+   * The checkout whose built server is measured (`--server DIR`); this one
+   * when absent. The harness is always this checkout's, so a baseline and
+   * a change are measured the same way.
+   */
+  readonly server: string
 }
 
 /** `--compare A.json B.json`: compares two runs instead of running one. */
@@ -100,6 +107,7 @@ interface CompareSettings {
 const USAGE = `usage: npm run bench -- [--quick] [--store URL] [--scenarios ${SCENARIOS.join(',')}]
        [--out FILE] [--json FILE] [--connections N] [--robots N]
        [--lines-per-frame N] [--window N] [--duration SECONDS]
+       [--server DIR]
        npm run bench -- --compare A.json B.json [--history FILE] [--title TEXT]
 `
 
@@ -127,6 +135,7 @@ function parseSettings(argv: string[]): Settings | CompareSettings | 'help' {
       'lines-per-frame': { type: 'string' },
       window: { type: 'string' },
       duration: { type: 'string' },
+      server: { type: 'string' },
       compare: { type: 'boolean', default: false },
       history: { type: 'string' },
       title: { type: 'string' },
@@ -191,6 +200,7 @@ function parseSettings(argv: string[]): Settings | CompareSettings | 'help' {
     odometerRequests: quick ? 300 : 2000,
     odometerWarmup: quick ? 600 : 2000,
     preloadTimeoutMs: quick ? 5 * 60_000 : 60 * 60_000,
+    server: resolve(values.server ?? ROOT),
   }
 }
 
@@ -446,7 +456,7 @@ class Bench {
   ): Promise<{ value: T; server: ServerFigures; stored: number | undefined }> {
     const url = this.stores.url(name)
     const server = await startServerProcess(
-      CLI,
+      cliOf(this.s.server),
       [
         '--host',
         '127.0.0.1',
@@ -969,20 +979,23 @@ function cpuModel(): string {
  * files this run writes (a run before it left them changed; they do not
  * change what is measured).
  */
-function commit(written: readonly string[]): {
+function commit(
+  tree: string,
+  written: readonly string[],
+): {
   commit: string
   dirty: boolean
 } {
   try {
     const git = (...args: string[]) =>
       execFileSync('git', args, {
-        cwd: ROOT,
+        cwd: tree,
         encoding: 'utf8',
         stdio: ['ignore', 'pipe', 'ignore'],
       }).trim()
     const head = git('rev-parse', '--short', 'HEAD')
     const exclude = written
-      .map((path) => relative(ROOT, path))
+      .map((path) => relative(tree, path))
       .filter((path) => !path.startsWith('..'))
       .map((path) => `:(exclude)${path}`)
     const status = git('status', '--porcelain', '--', '.', ...exclude)
@@ -1018,7 +1031,13 @@ async function main(): Promise<number> {
     }
     return 0
   }
-  for (const path of [CLI, BARE_WS, LOAD, STORE_LOAD, QUERY]) {
+  for (const path of [
+    cliOf(settings.server),
+    BARE_WS,
+    LOAD,
+    STORE_LOAD,
+    QUERY,
+  ]) {
     if (!existsSync(path)) {
       process.stderr.write(`bench: ${path} is missing: run npm run build\n`)
       return 2
@@ -1063,7 +1082,8 @@ async function main(): Promise<number> {
       kernel: release(),
     },
     node: process.version,
-    ...commit([s.out, s.json]),
+    // The commit of the server measured.
+    ...commit(s.server, [s.out, s.json]),
     backend: backendOf(s.store),
     store:
       s.store === undefined
@@ -1073,7 +1093,7 @@ async function main(): Promise<number> {
     commands: [
       `npm run bench${args.length > 0 ? ` -- ${args.map(redactStore).join(' ')}` : ''}`,
       '# the server, once per scenario, on that scenario\u2019s store:',
-      `node dist/src/cli.js --host 127.0.0.1 --port 0 --store ${storeExample(s.store)} --log-level warn`,
+      `node ${s.server === resolve(ROOT) ? '' : `${s.server}/`}dist/src/cli.js --host 127.0.0.1 --port 0 --store ${storeExample(s.store)} --log-level warn`,
       '# the ceilings:',
       'node dist/bench/bare-ws.js [--cork]',
       `node dist/bench/store-load.js '{"mode":"ceiling","robots":${s.robots},"batchSize":${s.storageBatch},…}'`,
