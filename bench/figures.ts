@@ -127,6 +127,7 @@ export const METRICS = {
   server_cpu_pct: '%',
   server_cpu_us_per_event: 'µs/event',
   server_peak_rss_mb: 'MB',
+  server_peak_wal_mb: 'MB',
   generator_cpu_pct: '%',
   batch_p50_ms: 'ms',
   batch_p99_ms: 'ms',
@@ -160,6 +161,7 @@ export const ROW_METRICS = {
     'server_cpu_pct',
     'server_cpu_us_per_event',
     'server_peak_rss_mb',
+    'server_peak_wal_mb',
     'generator_cpu_pct',
   ],
   storage: [
@@ -188,6 +190,7 @@ export const ROW_METRICS = {
     'ingest_of_plain_insert_pct',
     'odometer_large_over_small',
     'server_peak_rss_mb',
+    'server_peak_wal_mb',
   ],
 } as const satisfies Record<string, readonly Metric[]>
 
@@ -244,6 +247,9 @@ export function collectFigures(report: RunReport): Figures {
         (1e6 * row.serverCpuSeconds) / l.measuredEvents,
       )
       put(`${row.id}.server_peak_rss_mb`, row.server.peakRss / MB)
+      if (row.server.peakWalBytes !== undefined) {
+        put(`${row.id}.server_peak_wal_mb`, row.server.peakWalBytes / MB)
+      }
       put(`${row.id}.generator_cpu_pct`, l.clientCpuPercent)
     }
   }
@@ -337,5 +343,9 @@ export function deriveFigures(rows: Figures, seconds: number): Figures {
     )
     .map(([, value]) => value)
   if (peaks.length > 0) put('run.server_peak_rss_mb', Math.max(...peaks))
+  const wals = Object.entries(rows)
+    .filter(([id]) => id.endsWith('.server_peak_wal_mb'))
+    .map(([, value]) => value)
+  if (wals.length > 0) put('run.server_peak_wal_mb', Math.max(...wals))
   return out
 }

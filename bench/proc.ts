@@ -4,7 +4,7 @@
  * resident memory from /proc.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync, statSync, writeFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 
 // --- /proc ---
@@ -112,6 +112,31 @@ export class ProcessMeter {
       seconds: (performance.now() - this.#startedAt) / 1000,
       peakRss: peak,
     }
+  }
+}
+
+/** Polls the size of a file every 50 ms and keeps the largest seen. */
+export class FileSizeMeter {
+  readonly #path: string
+  readonly #timer: NodeJS.Timeout
+  #peak = 0
+
+  constructor(path: string) {
+    this.#path = path
+    this.#sample()
+    this.#timer = setInterval(() => this.#sample(), 50)
+  }
+
+  #sample() {
+    const size = statSync(this.#path, { throwIfNoEntry: false })?.size ?? 0
+    if (size > this.#peak) this.#peak = size
+  }
+
+  /** Stops polling; returns the largest size seen, in bytes. */
+  stop(): number {
+    clearInterval(this.#timer)
+    this.#sample()
+    return this.#peak
   }
 }
 

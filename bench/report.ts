@@ -44,6 +44,11 @@ export interface ServerFigures {
   readonly exit: string
   /** Lines the server logged on stderr (at `--log-level warn`). */
   readonly logLines: number
+  /**
+   * Largest size of the SQLite write-ahead log seen while the server ran
+   * (polled every 50 ms), bytes; undefined on PostgreSQL.
+   */
+  readonly peakWalBytes?: number
 }
 
 /** One WebSocket load run, against the real server or bare-ws. */
@@ -239,6 +244,7 @@ function ingestTable(
       'Server core-s',
       'CPU µs/event',
       'Server peak RSS MB',
+      'Peak WAL MB',
       'Non-OK replies',
       'Stored',
       'Generator CPU',
@@ -264,6 +270,9 @@ function ingestTable(
         fixed(row.serverCpuSeconds, 2),
         fixed((1e6 * row.serverCpuSeconds) / l.measuredEvents, 1),
         mb(row.server.peakRss),
+        row.server.peakWalBytes === undefined
+          ? 'n/a'
+          : mb(row.server.peakWalBytes),
         int(l.nonOk),
         row.stored === undefined
           ? 'n/a'

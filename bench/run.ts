@@ -28,6 +28,7 @@ import {
   cpuSeconds,
   killAll,
   memory,
+  FileSizeMeter,
   ProcessMeter,
   runJsonProcess,
   startServerProcess,
@@ -472,6 +473,9 @@ class Bench {
     )
     const idleRss = memory(server.pid).rss
     const meter = new ProcessMeter(server.pid)
+    const wal = url.startsWith('sqlite:')
+      ? new FileSizeMeter(`${url.slice('sqlite:'.length)}-wal`)
+      : undefined
     let outcome: { value: T } | { error: unknown }
     let stored: number | undefined
     try {
@@ -486,6 +490,7 @@ class Bench {
       outcome = { error }
     }
     const peak = meter.stop().peakRss
+    const peakWalBytes = wal?.stop()
     const exit = await stopServerProcess(server, 60_000)
     const logLines = server
       .stderr()
@@ -499,6 +504,7 @@ class Bench {
         ? 'killed: no exit within 60 s of SIGTERM'
         : `exit ${exit.code ?? exit.signal} ${exit.seconds.toFixed(1)} s after SIGTERM`,
       logLines: logLines.length,
+      ...(peakWalBytes === undefined ? {} : { peakWalBytes }),
     }
     if (!figures.cleanExit) {
       this.problem(

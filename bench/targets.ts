@@ -104,6 +104,14 @@ export const TARGETS = [
     threshold: 48,
   },
   {
+    id: 'wal-bounded',
+    what: 'SQLite: the write-ahead log at its largest while a server ran (twice the 64 MiB past which the checkpointer makes it start over)',
+    figure: 'run.server_peak_wal_mb',
+    comparison: '<=',
+    threshold: 128,
+    backend: 'sqlite',
+  },
+  {
     id: 'server-rss',
     what: 'server peak RSS, the largest over every scenario',
     figure: 'run.server_peak_rss_mb',
