@@ -222,7 +222,8 @@ describe('shutdown', () => {
     const dir = makeTempDir()
     t.after(() => removeTempDir(dir))
     const storePath = join(dir, 'sigterm.db')
-    const first = await startServer([], {}, { storePath })
+    // At level info it logs how many frames it received on the connection.
+    const first = await startServer(['--log-level', 'info'], {}, { storePath })
     t.after(() => first.dispose())
 
     const robot = 'Streamer'
@@ -289,6 +290,15 @@ describe('shutdown', () => {
         )
       }
     })
+    // Every frame it received was answered.
+    assert.deepEqual(
+      first
+        .log()
+        .filter((line) => line.msg === 'connection closed')
+        .map((line) => line.frames),
+      [okFrames],
+      'frames received (server log) are the frames answered',
+    )
 
     // After a restart the store holds exactly the events answered OK.
     const second = await startServer([], {}, { storePath })
