@@ -17,6 +17,7 @@ import {
   assertOdometer,
   getJson,
   readEvents,
+  readOdometer,
   robotPath,
   Random,
   replyKind,
@@ -461,9 +462,7 @@ async function verifyRobot(
   }
 
   // Odometer over the whole life and over intervals.
-  const whole = await getJson(server, `${path}/odometer`)
-  assert.equal(whole.status, 200)
-  const { odometer: life, ...lifeRest } = whole.body as Record<string, unknown>
+  const { odometer: life, ...lifeRest } = await readOdometer(server, robot.name)
   assert.deepEqual(lifeRest, {
     robot: robot.name,
     start_time: null,
@@ -487,17 +486,15 @@ async function verifyRobot(
         : [undefined, anyTs()],
   ]
   for (const [start, end] of intervals) {
-    const query = new URLSearchParams()
-    if (start !== undefined) query.set('start_time', String(start))
-    if (end !== undefined) query.set('end_time', String(end))
     const lo =
       start !== undefined && end !== undefined ? Math.min(start, end) : start
     const hi =
       start !== undefined && end !== undefined ? Math.max(start, end) : end
-    const what = `${where}: odometer?${query}`
-    const answer = await getJson(server, `${path}/odometer?${query}`)
-    assert.equal(answer.status, 200, what)
-    const { odometer, ...bounds } = answer.body as Record<string, unknown>
+    const what = `${where}: odometer from ${start} to ${end}`
+    const { odometer, ...bounds } = await readOdometer(server, robot.name, {
+      start_time: start,
+      end_time: end,
+    })
     assert.deepEqual(
       bounds,
       { robot: robot.name, start_time: lo ?? null, end_time: hi ?? null },

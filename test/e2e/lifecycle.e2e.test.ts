@@ -14,13 +14,26 @@ import {
   getRobot,
   makeTempDir,
   readEvents,
+  readOdometer,
   removeTempDir,
   repeatLine,
   runCli,
   scrapeMetrics,
   startServer,
   waitFor,
+  type Finished,
 } from '../support/index.ts'
+
+/** A run refused for a bad flag or variable: exit 2, a message, never listening. */
+function assertUsageError(run: Finished, what: string) {
+  assert.deepEqual(
+    { code: run.code, signal: run.signal },
+    { code: 2, signal: null },
+    what,
+  )
+  assert.notEqual(run.stderr.trim(), '', `${what}: a message on stderr`)
+  assert.doesNotMatch(run.stdout, /listening/, `${what}: never listens`)
+}
 
 describe('command line', () => {
   test('exits 2 with a message on stderr for an unknown flag or a bad value', async () => {
@@ -37,16 +50,7 @@ describe('command line', () => {
         runCli(['--port', '0', '--store', 'sqlite::memory:', ...args]),
       ),
     )
-    runs.forEach((run, i) => {
-      const what = cases[i]!.join(' ')
-      assert.deepEqual(
-        { code: run.code, signal: run.signal },
-        { code: 2, signal: null },
-        what,
-      )
-      assert.notEqual(run.stderr.trim(), '', `${what}: a message on stderr`)
-      assert.doesNotMatch(run.stdout, /listening/, `${what}: never listens`)
-    })
+    runs.forEach((run, i) => assertUsageError(run, cases[i]!.join(' ')))
   })
 
   test('exits 1 with a message when the store cannot be opened', async () => {
@@ -81,16 +85,7 @@ describe('command line', () => {
         }),
       ),
     )
-    runs.forEach((run, i) => {
-      const what = JSON.stringify(cases[i])
-      assert.deepEqual(
-        { code: run.code, signal: run.signal },
-        { code: 2, signal: null },
-        what,
-      )
-      assert.notEqual(run.stderr.trim(), '', `${what}: a message on stderr`)
-      assert.doesNotMatch(run.stdout, /listening/, `${what}: never listens`)
-    })
+    runs.forEach((run, i) => assertUsageError(run, JSON.stringify(cases[i])))
   })
 
   test('reads host, port, store and log level from TELEMETRY_* environment variables', async (t) => {
@@ -363,30 +358,17 @@ describe('durability', () => {
     const stored = await readEvents(second, 'Durable')
     assert.equal(stored.length, 1000)
     assert.deepEqual(
-      (
-        await getJson(
-          second,
-          '/api/robots/Durable/odometer?start_time=100&end_time=199',
-        )
-      ).body,
+      await readOdometer(second, 'Durable', { start_time: 100, end_time: 199 }),
       { robot: 'Durable', odometer: 99, start_time: 100, end_time: 199 },
     )
+    assert.deepEqual(await readOdometer(second, 'Bender'), {
+      robot: 'Bender',
+      odometer: 2,
+      start_time: null,
+      end_time: null,
+    })
     assert.deepEqual(
-      (await getJson(second, '/api/robots/Bender/odometer')).body,
-      {
-        robot: 'Bender',
-        odometer: 2,
-        start_time: null,
-        end_time: null,
-      },
-    )
-    assert.deepEqual(
-      (
-        await getJson(
-          second,
-          '/api/robots/Bender/odometer?start_time=0&end_time=1',
-        )
-      ).body,
+      await readOdometer(second, 'Bender', { start_time: 0, end_time: 1 }),
       { robot: 'Bender', odometer: 1, start_time: 0, end_time: 1 },
     )
 

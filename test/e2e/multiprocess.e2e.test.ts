@@ -26,6 +26,7 @@ import {
   mapLimit,
   postgresSkip,
   readEvents,
+  readOdometer,
   robotPath,
   seedNote,
   startServer,
@@ -93,6 +94,14 @@ function walk(
     y = step(rng, y)
     return ledger.line(robot, ts(i), x, y)
   })
+}
+
+/** Checks that no client noted a problem or got a reply it did not ask for. */
+function assertClientsInStep(clients: readonly Client[]) {
+  for (const client of clients) {
+    assert.deepEqual(client.problems, [], client.name)
+    assert.deepEqual(client.extraReplies, [], `${client.name}: extra replies`)
+  }
 }
 
 /** Sendings of `sends` whose reply kind is not in `allowed`, described. */
@@ -269,13 +278,8 @@ describe(
           (p) => p !== undefined,
         )
 
+        assertClientsInStep(done)
         for (const client of done) {
-          assert.deepEqual(client.problems, [], client.name)
-          assert.deepEqual(
-            client.extraReplies,
-            [],
-            `${client.name}: extra replies`,
-          )
           assert.equal(
             client.connections,
             3,
@@ -374,14 +378,7 @@ describe(
           )
         })
         await Promise.all([...lockstep, ...pipelined.flat()])
-        for (const client of twins) {
-          assert.deepEqual(client.problems, [], client.name)
-          assert.deepEqual(
-            client.extraReplies,
-            [],
-            `${client.name}: extra replies`,
-          )
-        }
+        assertClientsInStep(twins)
 
         const lines = ledger.lines.filter((l) => l.sends[0]?.phase === 'twin')
         assert.equal(
@@ -460,14 +457,7 @@ describe(
             client.run(frames[r]!, { window: 4, nextServer: () => -1 }),
           ),
         )
-        for (const client of racers) {
-          assert.deepEqual(client.problems, [], client.name)
-          assert.deepEqual(
-            client.extraReplies,
-            [],
-            `${client.name}: extra replies`,
-          )
-        }
+        assertClientsInStep(racers)
         const sends = ledger.sends('race')
         assert.deepEqual(
           unexpected(sends, ['OK', 'stale', 'conflict']),
@@ -534,7 +524,7 @@ describe(
                 start_time: line.ts,
                 end_time: line.ts,
               }),
-              getJson(servers[q]!, `${path}/odometer`),
+              readOdometer(servers[q]!, robot),
             ])
             const where = `event ${i} OK via ${p}, read on ${q}`
             const { odometer: summaryOdometer, ...rest } = withoutTimes(
@@ -547,11 +537,7 @@ describe(
             )
             assert.deepEqual(rest, expected, where)
             assert.deepEqual(events, [model.latest], where)
-            assertOdometer(
-              (odo.body as { odometer: unknown }).odometer,
-              odometer as number,
-              where,
-            )
+            assertOdometer(odo.odometer, odometer as number, where)
           }
         }
         t.diagnostic(`${EVENTS} events, each read on the two other processes`)
@@ -632,14 +618,7 @@ describe(
           { code: null, signal: 'SIGKILL' },
           'the victim was killed',
         )
-        for (const client of clientsHere) {
-          assert.deepEqual(client.problems, [], client.name)
-          assert.deepEqual(
-            client.extraReplies,
-            [],
-            `${client.name}: extra replies`,
-          )
-        }
+        assertClientsInStep(clientsHere)
         const sends = ledger.sends('kill')
         assert.deepEqual(
           unexpected(

@@ -20,7 +20,6 @@ import {
   readFileSync,
   writeFileSync,
 } from 'node:fs'
-import { get as httpGet } from 'node:http'
 import { createServer } from 'node:net'
 import { delimiter, dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -33,8 +32,11 @@ import {
   expectedOdometer,
   freshSchema,
   getJson,
+  http,
   makeTempDir,
   postgresSkip,
+  readEvents,
+  readOdometer,
   refusedUpgrade,
   removeTempDir,
   repeatLine,
@@ -238,36 +240,6 @@ async function connectionsOpen(server: Origin): Promise<number> {
   return (await scrapeMetrics(server)).value('telemetry_connections_open')
 }
 
-/**
- * GET that waits `pauseMs` after the response headers before it reads the
- * body, so that the body piles up in the proxy if the proxy buffers it.
- */
-function slowGet(
-  url: string,
-  headers: Record<string, string>,
-  pauseMs = 1000,
-): Promise<{ status: number; contentType: string; text: string }> {
-  return new Promise((resolve, reject) => {
-    const req = httpGet(url, { headers }, (response) => {
-      response.pause()
-      setTimeout(() => {
-        const chunks: Buffer[] = []
-        response.on('data', (chunk: Buffer) => chunks.push(chunk))
-        response.on('error', reject)
-        response.on('end', () =>
-          resolve({
-            status: response.statusCode ?? 0,
-            contentType: response.headers['content-type'] ?? '',
-            text: Buffer.concat(chunks).toString('utf8'),
-          }),
-        )
-        response.resume()
-      }, pauseMs)
-    })
-    req.on('error', reject)
-  })
-}
-
 function line(event: ApiEvent): string {
   return `${event.x},${event.y},${event.timestamp},${event.robot}`
 }
@@ -445,15 +417,13 @@ describe(
       for (const origin of [proxy, ...servers]) {
         for (const events of sharedEvents) {
           const name = events[0]!.robot
-          const read = await getJson(origin, robotPath(name, '/events'))
-          assert.equal(read.status, 200)
-          assert.deepEqual(read.body, events, `${name} from ${origin.url}`)
-
-          const odometer = await getJson(origin, robotPath(name, '/odometer'))
-          assert.equal(odometer.status, 200)
-          const body = odometer.body as Record<string, unknown>
+          assert.deepEqual(
+            await readEvents(origin, name),
+            events,
+            `${name} from ${origin.url}`,
+          )
           assertOdometer(
-            body.odometer,
+            (await readOdometer(origin, name)).odometer,
             expectedOdometer(events),
             `odometer of ${name}`,
           )
@@ -494,11 +464,15 @@ describe(
       const init = { headers: { accept: 'application/x-ndjson' } }
       // A client that waits a second before it reads: nginx must not spool
       // the response to a file meanwhile (proxy_buffering off).
-      const response = await slowGet(proxy.url + robotPath(BULK, '/events'), {
-        accept: 'application/x-ndjson',
+      const response = await http(proxy, robotPath(BULK, '/events'), {
+        ...init,
+        readDelayMs: 1000,
       })
       assert.equal(response.status, 200)
-      assert.match(response.contentType, /^application\/x-ndjson\b/)
+      assert.match(
+        response.headers.get('content-type') ?? '',
+        /^application\/x-ndjson\b/,
+      )
       const expected = events.map((e) => JSON.stringify(e) + '\n').join('')
       assert.equal(response.text.length, expected.length, 'length of the body')
       assert.ok(response.text === expected, 'the body is every event, in order')
@@ -515,10 +489,8 @@ describe(
 
       assert.doesNotMatch(nginx!.log(), /buffered to a temporary file/)
 
-      const odometer = await getJson(proxy, robotPath(BULK, '/odometer'))
-      const body = odometer.body as Record<string, unknown>
       assertOdometer(
-        body.odometer,
+        (await readOdometer(proxy, BULK)).odometer,
         expectedOdometer(events),
         'odometer of the bulk robot',
       )

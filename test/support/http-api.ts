@@ -61,34 +61,52 @@ export function robotPath(name: string, rest = ''): string {
   return `/api/robots/${encodeURIComponent(name)}${rest}`
 }
 
-/** Query parameters of the events route. */
-export type EventsQuery =
+/**
+ * The query of a robot's route: a query string such as `?start_time=1`, or
+ * its parameters (undefined ones left out).
+ */
+export type RouteQuery =
   string | Readonly<Record<string, string | number | undefined>>
+
+function search(query: RouteQuery): string {
+  if (typeof query === 'string') return query
+  const params = new URLSearchParams()
+  for (const [key, value] of Object.entries(query)) {
+    if (value !== undefined) params.set(key, String(value))
+  }
+  return params.size === 0 ? '' : `?${params}`
+}
 
 /**
  * A robot's stored events, `GET /api/robots/{robot}/events`: all of them,
- * or those the query selects (a query string such as `?start_time=1`, or
- * its parameters). Checks the status, 200, and that the body is an array.
+ * or those the query selects. Checks the status, 200, and that the body is
+ * an array.
  */
 export async function readEvents(
   origin: Origin,
   robot: string,
-  query: EventsQuery = '',
+  query: RouteQuery = '',
 ): Promise<ApiEvent[]> {
-  let search: string
-  if (typeof query === 'string') {
-    search = query
-  } else {
-    const params = new URLSearchParams()
-    for (const [key, value] of Object.entries(query)) {
-      if (value !== undefined) params.set(key, String(value))
-    }
-    search = params.size === 0 ? '' : `?${params}`
-  }
-  const response = await getJson(origin, robotPath(robot, `/events${search}`))
+  const path = robotPath(robot, `/events${search(query)}`)
+  const response = await getJson(origin, path)
   assert.equal(response.status, 200, `events of ${JSON.stringify(robot)}`)
   assert.ok(Array.isArray(response.body), 'the events are an array')
   return response.body as ApiEvent[]
+}
+
+/**
+ * A robot's odometer, `GET /api/robots/{robot}/odometer`: the whole body
+ * (`robot`, `odometer`, `start_time`, `end_time`), checking the status, 200.
+ */
+export async function readOdometer(
+  origin: Origin,
+  robot: string,
+  query: RouteQuery = '',
+): Promise<Record<string, unknown>> {
+  const path = robotPath(robot, `/odometer${search(query)}`)
+  const response = await getJson(origin, path)
+  assert.equal(response.status, 200, path)
+  return response.body as Record<string, unknown>
 }
 
 const ISO_8601 =
@@ -139,6 +157,11 @@ export interface HttpOptions {
   readonly method?: string
   readonly headers?: Readonly<Record<string, string>>
   readonly body?: string | Buffer
+  /**
+   * Wait this long after the response headers before reading the body, as
+   * a slow client does: the body piles up wherever it is buffered.
+   */
+  readonly readDelayMs?: number
 }
 
 const agent = new Agent({ keepAlive: true, maxSockets: 8 })
@@ -187,6 +210,11 @@ export function http(
       },
       (res) => {
         const chunks: Buffer[] = []
+        const delay = options.readDelayMs
+        if (delay !== undefined) {
+          res.pause()
+          setTimeout(() => res.resume(), delay)
+        }
         res.on('data', (chunk: Buffer) => chunks.push(chunk))
         res.on('error', reject)
         res.on('end', () =>

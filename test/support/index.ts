@@ -77,15 +77,16 @@ export {
   getRobot,
   http,
   readEvents,
+  readOdometer,
   request,
   robotPath,
   toHeaders,
   withoutTimes,
 } from './http-api.ts'
 export type {
-  EventsQuery,
   HttpOptions,
   Origin,
+  RouteQuery,
   TextResponse,
 } from './http-api.ts'
 export {
