@@ -152,7 +152,12 @@ export async function startServer(
     removeTempDir(cwd)
     throw error
   }
-  assert.match(server.banner, /^store /, 'the listening line names the store')
+  if (!server.banner.startsWith('store ')) {
+    server.kill('SIGKILL')
+    await server.exited
+    removeTempDir(cwd)
+    assert.fail(`the listening line names no store: (${server.banner})`)
+  }
   return Object.assign(server, {
     cwd,
     store: server.banner.slice('store '.length),
