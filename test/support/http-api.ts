@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict'
 import { Agent, request as httpRequest } from 'node:http'
 import type { ApiEvent } from './oracle.ts'
+import { SAFETY_TIMEOUT_MS } from './wait.ts'
 
 /** A server, or a proxy in front of servers: where requests go. */
 export interface Origin {
@@ -225,6 +226,9 @@ export function http(
           }),
         )
       },
+    )
+    req.setTimeout(SAFETY_TIMEOUT_MS, () =>
+      req.destroy(new Error(`${path}: no answer in ${SAFETY_TIMEOUT_MS} ms`)),
     )
     req.on('error', reject)
     req.end(options.body)
