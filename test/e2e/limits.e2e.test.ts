@@ -1,6 +1,9 @@
 /**
  * The configurable limits of ingest (connections, lines per frame, frames in
- * flight, keepalive), and GET /metrics, against a really started server.
+ * flight, keepalive), backpressure under a flood, the logs and GET /metrics,
+ * against a really started server. Each limit's test fails when the limit is
+ * switched off in the server: it checks the mechanism (what the server
+ * reads, commits and counts), never how fast the machine is.
  */
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
