@@ -13,4 +13,12 @@ export default tseslint.config(
       ],
     },
   },
+  {
+    // The tests reach the server only through dist/src/cli.js and its
+    // protocols, never through its modules.
+    files: ['test/**'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: ['**/src/**'] }],
+    },
+  },
 )

@@ -10,16 +10,18 @@ import {
   MAX_TIMESTAMP,
   assertErrorBody,
   assertErrorResponse,
+  byCodePoint,
   getJson,
   getRobot,
-  rawHttp,
+  rawExchange,
   repeatLine,
   request,
+  robotPath,
   startServer,
   withoutTimes,
   type ApiEvent,
   type ServerProcess,
-} from './helpers.ts'
+} from '../support/index.ts'
 
 /** Sends `lines` as one frame and checks that every line was stored. */
 async function ingest(client: IngestClient, lines: readonly string[]) {
@@ -28,21 +30,6 @@ async function ingest(client: IngestClient, lines: readonly string[]) {
     repeatLine('OK', lines.length),
     `every line is stored: ${lines.join(' | ')}`,
   )
-}
-
-/** The path of a robot's route, with the name URL-encoded. */
-function robotPath(name: string, rest = '') {
-  return `/api/robots/${encodeURIComponent(name)}${rest}`
-}
-
-/** Compares strings by Unicode code points, the order of `GET /api/robots`. */
-function byCodePoint(a: string, b: string) {
-  const x = [...a].map((c) => c.codePointAt(0)!)
-  const y = [...b].map((c) => c.codePointAt(0)!)
-  for (let i = 0; i < Math.min(x.length, y.length); i++) {
-    if (x[i] !== y[i]) return x[i]! - y[i]!
-  }
-  return x.length - y.length
 }
 
 /** The target of a `Link: <target>; rel="next"` header. */
@@ -678,7 +665,7 @@ describe('HTTP API', () => {
         'NOT HTTP AT ALL\r\n\r\n',
         'GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n',
       ]) {
-        const response = await rawHttp(server, text)
+        const response = await rawExchange(server, text)
         assert.match(
           response.headers.get('content-type') ?? '',
           /^application\/json\b/,

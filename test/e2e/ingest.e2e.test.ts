@@ -9,13 +9,14 @@ import {
   MAX_TIMESTAMP,
   assertErrorBody,
   assertErrorResponse,
-  getJson,
   getRobot,
+  readEvents,
   refusedUpgrade,
   repeatLine,
+  robotPath,
   startServer,
   type ServerProcess,
-} from './helpers.ts'
+} from '../support/index.ts'
 
 /** Checks a reply line `ERR malformed <message>` whose message names `field`. */
 function assertMalformed(line: string | undefined, field: string, input = '') {
@@ -45,22 +46,10 @@ describe('ingest at ws://HOST:PORT/upstream', () => {
     await server?.dispose()
   })
 
-  async function events(robot: string) {
-    const response = await getJson(
-      server,
-      `/api/robots/${encodeURIComponent(robot)}/events`,
-    )
-    assert.equal(response.status, 200)
-    return response.body
-  }
+  const events = (robot: string) => readEvents(server, robot)
 
   async function assertNoRobot(robot: string) {
-    await assertErrorResponse(
-      server,
-      `/api/robots/${encodeURIComponent(robot)}`,
-      404,
-      'ROBOT_NOT_FOUND',
-    )
+    await assertErrorResponse(server, robotPath(robot), 404, 'ROBOT_NOT_FOUND')
   }
 
   describe('frames and lines', () => {

@@ -7,30 +7,32 @@ import assert from 'node:assert/strict'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
-import WebSocket from 'ws'
+import { setTimeout as sleep } from 'node:timers/promises'
 import {
   IngestClient,
   getJson,
   getRobot,
   makeTempDir,
+  readEvents,
+  readOdometer,
   removeTempDir,
   repeatLine,
   runCli,
+  scrapeMetrics,
   startServer,
-  type ApiEvent,
-} from './helpers.ts'
+  waitFor,
+  type Finished,
+} from '../support/index.ts'
 
-/** Resolves after `ms` milliseconds. */
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-
-/** Waits until `check()` is true, polling every 20 ms, for at most `ms`. */
-async function eventually(check: () => boolean, ms = 3000) {
-  const deadline = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > deadline) return false
-    await sleep(20)
-  }
-  return true
+/** A run refused for a bad flag or variable: exit 2, a message, never listening. */
+function assertUsageError(run: Finished, what: string) {
+  assert.deepEqual(
+    { code: run.code, signal: run.signal },
+    { code: 2, signal: null },
+    what,
+  )
+  assert.notEqual(run.stderr.trim(), '', `${what}: a message on stderr`)
+  assert.doesNotMatch(run.stdout, /listening/, `${what}: never listens`)
 }
 
 describe('command line', () => {
@@ -48,16 +50,7 @@ describe('command line', () => {
         runCli(['--port', '0', '--store', 'sqlite::memory:', ...args]),
       ),
     )
-    runs.forEach((run, i) => {
-      const what = cases[i]!.join(' ')
-      assert.deepEqual(
-        { code: run.code, signal: run.signal },
-        { code: 2, signal: null },
-        what,
-      )
-      assert.notEqual(run.stderr.trim(), '', `${what}: a message on stderr`)
-      assert.doesNotMatch(run.stdout, /listening/, `${what}: never listens`)
-    })
+    runs.forEach((run, i) => assertUsageError(run, cases[i]!.join(' ')))
   })
 
   test('exits 1 with a message when the store cannot be opened', async () => {
@@ -92,16 +85,7 @@ describe('command line', () => {
         }),
       ),
     )
-    runs.forEach((run, i) => {
-      const what = JSON.stringify(cases[i])
-      assert.deepEqual(
-        { code: run.code, signal: run.signal },
-        { code: 2, signal: null },
-        what,
-      )
-      assert.notEqual(run.stderr.trim(), '', `${what}: a message on stderr`)
-      assert.doesNotMatch(run.stdout, /listening/, `${what}: never listens`)
-    })
+    runs.forEach((run, i) => assertUsageError(run, JSON.stringify(cases[i])))
   })
 
   test('reads host, port, store and log level from TELEMETRY_* environment variables', async (t) => {
@@ -127,11 +111,11 @@ describe('command line', () => {
     assert.equal(await client.send('0,0,1,From env'), 'OK')
     await client.close()
     // Level info logs connections; warn (the flag of the other tests) does not.
-    assert.ok(
-      await eventually(() => server.stderr().includes('connection')),
-      `info logs on stderr: ${server.stderr()}`,
+    await waitFor(
+      () => server.stderr().includes('connection'),
+      `info logs of the connection on stderr: ${server.stderr()}`,
     )
-    assert.equal(await server.stop(), 0)
+    assert.equal((await server.stop()).code, 0)
   })
 
   test('lets flags win over environment variables', async (t) => {
@@ -169,10 +153,11 @@ describe('command line', () => {
     const client = await IngestClient.connect(quiet.wsUrl)
     assert.equal(await client.send('0,0,1,Quiet'), 'OK')
     await client.close()
-    await sleep(200)
+    assert.equal((await server.stop()).code, 0)
+    // Once it has exited, all it ever wrote is read: nothing, not even the
+    // close of the connection or the shutdown, which are logged at info.
+    assert.equal((await quiet.stop()).code, 0)
     assert.equal(quiet.stderr(), '', 'warn hides the info logs of connections')
-    assert.equal(await server.stop(), 0)
-    assert.equal(await quiet.stop(), 0)
   })
 
   test('closes a connection with 1009 on a frame over --max-frame-bytes and answers one of exactly that size', async (t) => {
@@ -205,7 +190,7 @@ describe('defaults', () => {
     const client = await IngestClient.connect(server.wsUrl)
     assert.equal(await client.send('1,2,3,Default'), 'OK')
     await client.close()
-    assert.equal(await server.stop(), 0)
+    assert.equal((await server.stop()).code, 0)
   })
 })
 
@@ -232,7 +217,8 @@ describe('shutdown', () => {
     const dir = makeTempDir()
     t.after(() => removeTempDir(dir))
     const storePath = join(dir, 'sigterm.db')
-    const first = await startServer([], {}, { storePath })
+    // At level info it logs how many frames it received on the connection.
+    const first = await startServer(['--log-level', 'info'], {}, { storePath })
     t.after(() => first.dispose())
 
     const robot = 'Streamer'
@@ -299,6 +285,15 @@ describe('shutdown', () => {
         )
       }
     })
+    // Every frame it received was answered.
+    assert.deepEqual(
+      first
+        .log()
+        .filter((line) => line.msg === 'connection closed')
+        .map((line) => line.frames),
+      [okFrames],
+      'frames received (server log) are the frames answered',
+    )
 
     // After a restart the store holds exactly the events answered OK.
     const second = await startServer([], {}, { storePath })
@@ -313,13 +308,12 @@ describe('shutdown', () => {
       last_timestamp: okEvents - 1,
       event_count: okEvents,
     })
-    const stored = (await getJson(second, `/api/robots/${robot}/events`))
-      .body as ApiEvent[]
+    const stored = await readEvents(second, robot)
     assert.equal(stored.length, okEvents)
     stored.forEach((event, i) =>
       assert.deepEqual(event, { robot, x: i, y: 0, timestamp: i }),
     )
-    assert.equal(await second.stop(), 0)
+    assert.equal((await second.stop()).code, 0)
   })
 })
 
@@ -361,34 +355,20 @@ describe('durability', () => {
       last_timestamp: 999,
       event_count: 1000,
     })
-    const stored = (await getJson(second, '/api/robots/Durable/events'))
-      .body as ApiEvent[]
+    const stored = await readEvents(second, 'Durable')
     assert.equal(stored.length, 1000)
     assert.deepEqual(
-      (
-        await getJson(
-          second,
-          '/api/robots/Durable/odometer?start_time=100&end_time=199',
-        )
-      ).body,
+      await readOdometer(second, 'Durable', { start_time: 100, end_time: 199 }),
       { robot: 'Durable', odometer: 99, start_time: 100, end_time: 199 },
     )
+    assert.deepEqual(await readOdometer(second, 'Bender'), {
+      robot: 'Bender',
+      odometer: 2,
+      start_time: null,
+      end_time: null,
+    })
     assert.deepEqual(
-      (await getJson(second, '/api/robots/Bender/odometer')).body,
-      {
-        robot: 'Bender',
-        odometer: 2,
-        start_time: null,
-        end_time: null,
-      },
-    )
-    assert.deepEqual(
-      (
-        await getJson(
-          second,
-          '/api/robots/Bender/odometer?start_time=0&end_time=1',
-        )
-      ).body,
+      await readOdometer(second, 'Bender', { start_time: 0, end_time: 1 }),
       { robot: 'Bender', odometer: 1, start_time: 0, end_time: 1 },
     )
 
@@ -413,43 +393,90 @@ describe('durability', () => {
     assert.match(await again.send('0,0,1500,Durable'), /^ERR stale \S/)
     await again.end()
     assert.equal((await getRobot(second, 'Durable')).odometer, 1998)
-    assert.equal(await second.stop(), 0)
+    assert.equal((await second.stop()).code, 0)
   })
 })
 
 describe('backpressure', () => {
-  /** The server's resident memory, from /proc (Linux). */
-  function rssMiB(pid: number): number {
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8')
-    const kib = Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1])
-    return kib / 1024
+  /**
+   * The most bytes the kernel can hold for one loopback TCP connection in
+   * one direction: the sender's send buffer and the receiver's receive
+   * buffer at their largest (Linux autotunes them up to these).
+   */
+  function kernelBufferBytes(): number {
+    const largest = (name: string) =>
+      Number(readFileSync(`/proc/sys/net/ipv4/${name}`, 'utf8').split(/\s+/)[2])
+    const bytes = largest('tcp_wmem') + largest('tcp_rmem')
+    assert.ok(bytes > 0, 'the TCP buffer sizes are readable')
+    return bytes
   }
+
+  /** docs/protocol.md, Backpressure: the fixed reply limit. */
+  const MAX_WAITING_REPLY_BYTES = 8 * 1024 * 1024
 
   test('stops reading from a client that never reads its replies, and keeps serving others', async (t) => {
     // Frames of 349,000 lines are over the default lines-per-frame limit,
     // which would close the connection instead of testing backpressure.
     const server = await startServer(['--max-lines-per-frame', '400000'])
     t.after(() => server.dispose())
-    // 40 frames of 1 MiB, each of 350,000 malformed lines: about 20 MB of
-    // replies a frame, which this client never reads.
-    const flood = new WebSocket(`${server.wsUrl}/upstream`)
-    t.after(() => flood.terminate())
-    await new Promise((resolve, reject) => {
-      flood.once('open', resolve)
-      flood.once('error', reject)
-    })
-    flood.pause()
-    const frame = 'xx\n'.repeat(349_000)
-    for (let i = 0; i < 40; i++) flood.send(frame)
+    const LINES = 349_000
+    const FRAMES = 40
+    const received = async () =>
+      (await scrapeMetrics(server)).value('telemetry_lines_received_total')
 
-    // Meanwhile another client is served.
-    await new Promise((resolve) => setTimeout(resolve, 3000))
+    // The reply to one such line sizes the reply to a frame of them.
+    const probe = await IngestClient.connect(server.wsUrl)
+    const reply = await probe.send('xx')
+    assert.match(reply, /^ERR malformed \S/)
+    await probe.end()
+    const replyBytes = LINES * Buffer.byteLength(`${reply}\n`) - 1
+    const before = await received()
+
+    // 40 frames of 1 MiB, each of 349,000 malformed lines: about 20 MB of
+    // replies a frame, which this client never reads.
+    const flood = await IngestClient.connect(server.wsUrl)
+    t.after(() => flood.terminate())
+    flood.ws.pause()
+    const frame = 'xx\n'.repeat(LINES)
+    for (let i = 0; i < FRAMES; i++) flood.sendFrame(frame)
+
+    // Wait until the server has read a frame and reads no more: the count
+    // of lines it received is the same over five scrapes in a row. Without
+    // backpressure that is not before all 40 frames are read, since the
+    // client keeps the socket full.
+    let last = -1
+    let same = 0
+    const read = await waitFor(async () => {
+      const now = await received()
+      same = now === last ? same + 1 : 0
+      last = now
+      return same >= 5 && now - before >= LINES
+        ? (now - before) / LINES
+        : undefined
+    }, 'the server reads a frame of the client that reads no replies, then stops')
+    // Replies that do not fit in the kernel's socket buffers wait in the
+    // server, which stops reading once 8 MiB of them wait: it can have read
+    // only the frames whose replies fill both.
+    const mostFrames = Math.ceil(
+      (kernelBufferBytes() + MAX_WAITING_REPLY_BYTES) / replyBytes,
+    )
+    t.diagnostic(
+      `read ${read} of ${FRAMES} frames (${replyBytes} bytes of replies each) before it stopped; at most ${mostFrames}`,
+    )
+    assert.ok(read >= 1, 'it read the first frame')
+    assert.ok(
+      read <= mostFrames,
+      `it read ${read} frames of a client that reads no replies, at most ${mostFrames} may be`,
+    )
+
+    // Meanwhile another client is served, and the flood is still not read.
     const other = await IngestClient.connect(server.wsUrl)
     assert.equal(await other.send('1,2,3,Neighbour'), 'OK')
-    await other.close()
-    const rss = rssMiB(server.pid)
-    // Without backpressure the server took every frame and held its
-    // replies: about 20 MB a frame.
-    assert.ok(rss < 300, `server RSS ${rss.toFixed(0)} MiB`)
+    await other.end()
+    assert.equal(
+      await received(),
+      last + 2,
+      'only the two lines of the other client',
+    )
   })
 })

@@ -12,36 +12,44 @@
  * file with a message; under CI=true it fails.
  */
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcess } from 'node:child_process'
 import {
   accessSync,
   chmodSync,
   constants,
   existsSync,
-  mkdtempSync,
   readFileSync,
-  rmSync,
   writeFileSync,
 } from 'node:fs'
-import { get as httpGet } from 'node:http'
 import { createServer } from 'node:net'
-import { tmpdir } from 'node:os'
 import { delimiter, dirname, join } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, test } from 'node:test'
-import { dropSchemas, freshSchema, postgresSkip } from '../support/postgres.ts'
 import {
   IngestClient,
   assertErrorBody,
+  assertOdometer,
+  dropSchemas,
+  expectedOdometer,
+  freshSchema,
   getJson,
+  http,
+  makeTempDir,
+  postgresSkip,
+  readEvents,
+  readOdometer,
   refusedUpgrade,
+  removeTempDir,
   repeatLine,
   request,
+  robotPath,
+  scrapeMetrics,
+  startProcess,
   startServer,
+  waitFor,
   type ApiEvent,
+  type Origin,
   type ServerProcess,
-} from './helpers.ts'
+} from '../support/index.ts'
 
 const PROCESSES = 3
 /** Ingest connections opened through nginx besides the idle one. */
@@ -54,7 +62,6 @@ const BULK_EVENTS = 20_000
  */
 const KEEPALIVE_MS = 1000
 const UPSTREAM_TIMEOUT = '3s'
-const NGINX_START_TIMEOUT_MS = 10_000
 const NGINX_STOP_TIMEOUT_MS = 5_000
 
 // --- finding nginx and the configuration ---
@@ -153,27 +160,6 @@ function freePort(): Promise<number> {
   })
 }
 
-/** The pids of a process's children, from /proc (Linux). */
-function childPids(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
-      .trim()
-      .split(/\s+/)
-      .filter((s) => s !== '')
-      .map(Number)
-  } catch {
-    return []
-  }
-}
-
-function killPid(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(pid, signal)
-  } catch {
-    // already gone
-  }
-}
-
 interface Nginx {
   readonly url: string
   readonly wsUrl: string
@@ -184,22 +170,10 @@ interface Nginx {
   stop(): Promise<void>
 }
 
-// A safety net: an nginx left running by a failed test dies with this file,
-// with its workers (found by the master's pid), and its folder goes too.
-const liveNginx = new Set<{ child: ChildProcess; prefix: string }>()
-process.on('exit', () => {
-  for (const { child, prefix } of liveNginx) {
-    if (child.pid !== undefined && child.exitCode === null) {
-      for (const pid of childPids(child.pid)) killPid(pid, 'SIGKILL')
-      killPid(child.pid, 'SIGKILL')
-    }
-    rmSync(prefix, { recursive: true, force: true })
-  }
-})
-
 /**
  * Starts nginx in the foreground on a free port with the configuration for
- * `ports`, and resolves once `GET /healthz` answers 200 through it.
+ * `ports`, and resolves once `GET /healthz` answers 200 through it. Its
+ * workers are killed with it (by pid) if it has to be killed.
  */
 async function startNginx(
   binary: string,
@@ -208,27 +182,15 @@ async function startNginx(
 ): Promise<Nginx> {
   for (let attempt = 1; ; attempt++) {
     const port = await freePort()
-    const prefix = mkdtempSync(join(tmpdir(), 'telemetry-nginx-'))
+    const prefix = makeTempDir('telemetry-nginx-')
     // Started as root, nginx runs its worker as `nobody`, which must reach
     // the temp folders that nginx makes in here.
     chmodSync(prefix, 0o755)
     const conf = join(prefix, 'nginx.conf')
     writeFileSync(conf, configFor(template, port, ports))
-    const child = spawn(binary, ['-c', conf, '-p', `${prefix}/`], {
-      stdio: ['ignore', 'pipe', 'pipe'],
+    const child = startProcess(binary, ['-c', conf, '-p', `${prefix}/`], {
+      killChildren: true,
     })
-    const entry = { child, prefix }
-    liveNginx.add(entry)
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      stderr += chunk
-    })
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-      stderr += chunk
-    })
-    const exited = new Promise<void>((resolve) =>
-      child.once('exit', () => resolve()),
-    )
     const log = () => {
       let errorLog = ''
       try {
@@ -236,37 +198,24 @@ async function startNginx(
       } catch {
         // not written yet
       }
-      return `${stderr}${errorLog}`
+      return `${child.stdout()}${child.stderr()}${errorLog}`
     }
     const url = `http://127.0.0.1:${port}`
     const stop = async () => {
-      const pid = child.pid
-      if (pid !== undefined && child.exitCode === null) {
-        const workers = childPids(pid)
-        killPid(pid, 'SIGTERM') // fast shutdown: the master stops its workers
-        const timer = setTimeout(() => {
-          for (const worker of workers) killPid(worker, 'SIGKILL')
-          killPid(pid, 'SIGKILL')
-        }, NGINX_STOP_TIMEOUT_MS)
-        await exited
-        clearTimeout(timer)
-      }
-      liveNginx.delete(entry)
-      rmSync(prefix, { recursive: true, force: true })
+      // Fast shutdown: the master stops its workers.
+      await child.stop(NGINX_STOP_TIMEOUT_MS)
+      removeTempDir(prefix)
     }
 
-    const deadline = Date.now() + NGINX_START_TIMEOUT_MS
-    let ready = false
-    while (!ready && child.exitCode === null && Date.now() < deadline) {
+    const ready = await waitFor(async () => {
+      if (!child.running) return 'exited'
       try {
-        ready = (await fetch(`${url}/healthz`)).status === 200
+        return (await fetch(`${url}/healthz`)).status === 200 && 'ready'
       } catch {
-        // not listening yet
+        return undefined // not listening yet
       }
-      if (!ready) await sleep(50)
-    }
-    if (ready) {
-      assert.ok(child.pid !== undefined)
+    }, 'nginx answers GET /healthz')
+    if (ready === 'ready') {
       return {
         url,
         wsUrl: `ws://127.0.0.1:${port}`,
@@ -287,69 +236,12 @@ async function startNginx(
 // --- the tests ---
 
 /** `telemetry_connections_open` of one process, asked directly. */
-async function connectionsOpen(server: ServerProcess): Promise<number> {
-  const metrics = await request(server, '/metrics')
-  const match = /^telemetry_connections_open (\d+)$/m.exec(metrics.text)
-  assert.ok(match !== null, 'the metrics have telemetry_connections_open')
-  return Number(match[1])
-}
-
-/**
- * GET that waits `pauseMs` after the response headers before it reads the
- * body, so that the body piles up in the proxy if the proxy buffers it.
- */
-function slowGet(
-  url: string,
-  headers: Record<string, string>,
-  pauseMs = 1000,
-): Promise<{ status: number; contentType: string; text: string }> {
-  return new Promise((resolve, reject) => {
-    const req = httpGet(url, { headers }, (response) => {
-      response.pause()
-      setTimeout(() => {
-        const chunks: Buffer[] = []
-        response.on('data', (chunk: Buffer) => chunks.push(chunk))
-        response.on('error', reject)
-        response.on('end', () =>
-          resolve({
-            status: response.statusCode ?? 0,
-            contentType: response.headers['content-type'] ?? '',
-            text: Buffer.concat(chunks).toString('utf8'),
-          }),
-        )
-        response.resume()
-      }, pauseMs)
-    })
-    req.on('error', reject)
-  })
-}
-
-/** Sum of straight-line distances between consecutive events. */
-function pathLength(events: readonly ApiEvent[]): number {
-  let total = 0
-  for (let i = 1; i < events.length; i++) {
-    total += Math.hypot(
-      events[i]!.x - events[i - 1]!.x,
-      events[i]!.y - events[i - 1]!.y,
-    )
-  }
-  return total
+async function connectionsOpen(server: Origin): Promise<number> {
+  return (await scrapeMetrics(server)).value('telemetry_connections_open')
 }
 
 function line(event: ApiEvent): string {
   return `${event.x},${event.y},${event.timestamp},${event.robot}`
-}
-
-function robotPath(name: string, rest = ''): string {
-  return `/api/robots/${encodeURIComponent(name)}${rest}`
-}
-
-function assertClose(actual: unknown, expected: number, what: string): void {
-  assert.equal(typeof actual, 'number', `${what} is a number`)
-  assert.ok(
-    Math.abs((actual as number) - expected) <= 1e-9 * Math.max(1, expected),
-    `${what}: ${String(actual)} is ${expected}`,
-  )
 }
 
 const NGINX = findNginx()
@@ -389,8 +281,11 @@ describe(
     let nginx: Nginx | undefined
     let proxy: { readonly url: string }
     let idle: IngestClient
-    let idleSince = 0
-    let idlePings = 0
+    /** performance.now() and the idle connection's pings at its last frame. */
+    let idleSince = { at: 0, pings: 0 }
+    const markIdle = () => {
+      idleSince = { at: performance.now(), pings: idle.pings }
+    }
     const clients: IngestClient[] = []
     /** The index in `servers` of the process that holds each connection. */
     const processOf = new Map<IngestClient, number>()
@@ -446,9 +341,8 @@ describe(
 
     test('spreads the ingest connections over every process', async () => {
       idle = await connect()
-      idle.ws.on('ping', () => idlePings++)
       assert.equal(await idle.send('0,0,1,Idle'), 'OK')
-      idleSince = Date.now()
+      markIdle()
       for (let i = 0; i < CLIENTS; i++) {
         clients.push(await connect())
       }
@@ -513,7 +407,7 @@ describe(
           `timestamp ${ts}: ${replies.join(', ')}`,
         )
       }
-      idleSince = Date.now()
+      markIdle()
       const robot = await getJson(proxy, robotPath('Race'))
       assert.equal(robot.status, 200)
       assert.equal((robot.body as { event_count: number }).event_count, 20)
@@ -523,21 +417,27 @@ describe(
       for (const origin of [proxy, ...servers]) {
         for (const events of sharedEvents) {
           const name = events[0]!.robot
-          const read = await getJson(origin, robotPath(name, '/events'))
-          assert.equal(read.status, 200)
-          assert.deepEqual(read.body, events, `${name} from ${origin.url}`)
-
-          const odometer = await getJson(origin, robotPath(name, '/odometer'))
-          assert.equal(odometer.status, 200)
-          const body = odometer.body as Record<string, unknown>
-          assertClose(body.odometer, pathLength(events), `odometer of ${name}`)
+          assert.deepEqual(
+            await readEvents(origin, name),
+            events,
+            `${name} from ${origin.url}`,
+          )
+          assertOdometer(
+            (await readOdometer(origin, name)).odometer,
+            expectedOdometer(events),
+            `odometer of ${name}`,
+          )
 
           const robot = await getJson(origin, robotPath(name))
           assert.equal(robot.status, 200)
           const fields = robot.body as Record<string, unknown>
           assert.equal(fields.event_count, SHARED_EVENTS)
           assert.equal(fields.last_timestamp, 1000 * (SHARED_EVENTS - 1))
-          assertClose(fields.odometer, pathLength(events), `robot ${name}`)
+          assertOdometer(
+            fields.odometer,
+            expectedOdometer(events),
+            `robot ${name}`,
+          )
         }
       }
     })
@@ -564,11 +464,15 @@ describe(
       const init = { headers: { accept: 'application/x-ndjson' } }
       // A client that waits a second before it reads: nginx must not spool
       // the response to a file meanwhile (proxy_buffering off).
-      const response = await slowGet(proxy.url + robotPath(BULK, '/events'), {
-        accept: 'application/x-ndjson',
+      const response = await http(proxy, robotPath(BULK, '/events'), {
+        ...init,
+        readDelayMs: 1000,
       })
       assert.equal(response.status, 200)
-      assert.match(response.contentType, /^application\/x-ndjson\b/)
+      assert.match(
+        response.headers.get('content-type') ?? '',
+        /^application\/x-ndjson\b/,
+      )
       const expected = events.map((e) => JSON.stringify(e) + '\n').join('')
       assert.equal(response.text.length, expected.length, 'length of the body')
       assert.ok(response.text === expected, 'the body is every event, in order')
@@ -585,11 +489,9 @@ describe(
 
       assert.doesNotMatch(nginx!.log(), /buffered to a temporary file/)
 
-      const odometer = await getJson(proxy, robotPath(BULK, '/odometer'))
-      const body = odometer.body as Record<string, unknown>
-      assertClose(
-        body.odometer,
-        pathLength(events),
+      assertOdometer(
+        (await readOdometer(proxy, BULK)).odometer,
+        expectedOdometer(events),
         'odometer of the bulk robot',
       )
     })
@@ -609,21 +511,24 @@ describe(
     })
 
     test(`keeps an idle connection open past nginx's ${UPSTREAM_TIMEOUT} read timeout: the server's pings cross it`, async () => {
-      const idleFor = 4000
-      const wait = idleSince + idleFor - Date.now()
-      if (wait > 0) await sleep(wait)
+      // Idle for 4 s, longer than the timeout, and pinged meanwhile: the
+      // wait is the point (nginx's timeout is one of time); a close ends it.
+      const IDLE_MS = 4000
+      await waitFor(() => {
+        assert.ok(!idle.isClosed, 'the idle connection stays open')
+        return (
+          performance.now() - idleSince.at >= IDLE_MS &&
+          idle.pings - idleSince.pings >= 2
+        )
+      }, `the idle connection is open ${IDLE_MS} ms after its last frame, pinged twice`)
       assert.equal(idle.ws.readyState, idle.ws.OPEN, 'the idle one is open')
-      assert.ok(
-        idlePings >= 2,
-        `the server pinged the idle connection: ${idlePings}`,
-      )
       assert.equal(await idle.send('0,0,2,Idle'), 'OK')
     })
 
     test('lets the robots of a stopped process reconnect through nginx to the others', async () => {
       const all = [idle, ...clients]
       const onStopped = all.filter((c) => processOf.get(c) === 0)
-      assert.equal(await servers[0]!.stop(), 0)
+      assert.equal((await servers[0]!.stop()).code, 0)
       // The server closed its connections (1001) before it exited; nginx
       // passed the close on. The others stay open.
       for (const client of onStopped) {
@@ -656,9 +561,9 @@ describe(
         const fields = robot.body as Record<string, unknown>
         assert.equal(fields.event_count, SHARED_EVENTS + 1)
         assert.equal(fields.last_x, 10)
-        assertClose(
+        assertOdometer(
           fields.odometer,
-          pathLength([...events, next]),
+          expectedOdometer([...events, next]),
           `odometer of ${next.robot}`,
         )
       }

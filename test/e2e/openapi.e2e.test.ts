@@ -20,10 +20,10 @@ import { Ajv2020 } from 'ajv/dist/2020.js'
 import ajvFormats from 'ajv-formats'
 import {
   IngestClient,
-  rawHttp,
+  rawExchange,
   startServer,
   type ServerProcess,
-} from './helpers.ts'
+} from '../support/index.ts'
 
 // --- the contract: the served document, read as a validator ---
 
@@ -263,7 +263,7 @@ describe('the OpenAPI document and the answers it describes', () => {
 
   /** A GET without a Host header (HTTP/1.1 requires one): 400 BAD_REQUEST. */
   async function withoutHost(path: string): Promise<Answer> {
-    const response = await rawHttp(
+    const response = await rawExchange(
       server,
       `GET ${path} HTTP/1.1\r\nConnection: close\r\n\r\n`,
     )

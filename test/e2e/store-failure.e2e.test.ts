@@ -20,7 +20,13 @@ import {
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
-import { getJson, IngestClient, request, startServer } from './helpers.ts'
+import {
+  IngestClient,
+  getJson,
+  readEvents,
+  request,
+  startServer,
+} from '../support/index.ts'
 
 /** Mounts a tmpfs of `mib` MiB, or says why it cannot. */
 function mountTmpfs(mib: number): { dir: string } | { skip: string } {
@@ -134,18 +140,16 @@ describe('store failure', () => {
       assert.equal(await client.send(frame(failedAt)), ok)
       assert.equal(await client.send(frame(failedAt + 1)), ok)
       await client.end()
-      const events = await getJson(
-        server,
-        `/api/robots/full-7/events?start_time=0&end_time=${failedAt + 1}`,
-      )
-      const timestamps = (events.body as { timestamp: number }[]).map(
-        (e) => e.timestamp,
-      )
+      const events = await readEvents(server, 'full-7', {
+        start_time: 0,
+        end_time: failedAt + 1,
+      })
+      const timestamps = events.map((e) => e.timestamp)
       assert.deepEqual(
         timestamps,
         Array.from({ length: storedFrames + 2 }, (_, i) => i + 1),
       )
-      assert.equal(await server.stop(), 0)
+      assert.equal((await server.stop()).code, 0)
     },
   )
 })

@@ -1,8 +1,9 @@
 /**
- * Helpers of multiprocess.e2e.test.ts: a seeded PRNG, a ledger of every line
- * sent and every reply (with the client's clock), a pipelined client that
- * can move to another server process and resend what a lost connection never
- * answered, and the checks of what the HTTP API shows against the ledger.
+ * The ledger of multiprocess.e2e.test.ts: every line sent and every reply,
+ * with the client's clock; a robot client that pipelines frames over one
+ * connection at a time (an IngestClient of test/support), can move to
+ * another server process and resends what a lost connection never
+ * answered; and the checks of what the HTTP API shows against the ledger.
  *
  * All clients live in the test process, so their clock (`performance.now()`)
  * is one clock: a send is stamped just before the frame is written, a reply
@@ -10,59 +11,28 @@
  * fact, and the rule of ingest turns it into checks (see {@link checkLedger}).
  */
 import assert from 'node:assert/strict'
-import { performance } from 'node:perf_hooks'
-import WebSocket from 'ws'
-import { getJson, withoutTimes, type ApiEvent } from './helpers.ts'
-
-// --- randomness ---
-
-/** mulberry32: small, seeded, good enough to pick traffic. */
-export class Rng {
-  #state: number
-
-  constructor(seed: number) {
-    this.#state = seed >>> 0
-  }
-
-  /** A generator of its own for one part of a run, from the run's seed. */
-  static derive(seed: number, part: number): Rng {
-    return new Rng((Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) + part) >>> 0)
-  }
-
-  /** A number in [0, 1). */
-  next(): number {
-    this.#state = (this.#state + 0x6d2b79f5) >>> 0
-    let t = this.#state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-
-  /** An integer in [min, max]. */
-  int(min: number, max: number): number {
-    return min + Math.floor(this.next() * (max - min + 1))
-  }
-
-  /** One of `items`. */
-  pick<T>(items: readonly T[]): T {
-    return items[Math.floor(this.next() * items.length)]!
-  }
-}
-
-/** `MULTIPROCESS_SEED` when set, else a fresh seed. */
-export function runSeed(): number {
-  const given = process.env.MULTIPROCESS_SEED
-  if (given !== undefined && given !== '') return Number(given) >>> 0
-  return Math.floor(Math.random() * 2 ** 32) >>> 0
-}
+import {
+  IngestClient,
+  RobotModel,
+  byCodePoint,
+  getJson,
+  odometerMatches,
+  replyKind,
+  robotPath,
+  withoutTimes,
+  type ApiEvent,
+  type Origin,
+  type Random,
+  type SentFrame,
+} from '../support/index.ts'
 
 /**
  * A coordinate: a step of a random walk, with at most 3 decimals, read back
  * from its own text so that the ledger holds exactly what the server parses
  * (`String(-0)` is `0`).
  */
-export function step(rng: Rng, from: number, size = 10): number {
-  const raw = Math.round((from + (rng.next() - 0.5) * size) * 1000) / 1000
+export function step(random: Random, from: number, size = 10): number {
+  const raw = Math.round((from + (random.next() - 0.5) * size) * 1000) / 1000
   return Number(String(raw))
 }
 
@@ -129,17 +99,13 @@ export class Ledger {
   }
 }
 
-/** Sorts names by code point (UTF-8 byte order), as the API lists robots. */
-export function byCodePoint(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a), Buffer.from(b))
-}
-
 /** A reply's kind: `OK`, `DUP`, `stale`, `conflict`, or the whole reply. */
 export function kind(reply: string | undefined): string {
   if (reply === undefined) return 'none'
-  if (reply === 'OK' || reply === 'DUP') return reply
-  const match = /^ERR (stale|conflict) /.exec(reply)
-  return match === null ? reply : match[1]!
+  const k = replyKind(reply)
+  return k === 'stale' || k === 'conflict' || k === 'OK' || k === 'DUP'
+    ? k
+    : reply
 }
 
 /** Counts of reply kinds, e.g. `{OK: 10, DUP: 2}`. */
@@ -161,7 +127,7 @@ export interface ServerRef {
 
 interface Flight {
   readonly lines: readonly Line[]
-  readonly sends: readonly Send[]
+  readonly sends: Send[]
   readonly done: Promise<boolean>
   finish(answered: boolean): void
 }
@@ -190,7 +156,6 @@ export interface RunOptions {
 export class Client {
   readonly name: string
   readonly problems: string[] = []
-  readonly extraReplies: string[] = []
   /** Close codes of its connections, in order. */
   readonly closeCodes: number[] = []
   /** Process index of the current connection. */
@@ -202,10 +167,11 @@ export class Client {
   onReply?: (sends: readonly Send[]) => void
   phase = ''
   readonly #servers: readonly ServerRef[]
-  #ws: WebSocket | undefined
+  #connection: IngestClient<Flight> | undefined
+  readonly #pastExtraReplies: string[] = []
   #flights: Flight[] = []
   #lost: Flight[] = []
-  #dead = true
+  /** Resolves with the close code once a closed connection's frames are marked lost. */
   #closed: Promise<number> = Promise.resolve(0)
 
   constructor(name: string, servers: readonly ServerRef[]) {
@@ -218,17 +184,33 @@ export class Client {
     return this.#flights.length
   }
 
+  /** Reply frames that came when no frame was waiting for one, on any of its connections. */
+  get extraReplies(): string[] {
+    return [
+      ...this.#pastExtraReplies,
+      ...(this.#connection?.extraReplies ?? []),
+    ]
+  }
+
+  get #dead(): boolean {
+    return this.#connection === undefined || this.#connection.isClosed
+  }
+
   /** Opens a connection to process `server` (the current one must be closed). */
   async open(server: number): Promise<void> {
     assert.ok(this.#dead, `${this.name}: open while connected`)
-    const ws = new WebSocket(this.#servers[server]!.wsUrl + '/upstream', {
-      perMessageDeflate: false,
-    })
+    let connection: IngestClient<Flight>
+    try {
+      connection = await IngestClient.connect<Flight>(
+        this.#servers[server]!.wsUrl,
+      )
+    } catch (error) {
+      throw new Error(`${this.name}: connection refused`, { cause: error })
+    }
+    connection.onReply = (frame) => this.#answer(frame)
     let closed!: (code: number) => void
     this.#closed = new Promise((resolve) => (closed = resolve))
-    ws.on('error', () => {}) // ends in 'close'
-    ws.on('close', (code) => {
-      this.#dead = true
+    void connection.closed.then(({ code }) => {
       this.closeCodes.push(code)
       const lost = this.#flights.splice(0)
       for (const flight of lost) {
@@ -236,64 +218,65 @@ export class Client {
         flight.finish(false)
       }
       this.#lost.push(...lost)
-      closed(code)
-    })
-    ws.on('message', (data, isBinary) => {
-      const now = performance.now()
-      const text = Array.isArray(data)
-        ? Buffer.concat(data).toString('utf8')
-        : Buffer.from(data as Buffer).toString('utf8')
-      const flight = this.#flights.shift()
-      if (flight === undefined) {
-        this.extraReplies.push(text)
-        return
-      }
-      const replies = text.split('\n')
-      if (isBinary || replies.length !== flight.sends.length) {
+      if (connection.binaryReplies > 0) {
         this.problems.push(
-          `${this.name}: ${flight.sends.length} lines got ${isBinary ? 'binary ' : ''}reply ${JSON.stringify(text)}`,
+          `${this.name}: ${connection.binaryReplies} binary reply frames`,
         )
       }
-      flight.sends.forEach((s, i) => {
-        s.reply = replies[i]
-        s.repliedAt = now
-      })
-      flight.finish(true)
-      this.onReply?.(flight.sends)
+      closed(code)
     })
-    await new Promise<void>((resolve, reject) => {
-      ws.once('open', () => resolve())
-      ws.once('close', (code) =>
-        reject(new Error(`${this.name}: connection refused (${code})`)),
-      )
-    })
-    this.#ws = ws
-    this.#dead = false
+    if (this.#connection !== undefined) {
+      this.#pastExtraReplies.push(...this.#connection.extraReplies)
+    }
+    this.#connection = connection
     this.server = server
     this.connections++
   }
 
+  /** A reply frame: it answers the oldest frame in flight. */
+  #answer(frame: SentFrame<Flight>): void {
+    const flight = this.#flights.shift()
+    if (flight === undefined || flight !== frame.tag) {
+      this.problems.push(`${this.name}: a reply to another frame`)
+      return
+    }
+    const text = frame.reply!
+    const replies = text.split('\n')
+    if (replies.length !== flight.sends.length) {
+      this.problems.push(
+        `${this.name}: ${flight.sends.length} lines got reply ${JSON.stringify(text)}`,
+      )
+    }
+    flight.sends.forEach((s, i) => {
+      s.reply = replies[i]
+      s.repliedAt = frame.repliedAt
+    })
+    flight.finish(true)
+    this.onReply?.(flight.sends)
+  }
+
   /** Sends one frame now, without waiting for room. */
   #send(lines: readonly Line[], resend: boolean): Flight {
-    const sentAt = performance.now()
-    const sends = lines.map((line) => {
+    let finish!: (answered: boolean) => void
+    const done = new Promise<boolean>((resolve) => (finish = resolve))
+    const flight: Flight = { lines, sends: [], done, finish }
+    this.#flights.push(flight)
+    const frame = this.#connection!.sendFrame(
+      lines.map((l) => l.text).join('\n'),
+      { tag: flight },
+    )
+    for (const line of lines) {
       const s: Send = {
         line,
         server: this.server,
         phase: this.phase,
-        sentAt,
+        sentAt: frame.queuedAt,
         resend,
         lost: false,
       }
       line.sends.push(s)
-      return s
-    })
-    let finish!: (answered: boolean) => void
-    const done = new Promise<boolean>((resolve) => (finish = resolve))
-    const flight: Flight = { lines, sends, done, finish }
-    this.#flights.push(flight)
-    // A failed write ends in 'close', which marks the frame lost.
-    this.#ws!.send(lines.map((l) => l.text).join('\n'), () => {})
+      flight.sends.push(s)
+    }
     return flight
   }
 
@@ -348,13 +331,13 @@ export class Client {
   /** Moves to `nextServer`: cleanly (every reply first) or by cutting the connection. */
   async #hop(options: RunOptions): Promise<void> {
     if (options.abrupt === true) {
-      this.#ws!.terminate()
+      await this.#connection!.terminate()
       await this.#closed
       await this.#recover({ ...options, allowLoss: true })
       return
     }
     await this.#settle(options)
-    this.#ws!.close(1000)
+    await this.#connection!.close()
     const code = await this.#closed
     if (code !== 1000) this.problems.push(`${this.name}: clean close ${code}`)
     await this.open(options.nextServer(this.server))
@@ -362,12 +345,12 @@ export class Client {
 
   /** Reconnects to `nextServer` and resends every lost frame, oldest first. */
   async #recover(options: RunOptions): Promise<void> {
+    const code = await this.#closed
     if (options.allowLoss !== true) {
       throw new Error(
-        `${this.name}: connection to process ${this.server} closed (${this.closeCodes.at(-1)}) with ${this.#lost.length} frames unanswered`,
+        `${this.name}: connection to process ${this.server} closed (${code}) with ${this.#lost.length} frames unanswered`,
       )
     }
-    await this.#closed
     await this.open(options.nextServer(this.server))
     const lost = this.#lost.splice(0)
     for (const flight of lost) this.#send(flight.lines, true)
@@ -376,29 +359,11 @@ export class Client {
 
   /** Closes the connection cleanly, if open. */
   async close(): Promise<void> {
-    if (this.#ws !== undefined && !this.#dead) {
-      this.#ws.close(1000)
+    if (!this.#dead) {
+      await this.#connection!.close()
       await this.#closed
     }
   }
-}
-
-/** Runs `fn` over `items`, at most `limit` at a time. */
-export async function mapLimit<T, R>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T, index: number) => Promise<R>,
-): Promise<R[]> {
-  const results = new Array<R>(items.length)
-  let next = 0
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++
-      results[i] = await fn(items[i]!, i)
-    }
-  }
-  await Promise.all(Array.from({ length: limit }, worker))
-  return results
 }
 
 // --- what the ledger says must be stored ---
@@ -573,44 +538,6 @@ export function checkLedger(
 
 // --- what the API shows ---
 
-/** All events of a robot, as `GET /api/robots/{robot}/events` lists them. */
-export async function readEvents(
-  server: { readonly url: string },
-  robot: string,
-  range = '',
-): Promise<ApiEvent[]> {
-  const response = await getJson(
-    server,
-    `/api/robots/${encodeURIComponent(robot)}/events${range}`,
-  )
-  assert.equal(response.status, 200, `events of ${robot}`)
-  return response.body as ApiEvent[]
-}
-
-/** The odometer of consecutive events both within [lo, hi]. */
-export function expectedOdometer(
-  events: readonly ApiEvent[],
-  lo = 0,
-  hi = Number.MAX_SAFE_INTEGER,
-): number {
-  let sum = 0
-  let prev: ApiEvent | undefined
-  for (const e of events) {
-    if (e.timestamp < lo || e.timestamp > hi) continue
-    if (prev !== undefined) sum += Math.hypot(e.x - prev.x, e.y - prev.y)
-    prev = e
-  }
-  return sum
-}
-
-/** Whether `got` is within a relative 1e-9 of `want` (exact for 0). */
-export function close(got: unknown, want: number): boolean {
-  return (
-    typeof got === 'number' &&
-    Math.abs(got - want) <= 1e-9 * Math.max(Math.abs(got), Math.abs(want))
-  )
-}
-
 /**
  * Checks one process's view of a robot against `events` (what the ledger
  * says it stores): its events, its summary, its odometer over its whole life
@@ -618,35 +545,30 @@ export function close(got: unknown, want: number): boolean {
  * problems.
  */
 export async function checkRobotView(
-  server: { readonly url: string },
+  server: Origin,
   robot: string,
   events: readonly ApiEvent[],
-  rng: Rng,
+  random: Random,
   where: string,
 ): Promise<string[]> {
   const problems: string[] = []
-  const path = `/api/robots/${encodeURIComponent(robot)}`
+  const path = robotPath(robot)
   const summary = await getJson(server, path)
   if (summary.status !== 200) {
     return [`${where}: ${robot}: summary status ${summary.status}`]
   }
   const { odometer, ...rest } = withoutTimes(summary.body)
+  const model = new RobotModel(robot, events)
+  const whole = model.odometer()
+  const { odometer: _, ...expected } = model.summary() ?? {}
   const first = events[0]
   const last = events.at(-1)
-  const whole = expectedOdometer(events)
   try {
-    assert.deepEqual(rest, {
-      name: robot,
-      last_x: last?.x,
-      last_y: last?.y,
-      first_timestamp: first?.timestamp,
-      last_timestamp: last?.timestamp,
-      event_count: events.length,
-    })
+    assert.deepEqual(rest, expected)
   } catch (error) {
     problems.push(`${where}: ${robot}: summary ${(error as Error).message}`)
   }
-  if (!close(odometer, whole)) {
+  if (!odometerMatches(odometer, whole)) {
     problems.push(
       `${where}: ${robot}: summary odometer ${String(odometer)}, expected ${whole}`,
     )
@@ -657,26 +579,23 @@ export async function checkRobotView(
     [undefined, undefined],
   ]
   for (let i = 0; i < 2; i++) {
-    const a = Math.max(0, lo + Math.floor(rng.next() * (hi - lo)))
-    const b = Math.max(0, lo + Math.floor(rng.next() * (hi - lo)))
+    const a = Math.max(0, lo + Math.floor(random.next() * (hi - lo)))
+    const b = Math.max(0, lo + Math.floor(random.next() * (hi - lo)))
     ranges.push([Math.min(a, b), Math.max(a, b)])
   }
   if (events.length >= 4) {
     // Bounds on events themselves, given swapped.
-    const a = rng.int(0, events.length - 2)
-    const b = rng.int(a + 1, events.length - 1)
+    const a = random.int(0, events.length - 2)
+    const b = random.int(a + 1, events.length - 1)
     ranges.push([events[b]!.timestamp, events[a]!.timestamp])
   }
   for (const [start, end] of ranges) {
     const query =
       start === undefined ? '' : `?start_time=${start}&end_time=${end}`
     const got = await getJson(server, `${path}/odometer${query}`)
-    const want =
-      start === undefined
-        ? whole
-        : expectedOdometer(events, Math.min(start, end!), Math.max(start, end!))
+    const want = model.odometer(start, end)
     const body = got.body as { odometer?: unknown }
-    if (got.status !== 200 || !close(body.odometer, want)) {
+    if (got.status !== 200 || !odometerMatches(body.odometer, want)) {
       problems.push(
         `${where}: ${robot}: odometer${query} ${got.status} ${JSON.stringify(got.body)}, expected ${want}`,
       )
