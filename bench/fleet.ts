@@ -2,7 +2,7 @@
  * The synthetic fleet every bench process agrees on: robot names, the
  * timestamps of preloaded and of live events, and where the robots are.
  */
-import { createRandom } from './stats.ts'
+import { Random } from '../test/support/random.ts'
 
 /** First timestamp of preloaded events (ms); one event per second per robot. */
 export const PRELOAD_T0 = 1_600_000_000_000
@@ -44,7 +44,8 @@ export const PRELOAD_STEP_LENGTH = 1.3
  * its timestamp differs at every event, so no event is a duplicate.
  */
 export function livePositions(robot: number, length = 64): string[] {
-  const random = createRandom(0x5eed + robot)
+  const generator = new Random(0x5eed + robot)
+  const random = () => generator.next()
   let x = (random() - 0.5) * 1000
   let y = (random() - 0.5) * 1000
   const out: string[] = []

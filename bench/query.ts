@@ -13,7 +13,8 @@
 import { Agent, request } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import { PRELOAD_STEP, PRELOAD_STEP_LENGTH, PRELOAD_T0 } from './fleet.ts'
-import { createRandom, summarize, type LatencySummary } from './stats.ts'
+import { Random } from '../test/support/random.ts'
+import { summarize, type LatencySummary } from './stats.ts'
 
 /** What run.ts asks of one query run. */
 export type QueryOptions =
@@ -110,7 +111,8 @@ const phase = (name: string) =>
 async function odometer(
   options: Extract<QueryOptions, { mode: 'odometer' }>,
 ): Promise<OdometerResult> {
-  const random = createRandom(options.seed)
+  const generator = new Random(options.seed)
+  const random = () => generator.next()
   const robots = options.robots.map((robot) => ({
     ...robot,
     base: `${options.baseUrl}/api/robots/${encodeURIComponent(robot.name)}/odometer`,

@@ -25,16 +25,12 @@ import { parseArgs } from 'node:util'
 import postgres from 'postgres'
 import type { LoadOptions, LoadResult } from './load.ts'
 import {
-  cpuSeconds,
   killAll,
-  memory,
-  FileSizeMeter,
-  ProcessMeter,
   runJsonProcess,
-  startServerProcess,
-  stopServerProcess,
-  type ServerChild,
-} from './proc.ts'
+  startListening,
+  type ListeningProcess,
+} from '../test/support/index.ts'
+import { cpuSeconds, memory, FileSizeMeter, ProcessMeter } from './proc.ts'
 import type { FetchResult, OdometerResult, QueryOptions } from './query.ts'
 import {
   configOf,
@@ -395,7 +391,7 @@ class Bench {
 
   /** Runs the load generator against a server process; CPU over its window. */
   async runLoad(
-    server: ServerChild,
+    server: ListeningProcess,
     options: LoadOptions,
     what: string,
   ): Promise<{ load: LoadResult; cpu: number; window: number }> {
@@ -452,11 +448,11 @@ class Bench {
   async withServer<T>(
     name: StoreName,
     what: string,
-    body: (server: ServerChild) => Promise<T>,
+    body: (server: ListeningProcess) => Promise<T>,
     extraArgs: readonly string[] = [],
   ): Promise<{ value: T; server: ServerFigures; stored: number | undefined }> {
     const url = this.stores.url(name)
-    const server = await startServerProcess(
+    const server = await startListening(
       cliOf(this.s.server),
       [
         '--host',
@@ -469,7 +465,7 @@ class Bench {
         'warn',
         ...extraArgs,
       ],
-      120_000,
+      { timeoutMs: 120_000, outputLimit: 20_000 },
     )
     const idleRss = memory(server.pid).rss
     const meter = new ProcessMeter(server.pid)
@@ -491,7 +487,7 @@ class Bench {
     }
     const peak = meter.stop().peakRss
     const peakWalBytes = wal?.stop()
-    const exit = await stopServerProcess(server, 60_000)
+    const exit = await server.stop(60_000)
     const logLines = server
       .stderr()
       .split('\n')
@@ -558,27 +554,26 @@ class Bench {
     cork: boolean,
     options: LoadOptions,
   ): Promise<IngestRow> {
-    const server = await startServerProcess(
-      BARE_WS,
-      cork ? ['--cork'] : [],
-      30_000,
-    )
+    const server = await startListening(BARE_WS, cork ? ['--cork'] : [], {
+      timeoutMs: 30_000,
+      outputLimit: 20_000,
+    })
     const idleRss = memory(server.pid).rss
     const meter = new ProcessMeter(server.pid)
     let outcome: Awaited<ReturnType<Bench['runLoad']>>
     try {
       outcome = await this.runLoad(
         server,
-        { ...options, url: server.wsUrl },
+        { ...options, url: server.upstreamUrl },
         `${id} (${ROW_LABELS[id]}), ${options.linesPerFrame} line(s)/frame${options.rate > 0 ? `, paced at ${fmt(options.rate)} events/s` : ''}`,
       )
     } catch (error) {
       meter.stop()
-      await stopServerProcess(server, 10_000)
+      await server.stop(10_000)
       throw error
     }
     const peak = meter.stop().peakRss
-    const exit = await stopServerProcess(server, 10_000)
+    const exit = await server.stop(10_000)
     return {
       id,
       load: outcome.load,
@@ -646,7 +641,7 @@ class Bench {
       (server) =>
         this.runLoad(
           server,
-          this.loadOptions(server.wsUrl, { linesPerFrame }),
+          this.loadOptions(server.upstreamUrl, { linesPerFrame }),
           what,
         ),
       serverArgs,
@@ -684,7 +679,11 @@ class Bench {
       'latency',
       what,
       (server) =>
-        this.runLoad(server, this.loadOptions(server.wsUrl, { rate }), what),
+        this.runLoad(
+          server,
+          this.loadOptions(server.upstreamUrl, { rate }),
+          what,
+        ),
     )
     this.checkStored(what, stored, value.load.ok)
     this.latency.push({

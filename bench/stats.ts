@@ -36,18 +36,3 @@ export function percentile(sorted: Float64Array, q: number): number {
   const rank = Math.ceil(q * sorted.length)
   return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1]!
 }
-
-/**
- * A seeded pseudo-random generator (mulberry32), so that two runs send the
- * same coordinates and query the same intervals.
- */
-export function createRandom(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
