@@ -44,6 +44,7 @@ describe('command line', () => {
       ['--bogus'],
       ['--store', 'mysql://x'],
       ['--log-level', 'loud'],
+      ['--port', '-1'],
     ]
     const runs = await Promise.all(
       cases.map((args) =>
@@ -51,6 +52,29 @@ describe('command line', () => {
       ),
     )
     runs.forEach((run, i) => assertUsageError(run, cases[i]!.join(' ')))
+    // A value that starts with a dash is the flag's value, judged as such.
+    assert.match(
+      runs[cases.length - 1]!.stderr,
+      /^fleet-telemetry: port must be an integer from 0 to 65535, not "-1"\n/,
+    )
+  })
+
+  test('prints the usage, with every flag and -h, on --help and -h, and exits 0', async () => {
+    for (const flag of ['--help', '-h']) {
+      const run = await runCli([flag])
+      assert.deepEqual(
+        { code: run.code, stderr: run.stderr },
+        { code: 0, stderr: '' },
+        flag,
+      )
+      assert.match(run.stdout, /^usage: fleet-telemetry /, flag)
+      assert.match(run.stdout, /^ {2}-h, --help$/m, flag)
+      assert.match(
+        run.stdout,
+        /^ {2}--max-frames-in-flight \(TELEMETRY_MAX_FRAMES_IN_FLIGHT, default 1024\)$/m,
+        flag,
+      )
+    }
   })
 
   test('exits 1 with a message when the store cannot be opened', async () => {
@@ -68,6 +92,21 @@ describe('command line', () => {
     } finally {
       removeTempDir(folder)
     }
+  })
+
+  test('exits 1 with a message when the folder of the store can never be made', async () => {
+    // Node's own recursive mkdir never returns under /proc.
+    const run = await runCli([
+      '--port',
+      '0',
+      '--store',
+      'sqlite:/proc/nope/t.db',
+    ])
+    assert.deepEqual(
+      { code: run.code, signal: run.signal },
+      { code: 1, signal: null },
+    )
+    assert.match(run.stderr, /cannot start: ENOENT: .*mkdir '\/proc\/nope'/)
   })
 
   test('exits 2 for a bad value in an environment variable', async () => {

@@ -82,6 +82,35 @@ describe('lines per frame', () => {
   })
 })
 
+describe('frame size', () => {
+  test('answers the frames before one over --max-frame-bytes, even sent at once, stores nothing of it, and closes with 1009 and a reason', async (t) => {
+    const server = await startServer(['--max-frame-bytes', '64'])
+    t.after(() => server.dispose())
+    // Both frames leave in one turn of the client's event loop, so the
+    // server reads the oversized header before the first frame committed.
+    const first = '0,0,0,Bender\n1,0,1,Bender\n0,0,2,Bender\n0,0,2,Bender\n'
+    const over = '0,0,3,Bender\n'.repeat(6)
+    assert.ok(Buffer.byteLength(first) <= 64 && Buffer.byteLength(over) > 64)
+    for (let round = 0; round < 5; round++) {
+      const client = await IngestClient.connect(server.wsUrl)
+      const replies = [client.send(first), client.send(over)]
+      assert.equal(
+        await replies[0],
+        round === 0 ? 'OK\nOK\nOK\nDUP' : 'DUP\nDUP\nDUP\nDUP',
+        `round ${round}`,
+      )
+      await assert.rejects(replies[1]!)
+      const closed = await client.closed
+      assert.deepEqual(closed, {
+        code: 1009,
+        reason: 'frame is larger than 64 bytes',
+      })
+    }
+    const robot = await getJson(server, '/api/robots/Bender')
+    assert.equal((robot.body as { event_count: number }).event_count, 3)
+  })
+})
+
 /**
  * Frames of 1,000 events of about 175 bytes (names of 150 characters), so
  * over 170 KB: more than twice the 64 KiB that one socket read brings at
@@ -313,9 +342,13 @@ describe('logs', () => {
     const over = await IngestClient.connect(server.wsUrl)
     void over.send('\n'.repeat(20_000))
     assert.equal((await over.closed).code, 1009)
+    // Over the size limit: the same, without a stack.
+    const big = await IngestClient.connect(server.wsUrl)
+    void big.send('x'.repeat(1024 * 1024 + 1)).catch(() => {})
+    assert.equal((await big.closed).code, 1009)
     await waitFor(
-      () => server.stderr().split('\n').filter(Boolean).length >= 6,
-      'six log lines',
+      () => server.stderr().split('\n').filter(Boolean).length >= 9,
+      'nine log lines',
     )
     const lines = server
       .stderr()
@@ -330,6 +363,9 @@ describe('logs', () => {
       'connection opened',
       'frame over the lines-per-frame limit',
       'connection closed',
+      'connection opened',
+      'frame over the size limit',
+      'connection closed',
     ])
     for (const line of lines.slice(1)) {
       assert.equal(typeof line.time, 'number')
@@ -338,5 +374,13 @@ describe('logs', () => {
     }
     assert.equal(lines[2]!.frames, 301)
     assert.equal(lines[4]!.lines, 20_000)
+    assert.equal(lines[7]!.maxFrameBytes, 1024 * 1024)
+    // A client's fault is one line, never a stack trace of the server's.
+    assert.deepEqual(
+      lines.filter(
+        (line) => 'err' in line || /\n\s+at /.test(JSON.stringify(line)),
+      ),
+      [],
+    )
   })
 })
