@@ -17,8 +17,9 @@ export const ms = (n: number): string => fixed(n, n < 10 ? 2 : 1)
 /** Bytes as MB (MiB), one decimal. */
 export const mb = (bytes: number): string => fixed(bytes / 1024 / 1024, 1)
 
-/** A percentage, no decimals. */
-export const pct = (n: number): string => `${fixed(n, 0)} %`
+/** A percentage, no decimals, or `n/a`. */
+export const pct = (n: number): string =>
+  Number.isFinite(n) ? `${fixed(n, 0)} %` : 'n/a'
 
 /** A markdown table; cells are written as given. */
 export function table(head: string[], rows: string[][]): string {

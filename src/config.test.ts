@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import {
   ConfigError,
+  type Config,
   DEFAULT_CONFIG,
   envOf,
   flagOf,
@@ -141,7 +142,23 @@ describe('loadConfig', () => {
         args.join(' '),
       )
     }
-    assert.throws(() => loadConfig([], { TELEMETRY_PORT: 'x' }), ConfigError)
+    // A bad value from the environment is named by its variable.
+    assert.throws(
+      () => loadConfig([], { TELEMETRY_PORT: 'x' }),
+      (error: unknown) =>
+        error instanceof ConfigError &&
+        error.message ===
+          'TELEMETRY_PORT must be an integer from 0 to 65535, not "x"',
+    )
+    assert.throws(
+      () => loadConfig([], { TELEMETRY_SYNC: 'never' }),
+      /^ConfigError: TELEMETRY_SYNC must be one of normal, full$/,
+    )
+    // A flag wins over a bad variable, which is then not read.
+    assert.equal(
+      (loadConfig(['--port', '1'], { TELEMETRY_PORT: 'x' }) as Config).port,
+      1,
+    )
   })
 
   it('should answer --help and -h with the usage, which lists every setting', () => {

@@ -242,10 +242,17 @@ export function loadConfig(
 
   const config: Record<string, unknown> = {}
   for (const key of KEYS) {
-    const flag = flagOf(key)
-    const text = values[flag] ?? env[envOf(key)]
     const row: Setting<unknown> = SETTINGS[key]
-    config[key] = typeof text === 'string' ? row.parse(text, flag) : row.default
+    const flag = flagOf(key)
+    const fromFlag = values[flag]
+    const fromEnv = env[envOf(key)]
+    // A bad value is named as it was given: the flag, or the variable.
+    config[key] =
+      typeof fromFlag === 'string'
+        ? row.parse(fromFlag, flag)
+        : fromEnv !== undefined
+          ? row.parse(fromEnv, envOf(key))
+          : row.default
   }
   return Object.freeze(config) as Config
 }

@@ -68,7 +68,10 @@ ws.on('open', () => {
 ws.on('message', (data) => {
   const reply = data.toString()
   process.stdout.write(`${reply}\n`)
-  if (reply !== 'OK' && reply !== 'DUP') failed = true
+  // An argument may hold several lines: one reply line each.
+  for (const line of reply.split('\n')) {
+    if (line !== 'OK' && line !== 'DUP') failed = true
+  }
   if (++answered === lines.length) ws.close()
 })
 ws.on('close', () => process.exit(failed ? 1 : 0))

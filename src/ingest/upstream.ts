@@ -161,7 +161,13 @@ export function createUpstream(options: UpstreamOptions): Upstream {
       ws.on('close', (code) => {
         open.delete(connection)
         metrics.connectionsOpen.dec()
-        log.info({ code, frames: connection.frames }, 'connection closed')
+        // The code this server closed with, when it did: after an oversized
+        // frame the peer's answering close frame is never read, and ws
+        // would say 1006.
+        log.info(
+          { code: connection.closedWith ?? code, frames: connection.frames },
+          'connection closed',
+        )
       })
     })
   }
@@ -243,6 +249,8 @@ class UpstreamConnection implements BatchTarget<PendingFrame> {
   readonly #log: Logger
   readonly #metrics: Metrics
   frames = 0
+  /** The close code this server sent, once it closed the connection. */
+  closedWith: number | undefined
 
   constructor(
     ws: WebSocket,
@@ -343,7 +351,6 @@ class UpstreamConnection implements BatchTarget<PendingFrame> {
       return
     }
     const lines = splitFrame(data as Buffer)
-    metrics.linesReceived.inc(lines.length)
     if (lines.length > this.#limits.maxLinesPerFrame) {
       // Like a frame over the size limit, but the frames before it are
       // still answered: nothing of this one is stored.
@@ -359,6 +366,8 @@ class UpstreamConnection implements BatchTarget<PendingFrame> {
       this.#closeIfAnswered()
       return
     }
+    // Counted once the frame is taken: a frame over a limit is not read.
+    metrics.linesReceived.inc(lines.length)
     const frame: PendingFrame = {
       replies: new Array(lines.length),
       eventLines: [],
@@ -430,6 +439,7 @@ class UpstreamConnection implements BatchTarget<PendingFrame> {
     const ws = this.#ws
     this.#closing = true
     if (ws.readyState === ws.CLOSED) return Promise.resolve()
+    if (ws.readyState === ws.OPEN) this.closedWith ??= code
     // Read again, to see the peer's close frame.
     this.#ws.resume()
     return new Promise((resolve) => {

@@ -78,6 +78,11 @@ describe('lines per frame', () => {
     // Other connections are not affected.
     const other = await IngestClient.connect(server.wsUrl)
     assert.equal(await other.send('8,8,8,lines'), 'OK')
+    // The frame over the limit was not read: its lines are not counted.
+    assert.equal(
+      (await scrapeMetrics(server)).value('telemetry_lines_received_total'),
+      4,
+    )
     await other.end()
   })
 })
@@ -375,6 +380,9 @@ describe('logs', () => {
     assert.equal(lines[2]!.frames, 301)
     assert.equal(lines[4]!.lines, 20_000)
     assert.equal(lines[7]!.maxFrameBytes, 1024 * 1024)
+    // Each closed with the code the server sent, though ws never reads the
+    // peer's answer after an oversized frame.
+    assert.deepEqual([lines[5]!.code, lines[8]!.code], [1009, 1009])
     // A client's fault is one line, never a stack trace of the server's.
     assert.deepEqual(
       lines.filter(
