@@ -278,25 +278,26 @@ class UpstreamConnection implements BatchTarget<PendingFrame> {
    * been answered. Like a frame over the lines limit, those frames are
    * answered first, once their events are committed, and the connection is
    * closed after them.
+   *
+   * That call is told apart by its missing reason: ws answers a peer's own
+   * close frame with the peer's reason (a Buffer, `receiverOnConclude`),
+   * and this server always gives one.
    */
   #answerBeforeOversizeClose() {
     const ws = this.#ws
     const closeNow = ws.close.bind(ws)
     ws.close = (code?: number, reason?: string | Buffer) => {
-      if (
-        code === 1009 &&
-        !this.#closing &&
-        this.#closeWhenAnswered === undefined
-      ) {
-        this.#closeWhenAnswered = {
-          code,
-          reason: `frame is larger than ${this.#limits.maxFrameBytes} bytes`,
-        }
-        this.stopReading()
-        this.#closeIfAnswered()
-        return
+      if (code !== 1009 || reason !== undefined || this.#closing) {
+        return closeNow(code, reason)
       }
-      closeNow(code, reason)
+      // A frame over the lines limit may already have asked for a close:
+      // its reason stands, and the frames before it are still answered.
+      this.#closeWhenAnswered ??= {
+        code,
+        reason: `frame is larger than ${this.#limits.maxFrameBytes} bytes`,
+      }
+      this.stopReading()
+      this.#closeIfAnswered()
     }
   }
 

@@ -114,6 +114,48 @@ describe('frame size', () => {
     const robot = await getJson(server, '/api/robots/Bender')
     assert.equal((robot.body as { event_count: number }).event_count, 3)
   })
+
+  test('answers the frames before one over --max-lines-per-frame followed at once by one over --max-frame-bytes, and closes with the first reason', async (t) => {
+    const server = await startServer([
+      '--max-lines-per-frame',
+      '3',
+      '--max-frame-bytes',
+      '64',
+    ])
+    t.after(() => server.dispose())
+    for (let round = 0; round < 5; round++) {
+      const client = await IngestClient.connect(server.wsUrl)
+      const replies = [
+        client.send(`1,1,${round},both`),
+        client.send('9,9,9,x\n'.repeat(4)),
+        client.send('9,9,9,x\n'.repeat(9)),
+      ]
+      assert.equal(await replies[0], 'OK', `round ${round}`)
+      await assert.rejects(replies[1]!)
+      await assert.rejects(replies[2]!)
+      assert.deepEqual(await client.closed, {
+        code: 1009,
+        reason: 'frame has more than 3 lines',
+      })
+    }
+    const robot = await getJson(server, '/api/robots/both')
+    assert.equal((robot.body as { event_count: number }).event_count, 5)
+  })
+
+  test('answers a close frame with code 1009 from the client as any other close', async (t) => {
+    const server = await startServer(['--max-frame-bytes', '64'])
+    t.after(() => server.dispose())
+    const client = await IngestClient.connect(server.wsUrl)
+    assert.equal(await client.send('1,1,1,closer'), 'OK')
+    // A client whose own limit refused a reply closes with 1009 itself: the
+    // server echoes its code and reason, as for any close, and does not
+    // take it for a frame over its own limit.
+    client.ws.close(1009, 'reply too big for me')
+    assert.deepEqual(await client.closed, {
+      code: 1009,
+      reason: 'reply too big for me',
+    })
+  })
 })
 
 /**
