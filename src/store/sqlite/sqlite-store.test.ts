@@ -1,13 +1,16 @@
 import assert from 'node:assert/strict'
 import {
   existsSync,
+  mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
+  readlinkSync,
   rmSync,
   statSync,
 } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import Database from 'better-sqlite3'
 import type { Store } from '../store.ts'
@@ -43,6 +46,19 @@ storeTests(
     crash,
   },
 )
+
+/** This process's open files that are the database `path` or its log. */
+function openFiles(path: string): string[] {
+  return readdirSync('/proc/self/fd')
+    .map((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`)
+      } catch {
+        return '' // closed meanwhile
+      }
+    })
+    .filter((target) => target.startsWith(path))
+}
 
 describe('sqlite store', () => {
   it('should create the database file and its folder when missing', async () => {
@@ -187,6 +203,20 @@ describe('sqlite store', () => {
       await store.close()
     }
     assert.equal(existsSync(wal), false, 'close folds the log in')
+  })
+
+  it('should let go of its file when it cannot open', async () => {
+    const path = freshFile()
+    mkdirSync(dirname(path), { recursive: true })
+    // A file whose tables are not the store's: the first migration fails.
+    const foreign = new Database(path)
+    foreign.exec('CREATE TABLE robots (anything)')
+    foreign.close()
+    const store = createSqliteStore({ path })
+    await assert.rejects(store.init(), /already exists/)
+    // Neither its connection nor its checkpointer's keeps the file open.
+    assert.deepEqual(openFiles(path), [])
+    await store.close()
   })
 
   it('should refuse to work once closed', async () => {

@@ -19,7 +19,7 @@
  * rebuilds the fleet in memory from the blocks and the log (sqlite-load.ts).
  * Every statement is in sqlite-sql.ts; the schema in sqlite-migrations.ts.
  */
-import { existsSync, mkdirSync } from 'node:fs'
+import { existsSync, mkdirSync, statSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import Database from 'better-sqlite3'
@@ -100,7 +100,13 @@ interface Open {
   readonly sql: Statements
   /** Judges and logs a batch in one write transaction. */
   readonly logInTransaction: (events: readonly TelemetryEvent[]) => LoggedBatch
-  checkpointer: Worker | undefined
+  readonly checkpointer: Checkpointer | undefined
+}
+
+/** The checkpointer's thread, and when it has ended. */
+interface Checkpointer {
+  readonly worker: Worker
+  readonly exited: Promise<unknown>
 }
 
 class SqliteStore implements Store {
@@ -130,35 +136,42 @@ class SqliteStore implements Store {
     const db = new Database(path, {
       timeout: this.#options.busyTimeoutMs ?? 250,
     })
-    // WAL with synchronous=NORMAL: a commit is in the OS before the call
-    // returns, so an acknowledged event survives a kill -9 of the server
-    // (https://www.sqlite.org/wal.html, "Durability").
-    db.pragma('journal_mode = WAL')
-    db.pragma(
-      `synchronous = ${this.#options.sync === 'full' ? 'FULL' : 'NORMAL'}`,
-    )
-    let checkpointer: Worker | undefined
-    if (path !== ':memory:') {
-      // Checkpoints run on their own thread (sqlite-checkpointer.ts).
-      db.pragma('wal_autocheckpoint = 0')
-      checkpointer = this.#startCheckpointer(path)
+    let checkpointer: Checkpointer | undefined
+    try {
+      // WAL with synchronous=NORMAL: a commit is in the OS before the call
+      // returns, so an acknowledged event survives a kill -9 of the server
+      // (https://www.sqlite.org/wal.html, "Durability").
+      db.pragma('journal_mode = WAL')
+      db.pragma(
+        `synchronous = ${this.#options.sync === 'full' ? 'FULL' : 'NORMAL'}`,
+      )
+      if (path !== ':memory:') {
+        // Checkpoints run on their own thread (sqlite-checkpointer.ts).
+        db.pragma('wal_autocheckpoint = 0')
+        checkpointer = this.#startCheckpointer(path)
+      }
+      db.pragma(`cache_size = -${this.#options.cacheKiB ?? 16384}`)
+      migrate(db)
+      const sql = prepareStatements(db)
+      const fleet = this.#fleet
+      this.#open = {
+        db,
+        sql,
+        logInTransaction: db.transaction((events: readonly TelemetryEvent[]) =>
+          logBatch(sql, fleet, events),
+        ),
+        checkpointer,
+      }
+      loadFleet(sql, fleet)
+    } catch (error) {
+      // A store that cannot open holds neither the file nor a thread.
+      this.#open = undefined
+      await release(db, checkpointer)
+      throw error
     }
-    db.pragma(`cache_size = -${this.#options.cacheKiB ?? 16384}`)
-    migrate(db)
-    const sql = prepareStatements(db)
-    const fleet = this.#fleet
-    this.#open = {
-      db,
-      sql,
-      logInTransaction: db.transaction((events: readonly TelemetryEvent[]) =>
-        logBatch(sql, fleet, events),
-      ),
-      checkpointer,
-    }
-    loadFleet(sql, fleet)
   }
 
-  #startCheckpointer(path: string): Worker {
+  #startCheckpointer(path: string): Checkpointer {
     const worker = new Worker(
       new URL('./sqlite-checkpointer.js', import.meta.url),
       {
@@ -173,12 +186,10 @@ class SqliteStore implements Store {
     // Checkpoints are an optimisation: a checkpointer that fails leaves
     // the WAL to grow until the next start, never the process down.
     worker.on('error', () => {})
-    worker.once('exit', () => {
-      if (this.#open?.checkpointer === worker) {
-        this.#open.checkpointer = undefined
-      }
-    })
-    return worker
+    return {
+      worker,
+      exited: new Promise((resolve) => worker.once('exit', resolve)),
+    }
   }
 
   // --- writes ---
@@ -255,29 +266,34 @@ class SqliteStore implements Store {
     } catch {
       // The next start replays the log.
     }
-    const checkpointer = open.checkpointer
-    // Undefined once it has exited: then there is nothing to wait for.
-    if (checkpointer !== undefined) {
-      const exited = new Promise((resolve) =>
-        checkpointer.once('exit', resolve),
-      )
-      // Unreferenced while it runs, so that it never keeps a process alive;
-      // referenced while we wait for it to stop.
-      checkpointer.ref()
-      checkpointer.postMessage('close')
-      await exited
-    }
-    // Fold the write-ahead log into the database before leaving.
-    try {
-      open.db.pragma('wal_checkpoint(TRUNCATE)')
-    } finally {
-      open.db.close()
-    }
+    await release(open.db, open.checkpointer)
   }
 
   #opened(): Open {
     if (this.#open === undefined) throw new Error('sqlite store is not open')
     return this.#open
+  }
+}
+
+/**
+ * Stops the checkpointer (if it has not ended by itself), folds the
+ * write-ahead log into the database and closes it.
+ */
+async function release(
+  db: Database.Database,
+  checkpointer: Checkpointer | undefined,
+): Promise<void> {
+  if (checkpointer !== undefined) {
+    // Unreferenced while it runs, so that it never keeps a process alive;
+    // referenced while we wait for it to stop.
+    checkpointer.worker.ref()
+    checkpointer.worker.postMessage('close')
+    await checkpointer.exited
+  }
+  try {
+    db.pragma('wal_checkpoint(TRUNCATE)')
+  } finally {
+    db.close()
   }
 }
 
@@ -296,5 +312,13 @@ function makeFolders(dir: string) {
     missing.push(d)
     if (dirname(d) === d) break
   }
-  for (const d of missing.reverse()) mkdirSync(d)
+  for (const d of missing.reverse()) {
+    try {
+      mkdirSync(d)
+    } catch (error) {
+      // Made meanwhile by another process: as good as made here.
+      const made = statSync(d, { throwIfNoEntry: false })?.isDirectory()
+      if ((error as { code?: string }).code !== 'EEXIST' || !made) throw error
+    }
+  }
 }
