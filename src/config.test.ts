@@ -108,7 +108,14 @@ describe('loadConfig', () => {
       // A value that starts with a dash is still the flag's value.
       [['--port', '-1'], /port must be an integer from 0 to 65535, not "-1"/],
       [['--port=-1'], /port must be an integer from 0 to 65535, not "-1"/],
-      [['--store', '--port'], /store must be sqlite:PATH .*, not "--port"/],
+      [
+        ['--port', '--host', '0.0.0.0'],
+        /forget to specify the option argument for '--port'/,
+      ],
+      [
+        ['--host', '--help'],
+        /forget to specify the option argument for '--host'/,
+      ],
       [
         ['--store', 'mysql://x'],
         /store must be sqlite:PATH or postgres:\/\/USER@HOST:PORT\/DATABASE, not "mysql:\/\/x"/,

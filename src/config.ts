@@ -192,15 +192,21 @@ const FLAGS = new Map(KEYS.map((key) => [flagOf(key), key]))
 
 /**
  * `--flag value` as `--flag=value`: every flag takes a value, so the next
- * argument is it, even when it starts with a dash (`--port -1`), which
- * `parseArgs` would otherwise call ambiguous.
+ * argument is it even when it starts with one dash (`--port -1`), which
+ * `parseArgs` would otherwise call ambiguous. Another flag (`--port --host`)
+ * is left to `parseArgs`, which says the value is missing.
  */
 function joinFlagValues(args: readonly string[]): string[] {
   const joined: string[] = []
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!
     const next = args[i + 1]
-    if (next !== undefined && FLAGS.has(arg.slice(2)) && arg.startsWith('--')) {
+    if (
+      next !== undefined &&
+      !next.startsWith('--') &&
+      arg.startsWith('--') &&
+      FLAGS.has(arg.slice(2))
+    ) {
       joined.push(`${arg}=${next}`)
       i++
     } else {

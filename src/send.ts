@@ -42,6 +42,12 @@ if (values.help === true) {
   process.stdout.write(USAGE)
   process.exit(0)
 }
+if (!/^wss?:\/\//.test(values.url) || !URL.canParse(values.url)) {
+  process.stderr.write(
+    `send: --url must be a ws:// or wss:// URL, not ${JSON.stringify(values.url)}\n\n${USAGE}`,
+  )
+  process.exit(2)
+}
 
 async function readLines(): Promise<string[]> {
   if (positionals.length > 0) return positionals

@@ -18,6 +18,8 @@ import {
   removeTempDir,
   repeatLine,
   runCli,
+  runProcess,
+  SEND_PATH,
   scrapeMetrics,
   startServer,
   waitFor,
@@ -212,6 +214,40 @@ describe('command line', () => {
     assert.equal(await other.send('0,0,3,' + 'm'.repeat(94)), 'OK')
     await other.end()
     assert.equal((await getRobot(server, 'm'.repeat(94))).event_count, 2)
+  })
+})
+
+describe('npm run send', () => {
+  /** `node dist/src/send.js args…`, run to its end. */
+  const send = (args: readonly string[]) =>
+    runProcess(process.execPath, [SEND_PATH, ...args])
+
+  test('prints its usage on --help and -h, and exits 2 for a bad argument', async () => {
+    for (const flag of ['--help', '-h']) {
+      const run = await send([flag])
+      assert.equal(run.code, 0, flag)
+      assert.match(run.stdout, /^usage: npm run send -- \[--url URL\]/, flag)
+    }
+    for (const args of [['--url', 'foo', '0,0,0,r'], ['--bogus']]) {
+      const run = await send(args)
+      assert.equal(run.code, 2, args.join(' '))
+      assert.match(run.stderr, /^send: .*\n\nusage: /, args.join(' '))
+      assert.doesNotMatch(run.stderr, /\n\s+at /, 'no stack trace')
+    }
+  })
+
+  test('prints each reply and exits 0 when every line is OK or DUP, 1 otherwise', async (t) => {
+    const server = await startServer()
+    t.after(() => server.dispose())
+    const url = ['--url', server.upstreamUrl]
+    const ok = await send([...url, '0,0,1,sent', '1,0,2,sent\n1,0,2,sent'])
+    assert.deepEqual(
+      { code: ok.code, stdout: ok.stdout },
+      { code: 0, stdout: 'OK\nOK\nDUP\n' },
+    )
+    const stale = await send([...url, '--', '-1,0,3,sent', '5,5,0,sent'])
+    assert.equal(stale.code, 1)
+    assert.match(stale.stdout, /^OK\nERR stale /)
   })
 })
 

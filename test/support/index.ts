@@ -25,6 +25,7 @@ export type {
 } from './processes.ts'
 export {
   CLI_PATH,
+  SEND_PATH,
   runCli,
   startListening,
   startServer,

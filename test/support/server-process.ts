@@ -30,6 +30,11 @@ export const CLI_PATH = fileURLToPath(
   new URL('../../src/cli.js', import.meta.url),
 )
 
+/** The compiled sender of `npm run send`: `dist/src/send.js`. */
+export const SEND_PATH = fileURLToPath(
+  new URL('../../src/send.js', import.meta.url),
+)
+
 /** `listening on http://127.0.0.1:PORT (…)`, the parenthesis optional. */
 const LISTENING = /^listening on (http:\/\/\S+)(?: \((.*)\))?$/m
 
