@@ -43,8 +43,6 @@ export interface AcceptedEvent {
 /** What a batch changes for one robot. */
 export interface RobotChange {
   readonly robot: string
-  /** The state before the batch, `undefined` for a robot new to the store. */
-  readonly before: RobotState | undefined
   /** The state after the robot's last accepted event of the batch. */
   readonly after: RobotState
   /** The robot's accepted events, by ascending timestamp. */
@@ -55,9 +53,10 @@ export interface RobotChange {
 export interface BatchJudgement {
   /** One outcome per event of the batch, in order. */
   readonly outcomes: Outcome[]
-  /** The events to store, in batch order. */
-  readonly accepted: AcceptedEvent[]
-  /** The robots with at least one accepted event, in order of first appearance. */
+  /**
+   * The robots with at least one accepted event, in order of first
+   * appearance, each with its events to store.
+   */
   readonly changes: Map<string, RobotChange>
 }
 
@@ -94,7 +93,7 @@ export function storedPositionsNeeded(
  * the batch or accepted earlier in it.
  *
  * @example
- * const { outcomes, accepted } = judgeBatch(events, {
+ * const { outcomes, changes } = judgeBatch(events, {
  *   stateOf: (robot) => states.get(robot),
  *   storedAt: (robot, ts) => positions.get(`${ts} ${robot}`),
  * })
@@ -104,7 +103,6 @@ export function judgeBatch(
   stored: StoredState,
 ): BatchJudgement {
   const outcomes: Outcome[] = new Array(events.length)
-  const accepted: AcceptedEvent[] = []
   const robots = new Map<string, Running>()
   for (let i = 0; i < events.length; i++) {
     const event = events[i]!
@@ -123,9 +121,7 @@ export function judgeBatch(
     )
     outcomes[i] = decision.outcome
     if (decision.outcome !== 'ok') continue
-    const entry = { event, state: decision.state }
-    accepted.push(entry)
-    robot.events.push(entry)
+    robot.events.push({ event, state: decision.state })
     robot.state = decision.state
   }
   const changes = new Map<string, RobotChange>()
@@ -133,12 +129,11 @@ export function judgeBatch(
     if (robot.events.length === 0) continue
     changes.set(name, {
       robot: name,
-      before: robot.before,
       after: robot.state!,
       events: robot.events,
     })
   }
-  return { outcomes, accepted, changes }
+  return { outcomes, changes }
 }
 
 /**
