@@ -45,7 +45,12 @@ describe('startServer', () => {
       await closed
       const text = Buffer.concat(chunks).toString()
       assert.match(text, /^HTTP\/1\.1 200 /)
-      assert.ok(!text.endsWith('}]'), 'the response was cut, not finished')
+      assert.match(text, /\r\ntransfer-encoding: chunked\r\n/i)
+      // A finished chunked body ends with its last, empty chunk.
+      assert.ok(
+        !text.endsWith('\r\n0\r\n\r\n'),
+        'the response was cut, not finished',
+      )
     },
   )
 })
