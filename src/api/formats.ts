@@ -97,11 +97,15 @@ function csv(robot: string): EventFormat {
   }
 }
 
-/** The formats by the content type they are sent with, JSON first. */
+/**
+ * The formats as offered to negotiation, JSON first: each content type with
+ * the parameters it has. CSV always has its header line, RFC 4180's
+ * `header=present` (§3), which the Content-Type sent leaves out.
+ */
 const FORMATS: Readonly<Record<string, (robot: string) => EventFormat>> = {
   'application/json; charset=utf-8': json,
   'application/x-ndjson; charset=utf-8': ndjson,
-  'text/csv; charset=utf-8': csv,
+  'text/csv; charset=utf-8; header=present': csv,
 }
 const OFFERED = Object.keys(FORMATS)
 
@@ -111,7 +115,8 @@ const OFFERED = Object.keys(FORMATS)
  * entry overrides a wider range (`application/*;q=0.5, application/json;q=0.1`
  * is NDJSON); between equals the first listed wins; the range of all types
  * and no header at all are JSON. A parameter other than q must match ours:
- * `text/csv;charset=utf-8` is CSV, `text/csv;charset=latin1` is not.
+ * `text/csv;charset=utf-8` and `text/csv;header=present` are CSV,
+ * `text/csv;charset=latin1` and `text/csv;header=absent` are not.
  *
  * When the header accepts none of the three, the answer is JSON, as it was
  * before q-values were weighed: RFC 9110 lets a server disregard the header
