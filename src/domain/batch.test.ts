@@ -72,13 +72,18 @@ describe('judgeBatch', () => {
     assert.deepStrictEqual([...changes.keys()], ['n', 'r'])
     const n = changes.get('n')!
     assert.deepStrictEqual(
-      n.events.map((a) => [a.event.timestamp, a.state.odometer]),
-      [
-        [1, 0],
-        [3, 5],
-      ],
+      { ts: n.ts, x: n.x, y: n.y, total: n.total, carry: n.carry },
+      { ts: [1, 3], x: [0, 3], y: [0, 4], total: [0, 5], carry: [0, 0] },
     )
-    assert.equal(n.after, n.events[1]!.state)
+    assert.deepStrictEqual(n.after, {
+      firstTimestamp: 1,
+      lastTimestamp: 3,
+      lastX: 3,
+      lastY: 4,
+      odometer: 5,
+      odometerCarry: 0,
+      eventCount: 2,
+    })
     const r = changes.get('r')!
     assert.deepStrictEqual(r.after, {
       firstTimestamp: 10,

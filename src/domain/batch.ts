@@ -30,23 +30,24 @@ export interface StoredState {
   storedAt(robot: string, timestamp: number): StoredPosition | undefined
 }
 
-/** An event to store, with its robot's state just after it. */
-export interface AcceptedEvent {
-  readonly event: TelemetryEvent
-  /**
-   * Its robot's state once the event is stored: the event's running
-   * odometer is `state.odometer` + `state.odometerCarry`.
-   */
-  readonly state: RobotState
+/**
+ * A robot's events to store, by ascending timestamp, as parallel columns
+ * (a batch may store thousands: a few arrays, not an object each), each
+ * with its running odometer `total + carry` (rules.ts, RunningTotal).
+ */
+export interface AcceptedEvents {
+  readonly ts: number[]
+  readonly x: number[]
+  readonly y: number[]
+  readonly total: number[]
+  readonly carry: number[]
 }
 
-/** What a batch changes for one robot. */
-export interface RobotChange {
+/** What a batch changes for one robot: its events to store, and its state after them. */
+export interface RobotChange extends AcceptedEvents {
   readonly robot: string
   /** The state after the robot's last accepted event of the batch. */
   readonly after: RobotState
-  /** The robot's accepted events, by ascending timestamp. */
-  readonly events: readonly AcceptedEvent[]
 }
 
 /** The result of {@link judgeBatch}. */
@@ -61,10 +62,9 @@ export interface BatchJudgement {
 }
 
 /** A robot as the judgement of one batch goes on. */
-interface Running {
+interface Running extends AcceptedEvents {
   readonly before: RobotState | undefined
   state: RobotState | undefined
-  readonly events: AcceptedEvent[]
 }
 
 /**
@@ -109,7 +109,16 @@ export function judgeBatch(
     let robot = robots.get(event.robot)
     if (robot === undefined) {
       const before = stored.stateOf(event.robot)
-      robot = { before, state: before, events: [] }
+      // A literal: this runs for every robot of every batch.
+      robot = {
+        before,
+        state: before,
+        ts: [],
+        x: [],
+        y: [],
+        total: [],
+        carry: [],
+      }
       robots.set(event.robot, robot)
     }
     const decision = decide(
@@ -121,16 +130,25 @@ export function judgeBatch(
     )
     outcomes[i] = decision.outcome
     if (decision.outcome !== 'ok') continue
-    robot.events.push({ event, state: decision.state })
-    robot.state = decision.state
+    const state = decision.state
+    robot.ts.push(event.timestamp)
+    robot.x.push(event.x)
+    robot.y.push(event.y)
+    robot.total.push(state.odometer)
+    robot.carry.push(state.odometerCarry)
+    robot.state = state
   }
   const changes = new Map<string, RobotChange>()
-  for (const [name, robot] of robots) {
-    if (robot.events.length === 0) continue
+  for (const [name, r] of robots) {
+    if (r.ts.length === 0) continue
     changes.set(name, {
       robot: name,
-      after: robot.state!,
-      events: robot.events,
+      after: r.state!,
+      ts: r.ts,
+      x: r.x,
+      y: r.y,
+      total: r.total,
+      carry: r.carry,
     })
   }
   return { outcomes, changes }
@@ -154,14 +172,13 @@ function positionAt(
     return { x: before.lastX, y: before.lastY }
   }
   // Newer than anything stored before the batch: accepted in it, or nothing.
-  const list = robot.events
+  const list = robot.ts
   let lo = 0
   let hi = list.length
   while (lo < hi) {
     const mid = (lo + hi) >>> 1
-    if (list[mid]!.event.timestamp < ts) lo = mid + 1
+    if (list[mid]! < ts) lo = mid + 1
     else hi = mid
   }
-  const found = list[lo]?.event
-  return found !== undefined && found.timestamp === ts ? found : undefined
+  return list[lo] === ts ? { x: robot.x[lo]!, y: robot.y[lo]! } : undefined
 }

@@ -243,14 +243,12 @@ class PostgresStore implements Store {
       carry: [] as number[],
     }
     for (const change of changes.values()) {
-      for (const { event, state } of change.events) {
-        add.robot.push(event.robot)
-        add.ts.push(event.timestamp)
-        add.x.push(event.x)
-        add.y.push(event.y)
-        add.odo.push(state.odometer)
-        add.carry.push(state.odometerCarry)
-      }
+      for (let i = 0; i < change.ts.length; i++) add.robot.push(change.robot)
+      add.ts.push(...change.ts)
+      add.x.push(...change.x)
+      add.y.push(...change.y)
+      add.odo.push(...change.total)
+      add.carry.push(...change.carry)
     }
     // The two writes are independent: sent together, one round trip.
     const inserted = sql`

@@ -8,6 +8,7 @@
  * (sqlite-load.ts).
  */
 import type { TelemetryEvent } from '../../domain/event.ts'
+import type { AcceptedEvents } from '../../domain/batch.ts'
 import type { RobotState } from '../../domain/rules.ts'
 import type { EventColumns } from './sqlite-blocks.ts'
 
@@ -81,8 +82,34 @@ export class Fleet {
   }
 
   /**
-   * Appends a stored event to its robot's tail; `state` is the robot's
-   * state just after it (its running odometer), `seq` its log row.
+   * Appends a robot's stored events to its tail, their log rows numbered
+   * from `firstSeq`.
+   */
+  extendTail(
+    robot: SqliteRobot,
+    events: AcceptedEvents,
+    firstSeq: number,
+  ): void {
+    const tail = robot.tail
+    if (tail.ts.length === 0) {
+      this.oldestTails.push({ seq: firstSeq, robot })
+    }
+    const n = events.ts.length
+    for (let i = 0; i < n; i++) {
+      tail.seq.push(firstSeq + i)
+      tail.ts.push(events.ts[i]!)
+      tail.x.push(events.x[i]!)
+      tail.y.push(events.y[i]!)
+      tail.total.push(events.total[i]!)
+      tail.carry.push(events.carry[i]!)
+    }
+    if (tail.ts.length >= this.blockEvents) this.fullTails.add(robot)
+  }
+
+  /**
+   * Appends one stored event to its robot's tail (a start replaying the
+   * log); `state` is the robot's state just after it (its running
+   * odometer), `seq` its log row.
    */
   pushToTail(
     robot: SqliteRobot,

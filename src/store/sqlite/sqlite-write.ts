@@ -56,8 +56,9 @@ export function logBatch(
       newIds.set(change.robot, id)
       sql.insertRobot.run(id, change.robot, now)
     }
-    for (const { event } of change.events) {
-      rows.push(seq++, id, event.timestamp, event.x, event.y, now)
+    const { ts, x, y } = change
+    for (let i = 0; i < ts.length; i++) {
+      rows.push(seq++, id, ts[i]!, x[i]!, y[i]!, now)
       if (rows.length === LOG_ROWS_PER_INSERT * LOG_COLUMNS) {
         sql.insertLogRows.run(rows)
         rows.length = 0
@@ -85,9 +86,8 @@ export function applyLoggedBatch(fleet: Fleet, logged: LoggedBatch): number {
         change.after,
         logged.now,
       )
-    for (const { event, state } of change.events) {
-      fleet.pushToTail(robot, event, state, seq++)
-    }
+    fleet.extendTail(robot, change, seq)
+    seq += change.ts.length
     robot.state = change.after
     robot.updatedMs = logged.now
   }
