@@ -16,6 +16,7 @@ import {
   type RobotState,
   type StoredPosition,
 } from './rules.ts'
+import { lowerBound } from './timestamps.ts'
 
 /** What a backend knows of its robots before the batch. */
 export interface StoredState {
@@ -172,13 +173,6 @@ function positionAt(
     return { x: before.lastX, y: before.lastY }
   }
   // Newer than anything stored before the batch: accepted in it, or nothing.
-  const list = robot.ts
-  let lo = 0
-  let hi = list.length
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1
-    if (list[mid]! < ts) lo = mid + 1
-    else hi = mid
-  }
-  return list[lo] === ts ? { x: robot.x[lo]!, y: robot.y[lo]! } : undefined
+  const i = lowerBound(robot.ts, ts)
+  return robot.ts[i] === ts ? { x: robot.x[i]!, y: robot.y[i]! } : undefined
 }

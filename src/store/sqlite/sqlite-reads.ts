@@ -8,10 +8,10 @@ import {
   type RunningTotal,
   type StoredPosition,
 } from '../../domain/rules.ts'
+import { lowerBound } from '../../domain/timestamps.ts'
 import {
   decodeBlock,
   emptyColumns,
-  lowerBound,
   type EventColumns,
 } from './sqlite-blocks.ts'
 import type { SqliteRobot, Tail } from './sqlite-fleet.ts'
