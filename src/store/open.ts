@@ -4,8 +4,16 @@
  * else sees the {@link Store} contract.
  */
 import { createPostgresStore } from './postgres/postgres-store.ts'
-import { createSqliteStore } from './sqlite/sqlite-store.ts'
-import { parseStoreAddress, type Store, type SyncMode } from './store.ts'
+import {
+  createSqliteStore,
+  type SqliteStoreOptions,
+} from './sqlite/sqlite-store.ts'
+import {
+  parseStoreAddress,
+  type Store,
+  type StoreAddress,
+  type SyncMode,
+} from './store.ts'
 import { createThreadedStore } from './thread/threaded-store.ts'
 
 /** Options of {@link openStore} and {@link openBackend}. */
@@ -31,17 +39,9 @@ export interface OpenStoreOptions {
 export function openStore(url: string, options: OpenStoreOptions = {}): Store {
   const address = parseStoreAddress(url)
   if (address.backend === 'postgres') return createPostgresStore({ url })
-  return createThreadedStore(
-    {
-      path: address.path,
-      url,
-      sync: options.sync,
-      // On its own thread a wait for a lock blocks no socket, so a commit
-      // may wait out a checkpoint instead of failing.
-      busyTimeoutMs: 5000,
-    },
-    { onExit: options.onExit },
-  )
+  return createThreadedStore(sqliteOptions(address, options), {
+    onExit: options.onExit,
+  })
 }
 
 /**
@@ -54,10 +54,19 @@ export function openBackend(
 ): Store {
   const address = parseStoreAddress(url)
   if (address.backend === 'postgres') return createPostgresStore({ url })
-  return createSqliteStore({
+  return createSqliteStore(sqliteOptions(address, options))
+}
+
+function sqliteOptions(
+  address: Extract<StoreAddress, { backend: 'sqlite' }>,
+  options: OpenStoreOptions,
+): SqliteStoreOptions {
+  return {
     path: address.path,
-    url,
+    url: address.url,
     sync: options.sync,
+    // Off the sockets' thread a wait for a lock blocks no socket, so a
+    // commit may wait out a checkpoint instead of failing.
     busyTimeoutMs: 5000,
-  })
+  }
 }
