@@ -24,6 +24,8 @@ describe('loadConfig', () => {
       maxLinesPerFrame: 10000,
       maxConnections: 10000,
       maxFramesInFlight: 1024,
+      maxConnectionInflightBytes: 8 * 1024 * 1024,
+      maxInflightBytes: 16 * 1024 * 1024,
       keepaliveMs: 30000,
     })
   })
@@ -136,6 +138,7 @@ describe('loadConfig', () => {
       ],
       [['--max-connections', 'many'], /max-connections must be an integer/],
       [['--max-frames-in-flight', '0'], /max-frames-in-flight must be/],
+      [['--max-inflight-bytes', '10'], /max-inflight-bytes must be/],
       [
         ['--keepalive-ms', '50'],
         /keepalive-ms must be 0 \(never\) or at least 100/,
@@ -198,6 +201,11 @@ describe('loadConfig', () => {
         ['max-lines-per-frame', 'TELEMETRY_MAX_LINES_PER_FRAME'],
         ['max-connections', 'TELEMETRY_MAX_CONNECTIONS'],
         ['max-frames-in-flight', 'TELEMETRY_MAX_FRAMES_IN_FLIGHT'],
+        [
+          'max-connection-inflight-bytes',
+          'TELEMETRY_MAX_CONNECTION_INFLIGHT_BYTES',
+        ],
+        ['max-inflight-bytes', 'TELEMETRY_MAX_INFLIGHT_BYTES'],
         ['keepalive-ms', 'TELEMETRY_KEEPALIVE_MS'],
       ],
     )

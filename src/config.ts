@@ -147,6 +147,16 @@ export const SETTINGS = {
     help: 'unanswered frames of one connection before it is no longer read',
     parse: integer(1, 1_000_000),
   }),
+  maxConnectionInflightBytes: setting({
+    default: 8 * 1024 * 1024,
+    help: 'bytes of unanswered frames and unsent replies of one connection before it is no longer read',
+    parse: integer(1024, 2 ** 40),
+  }),
+  maxInflightBytes: setting({
+    default: 16 * 1024 * 1024,
+    help: 'bytes of unanswered frames and unsent replies of all connections; past it the heaviest are no longer read',
+    parse: integer(1024, 2 ** 40),
+  }),
   keepaliveMs: setting({
     default: 30_000,
     help: 'ping period; a connection that misses a pong is closed; 0 = never',

@@ -51,6 +51,21 @@ export interface Metrics {
   readonly connectionsRefused: Counter
   /** From a frame's arrival to its reply being written. */
   readonly ackSeconds: Histogram
+  /**
+   * Seconds ingest connections spent not being read, summed over them, by
+   * why: their own limits, or the server's budget (ingest/budget.ts).
+   */
+  readonly pausedSeconds: Readonly<Record<PauseReason, Increment>>
+}
+
+/** Why an ingest connection is not read, as the `reason` label. */
+export const PAUSE_REASONS = ['connection', 'server'] as const
+export type PauseReason = (typeof PAUSE_REASONS)[number]
+
+/** What the metrics read from the server when they are scraped. */
+export interface MetricSources {
+  /** Bytes the ingest connections hold against the server's budget. */
+  readonly bytesInFlight: () => number
 }
 
 /**
@@ -58,14 +73,29 @@ export interface Metrics {
  * (CPU, memory, event loop lag, GC).
  *
  * @example
- * const metrics = createMetrics()
+ * const metrics = createMetrics({ bytesInFlight: () => budget.bytes })
  * metrics.replies.ok.inc()
  * console.log(await metrics.registry.metrics())
  */
-export function createMetrics(): Metrics {
+export function createMetrics(sources: MetricSources): Metrics {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
   const registers = [registry]
+  const paused = new Counter({
+    name: 'telemetry_ingest_paused_seconds_total',
+    help: 'Seconds ingest connections were not read, summed over them: reason="connection" over their own limits, reason="server" over the server budget.',
+    labelNames: ['reason'] as const,
+    registers,
+  })
+  for (const reason of PAUSE_REASONS) paused.labels(reason).inc(0)
+  new Gauge({
+    name: 'telemetry_ingest_bytes_in_flight',
+    help: 'Bytes of ingest frames not yet answered and replies not yet written, against --max-inflight-bytes.',
+    registers,
+    collect() {
+      this.set(sources.bytesInFlight())
+    },
+  })
   const replies = new Counter({
     name: 'telemetry_replies_total',
     help: 'Replies to ingest lines, by kind; reply="ok" counts the events stored.',
@@ -117,5 +147,8 @@ export function createMetrics(): Metrics {
       buckets: SECONDS,
       registers,
     }),
+    pausedSeconds: Object.fromEntries(
+      PAUSE_REASONS.map((reason) => [reason, paused.labels(reason)]),
+    ) as Record<PauseReason, Increment>,
   }
 }

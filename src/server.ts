@@ -14,6 +14,7 @@ import { registerApi } from './api/routes.ts'
 import type { Config } from './config.ts'
 import { errorBody, rawHttpError, TelemetryError } from './errors.ts'
 import { createBatcher } from './ingest/batcher.ts'
+import { InflightBudget } from './ingest/budget.ts'
 import { createUpstream } from './ingest/upstream.ts'
 import { createMetrics } from './metrics.ts'
 import { openStore } from './store/open.ts'
@@ -127,7 +128,8 @@ export async function startServer(
       ),
     )
   })
-  const metrics = createMetrics()
+  const budget = new InflightBudget(config.maxInflightBytes)
+  const metrics = createMetrics({ bytesInFlight: () => budget.bytes })
 
   const batcher = createBatcher(store, {
     onCommit: (events, ms) => {
@@ -147,6 +149,8 @@ export async function startServer(
     maxLinesPerFrame: config.maxLinesPerFrame,
     maxConnections: config.maxConnections,
     maxFramesInFlight: config.maxFramesInFlight,
+    maxConnectionInflightBytes: config.maxConnectionInflightBytes,
+    budget,
     keepaliveMs: config.keepaliveMs,
   })
   app.server.on('upgrade', upstream.handleUpgrade)

@@ -4,7 +4,7 @@ import type { TelemetryEvent } from '../domain/event.ts'
 import type { Outcome } from '../domain/rules.ts'
 import { createSqliteStore } from '../store/sqlite/sqlite-store.ts'
 import type { Store } from '../store/store.ts'
-import { createBatcher, type BatchTarget } from './batcher.ts'
+import { createBatcher, type BatchTarget, type EventSource } from './batcher.ts'
 
 /** Records what the batcher tells it. */
 class Recorder implements BatchTarget<string> {
@@ -24,6 +24,53 @@ const ev = (robot: string, timestamp: number): TelemetryEvent => ({
   x: timestamp,
   y: 0,
 })
+
+/**
+ * A source of events as a frame is: items are events, or `null` for a
+ * line that is not one; each event's slot is its index among the items.
+ */
+class Lines implements EventSource<number> {
+  readonly target: BatchTarget<number>
+  readonly items: (TelemetryEvent | null)[]
+  next = 0
+  constructor(target: BatchTarget<number>, items: (TelemetryEvent | null)[]) {
+    this.target = target
+    this.items = items
+  }
+  get remaining() {
+    return this.items.length - this.next
+  }
+  read(max: number, push: (event: TelemetryEvent, slot: number) => void) {
+    let pushed = 0
+    for (; this.next < this.items.length && pushed < max; this.next++) {
+      const item = this.items[this.next]
+      if (item === null || item === undefined) continue
+      push(item, this.next)
+      pushed++
+    }
+    return this.next === this.items.length
+  }
+}
+
+/** A source of one event. */
+function one<Slot>(
+  event: TelemetryEvent,
+  target: BatchTarget<Slot>,
+  slot: Slot,
+): EventSource<Slot> {
+  let read = false
+  return {
+    target,
+    get remaining() {
+      return read ? 0 : 1
+    },
+    read(_max, push) {
+      read = true
+      push(event, slot)
+      return true
+    },
+  }
+}
 
 async function memoryStore() {
   const store = createSqliteStore({ path: ':memory:' })
@@ -62,11 +109,11 @@ describe('batcher', () => {
     const batcher = createBatcher(store)
     const a = new Recorder()
     const b = new Recorder()
-    batcher.add(ev('r', 1), a, 'a1')
-    batcher.add(ev('s', 1), b, 'b1')
-    batcher.add(ev('r', 2), a, 'a2')
-    batcher.add(ev('r', 1), a, 'a3')
-    batcher.add(ev('r', 0), a, 'a4')
+    batcher.add(one(ev('r', 1), a, 'a1'))
+    batcher.add(one(ev('s', 1), b, 'b1'))
+    batcher.add(one(ev('r', 2), a, 'a2'))
+    batcher.add(one(ev('r', 1), a, 'a3'))
+    batcher.add(one(ev('r', 0), a, 'a4'))
     assert.equal(batcher.pending, 5)
     await batcher.drain()
     assert.deepStrictEqual(batches, [5])
@@ -87,7 +134,7 @@ describe('batcher', () => {
     const { store, batches } = observed(await memoryStore())
     const batcher = createBatcher(store, { maxBatch: 3 })
     const target = new Recorder()
-    for (let t = 1; t <= 7; t++) batcher.add(ev('r', t), target, `e${t}`)
+    for (let t = 1; t <= 7; t++) batcher.add(one(ev('r', t), target, `e${t}`))
     await batcher.drain()
     assert.deepStrictEqual(batches, [3, 3, 1])
     assert.deepStrictEqual(
@@ -107,10 +154,10 @@ describe('batcher', () => {
     })
     const target = new Recorder()
     failNext(true)
-    batcher.add(ev('r', 1), target, 'lost')
+    batcher.add(one(ev('r', 1), target, 'lost'))
     await batcher.drain()
     failNext(false)
-    batcher.add(ev('r', 1), target, 'again')
+    batcher.add(one(ev('r', 1), target, 'again'))
     await batcher.drain()
     assert.deepStrictEqual(errors, [['disk full', 1]])
     assert.deepStrictEqual(target.settledWith, [
@@ -125,7 +172,7 @@ describe('batcher', () => {
     const batcher = createBatcher(store, { maxBatch: 2 })
     const target = new Recorder()
     failNext(true)
-    for (let t = 0; t < 4; t++) batcher.add(ev('r', t), target, `t${t}`)
+    for (let t = 0; t < 4; t++) batcher.add(one(ev('r', t), target, `t${t}`))
     await batcher.drain()
     failNext(false)
     // Only the first batch reached the store, and nothing of robot r moved
@@ -137,7 +184,8 @@ describe('batcher', () => {
       ['t2', undefined],
       ['t3', undefined],
     ])
-    for (let t = 0; t < 4; t++) batcher.add(ev('r', t), target, `again${t}`)
+    for (let t = 0; t < 4; t++)
+      batcher.add(one(ev('r', t), target, `again${t}`))
     await batcher.drain()
     assert.deepStrictEqual(
       target.settledWith.slice(4).map(([, outcome]) => outcome),
@@ -152,14 +200,83 @@ describe('batcher', () => {
     const target: BatchTarget<number> = {
       settle(slot) {
         // Added while the first batch settles: it must not be lost.
-        if (slot === 1) batcher.add(ev('r', 2), target, 2)
+        if (slot === 1) batcher.add(one(ev('r', 2), target, 2))
       },
       settled() {},
     }
-    batcher.add(ev('r', 1), target, 1)
+    batcher.add(one(ev('r', 1), target, 1))
     await batcher.drain()
     assert.deepStrictEqual(batches, [1, 1])
     assert.equal((await store.getRobot('r'))?.eventCount, 2)
+    await store.close()
+  })
+
+  it('should read a source only one batch ahead of the commit', async () => {
+    const { store, batches } = observed(await memoryStore())
+    const batcher = createBatcher(store, { maxBatch: 3 })
+    const target = new Recorder()
+    const frame = new Lines(
+      target as unknown as BatchTarget<number>,
+      Array.from({ length: 10 }, (_, t) => ev('r', t + 1)),
+    )
+    batcher.add(frame)
+    // The first batch is read at once; the rest waits as lines.
+    assert.equal(frame.remaining, 7)
+    assert.equal(batcher.pending, 10)
+    await batcher.drain()
+    assert.deepStrictEqual(batches, [3, 3, 3, 1])
+    assert.deepStrictEqual(
+      target.settledWith.map(([slot, outcome]) => [slot, outcome]),
+      Array.from({ length: 10 }, (_, i) => [i, 'ok']),
+    )
+    assert.equal(batcher.pending, 0)
+    await store.close()
+  })
+
+  it('should skip the lines that are not events and tell a target whose source had none', async () => {
+    const { store, batches } = observed(await memoryStore())
+    const batcher = createBatcher(store, { maxBatch: 2 })
+    const target = new Recorder()
+    const empty = new Recorder()
+    const frame = new Lines(target as unknown as BatchTarget<number>, [
+      null,
+      ev('r', 1),
+      null,
+      ev('r', 2),
+      ev('r', 3),
+      null,
+    ])
+    batcher.add(frame)
+    batcher.add(new Lines(empty as unknown as BatchTarget<number>, [null]))
+    await batcher.drain()
+    assert.deepStrictEqual(batches, [2, 1])
+    assert.deepStrictEqual(
+      target.settledWith.map(([slot]) => slot),
+      [1, 3, 4],
+    )
+    // Read to its end with no event: told once, with nothing to settle.
+    assert.deepStrictEqual(empty.settledWith, [])
+    assert.equal(empty.settledCalls, 1)
+    await store.close()
+  })
+
+  it('should fail the lines not yet read behind a failed commit', async () => {
+    const { store, batches, failNext } = observed(await memoryStore())
+    const batcher = createBatcher(store, { maxBatch: 2 })
+    const target = new Recorder()
+    failNext(true)
+    batcher.add(
+      new Lines(
+        target as unknown as BatchTarget<number>,
+        Array.from({ length: 7 }, (_, t) => ev('r', t + 1)),
+      ),
+    )
+    await batcher.drain()
+    failNext(false)
+    assert.deepStrictEqual(batches, [2])
+    assert.equal(target.settledWith.length, 7)
+    assert.ok(target.settledWith.every(([, outcome]) => outcome === undefined))
+    assert.equal(batcher.pending, 0)
     await store.close()
   })
 

@@ -6,6 +6,11 @@
  * event (`setImmediate`), so every frame read in one I/O phase shares a
  * commit and no timer adds latency. While a commit is in flight the next
  * batch fills up; under load batches grow by themselves.
+ *
+ * Frames wait in the queue as they came, their lines unparsed: a line
+ * becomes an event object only when the next batch is built (at most
+ * `maxBatch` of them ahead of the commit in flight). A deep queue then
+ * holds a frame's bytes and little more, and costs nothing per commit.
  */
 import type { TelemetryEvent } from '../domain/event.ts'
 import type { Outcome } from '../domain/rules.ts'
@@ -39,11 +44,34 @@ export interface BatcherOptions {
   readonly onCommit?: (events: number, ms: number) => void
 }
 
+/**
+ * Lines waiting for a batch, such as one frame: read in order, a few at a
+ * time, only when a batch is built.
+ */
+export interface EventSource<Slot = unknown> {
+  /** Told of the outcomes of this source's events. */
+  readonly target: BatchTarget<Slot>
+  /** Lines not read yet: at most this many events are left. */
+  readonly remaining: number
+  /**
+   * Reads lines until `max` events were pushed or no line is left, and
+   * says whether none is left.
+   */
+  read(max: number, push: (event: TelemetryEvent, slot: Slot) => void): boolean
+}
+
 /** Collects events from every connection and commits them in batches. */
 export interface Batcher {
-  /** Queues one event; `target.settle(slot, …)` is called after its commit. */
-  add<Slot>(event: TelemetryEvent, target: BatchTarget<Slot>, slot: Slot): void
-  /** Events queued and not yet committed, including those in flight. */
+  /**
+   * Queues a source's events; `target.settle(slot, …)` is called for each
+   * after its commit. Once the source is read to its end, the target is
+   * also told `settled()` when that last read found no event.
+   */
+  add(source: EventSource): void
+  /**
+   * Events read and not yet committed, including those in flight, and
+   * lines not read yet.
+   */
   readonly pending: number
   /** Resolves once every queued event has been committed and settled. */
   drain(): Promise<void>
@@ -54,13 +82,19 @@ export interface Batcher {
  *
  * @example
  * const batcher = createBatcher(store, { maxBatch: 10_000 })
- * batcher.add(event, frame, 0)
+ * batcher.add(frame) // frame: an EventSource
  */
 export function createBatcher(
   store: Store,
   options: BatcherOptions = {},
 ): Batcher {
   const maxBatch = options.maxBatch ?? 10_000
+  /** Sources not read to their end, oldest first, from `head`. */
+  let sources: EventSource[] = []
+  let head = 0
+  /** Lines of `sources` not read yet. */
+  let unread = 0
+  /** The next batch, read ahead while the commit before it is in flight. */
   let events: TelemetryEvent[] = []
   let targets: BatchTarget[] = []
   let slots: unknown[] = []
@@ -69,27 +103,52 @@ export function createBatcher(
   let idle: (() => void)[] = []
 
   function schedule() {
-    if (scheduled || inFlight > 0) return
+    if (scheduled || inFlight > 0 || events.length === 0) return
     scheduled = true
     setImmediate(flush)
   }
 
+  /** Reads sources into the next batch until it holds `max` events. */
+  function read(max: number) {
+    let target: BatchTarget | undefined
+    const push = (event: TelemetryEvent, slot: unknown) => {
+      events.push(event)
+      targets.push(target!)
+      slots.push(slot)
+    }
+    while (events.length < max && head < sources.length) {
+      const source = sources[head]!
+      target = source.target
+      const before = events.length
+      const remaining = source.remaining
+      const done = source.read(max - events.length, push)
+      unread -= remaining - source.remaining
+      if (!done) break
+      sources[head++] = undefined as unknown as EventSource
+      // Its frame may be answered already: its other events settled.
+      if (events.length === before) target.settled()
+    }
+    if (head === sources.length) {
+      sources = []
+      head = 0
+    } else if (head > 1024 && head > sources.length / 2) {
+      sources = sources.slice(head)
+      head = 0
+    }
+  }
+
   async function flush() {
     scheduled = false
-    const n = Math.min(events.length, maxBatch)
     const batch = events
     const batchTargets = targets
     const batchSlots = slots
-    if (n === events.length) {
-      events = []
-      targets = []
-      slots = []
-    } else {
-      events = batch.splice(n)
-      targets = batchTargets.splice(n)
-      slots = batchSlots.splice(n)
-    }
+    const n = batch.length
+    events = []
+    targets = []
+    slots = []
     inFlight = n
+    // The next batch is read while this one commits.
+    read(maxBatch)
 
     let outcomes: Outcome[] | undefined
     const started = performance.now()
@@ -102,37 +161,34 @@ export function createBatcher(
     inFlight = 0
 
     const touched = new Set<BatchTarget>()
-    const settleAll = (
-      eventTargets: BatchTarget[],
-      eventSlots: unknown[],
-      count: number,
-    ) => {
-      for (let i = 0; i < count; i++) {
+    const settleAll = (eventTargets: BatchTarget[], eventSlots: unknown[]) => {
+      for (let i = 0; i < eventTargets.length; i++) {
         const target = eventTargets[i]!
         target.settle(eventSlots[i]!, outcomes?.[i])
         touched.add(target)
       }
     }
-    settleAll(batchTargets, batchSlots, n)
-    if (outcomes === undefined && events.length > 0) {
+    settleAll(batchTargets, batchSlots)
+    if (outcomes === undefined && (events.length > 0 || unread > 0)) {
       // Everything queued behind a failed commit fails with it. Committing
       // it would move robots past the failed events, and their resends
       // would then be stale instead of stored.
+      read(Infinity)
       const failedTargets = targets
       const failedSlots = slots
-      const failed = events.length
       events = []
       targets = []
       slots = []
       options.onCommitError?.(
         new Error('queued behind a failed commit'),
-        failed,
+        failedTargets.length,
         true,
       )
-      settleAll(failedTargets, failedSlots, failed)
+      settleAll(failedTargets, failedSlots)
     }
     for (const target of touched) target.settled()
 
+    read(maxBatch)
     if (events.length > 0) {
       schedule()
     } else {
@@ -143,17 +199,19 @@ export function createBatcher(
   }
 
   return {
-    add(event, target, slot) {
-      events.push(event)
-      targets.push(target as BatchTarget)
-      slots.push(slot)
+    add(source) {
+      sources.push(source)
+      unread += source.remaining
+      read(maxBatch)
       schedule()
     },
     get pending() {
-      return events.length + inFlight
+      return events.length + inFlight + unread
     },
     drain() {
-      if (events.length === 0 && inFlight === 0) return Promise.resolve()
+      if (events.length === 0 && inFlight === 0 && unread === 0) {
+        return Promise.resolve()
+      }
       return new Promise((resolve) => idle.push(resolve))
     },
   }

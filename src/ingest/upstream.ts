@@ -8,16 +8,26 @@ import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 import { WebSocketServer, type RawData, type WebSocket } from 'ws'
-import { isMalformed, parseEventLine } from '../domain/event.ts'
+import {
+  isMalformed,
+  parseEventLine,
+  type TelemetryEvent,
+} from '../domain/event.ts'
 import type { Outcome } from '../domain/rules.ts'
 import { rawHttpError, TelemetryError, type ErrorCode } from '../errors.ts'
-import type { Metrics } from '../metrics.ts'
-import type { Batcher, BatchTarget } from './batcher.ts'
+import type { Increment, Metrics, PauseReason } from '../metrics.ts'
+import type { Batcher, BatchTarget, EventSource } from './batcher.ts'
+import {
+  LINE_COST_BYTES,
+  type BudgetMember,
+  type InflightBudget,
+} from './budget.ts'
 import {
   BINARY_FRAME_REPLY,
   OUTCOME_REPLIES,
   errorReply,
   splitFrame,
+  type UnreadableLine,
 } from './frame.ts'
 
 /** The path of the ingest endpoint. */
@@ -36,6 +46,10 @@ export interface UpstreamOptions {
   readonly maxConnections: number
   /** Unanswered frames of a connection before it is no longer read. */
   readonly maxFramesInFlight: number
+  /** Bytes a connection holds (budget.ts) before it is no longer read. */
+  readonly maxConnectionInflightBytes: number
+  /** The server-wide budget every connection holds its bytes against. */
+  readonly budget: InflightBudget
   /** Ping period; a connection that missed the previous pong is closed. 0: never. */
   readonly keepaliveMs: number
 }
@@ -80,6 +94,7 @@ export function createUpstream(options: UpstreamOptions): Upstream {
     maxFrameBytes: options.maxFrameBytes,
     maxLinesPerFrame: options.maxLinesPerFrame,
     maxFramesInFlight: options.maxFramesInFlight,
+    maxConnectionInflightBytes: options.maxConnectionInflightBytes,
   }
   const keepalive =
     options.keepaliveMs > 0
@@ -135,6 +150,7 @@ export function createUpstream(options: UpstreamOptions): Upstream {
         ws,
         socket,
         batcher,
+        options.budget,
         limits,
         log,
         metrics,
@@ -159,6 +175,7 @@ export function createUpstream(options: UpstreamOptions): Upstream {
         }
       })
       ws.on('close', (code) => {
+        connection.gone()
         open.delete(connection)
         metrics.connectionsOpen.dec()
         // The code this server closed with, when it did: after an oversized
@@ -198,27 +215,101 @@ function refuse(socket: Duplex, code: ErrorCode, message: string) {
 
 // --- one connection ---
 
-/** A received frame waiting for the commit of its events. */
-interface PendingFrame {
+/**
+ * A received frame waiting for the commit of its events. Its lines are
+ * parsed when the batcher reads them (batcher.ts), not when it arrives.
+ */
+class PendingFrame implements EventSource<PendingFrame> {
+  readonly target: UpstreamConnection
+  /** The lines, until all are read. */
+  #lines: (string | UnreadableLine)[]
+  /** The next line to read. */
+  #next = 0
   /** One reply per input line; event lines are filled after the commit. */
   readonly replies: string[]
-  /** Indexes of the lines that are events, in order. */
-  readonly eventLines: number[]
+  /** Indexes of the lines that are events, in order, as they are read. */
+  readonly eventLines: number[] = []
   /** How many of `eventLines` have been settled. */
-  settledCount: number
+  settledCount = 0
   /** `performance.now()` when the frame arrived. */
   readonly receivedAt: number
+  /** What it holds of the budget until it is answered (budget.ts). */
+  readonly cost: number
+  readonly #malformed: Increment
+
+  constructor(
+    target: UpstreamConnection,
+    lines: (string | UnreadableLine)[],
+    receivedAt: number,
+    cost: number,
+    malformed: Increment,
+  ) {
+    this.target = target
+    this.#lines = lines
+    this.replies = new Array(lines.length)
+    this.receivedAt = receivedAt
+    this.cost = cost
+    this.#malformed = malformed
+  }
+
+  /** A frame answered at once, without being read. */
+  static answered(
+    target: UpstreamConnection,
+    reply: string,
+    receivedAt: number,
+  ): PendingFrame {
+    const frame = new PendingFrame(target, [], receivedAt, 0, {
+      inc() {},
+    })
+    frame.replies.push(reply)
+    return frame
+  }
+
+  get remaining(): number {
+    return this.#lines.length - this.#next
+  }
+
+  /** Every line read, and every event among them settled. */
+  get answered(): boolean {
+    return this.remaining === 0 && this.settledCount === this.eventLines.length
+  }
+
+  read(
+    max: number,
+    push: (event: TelemetryEvent, slot: PendingFrame) => void,
+  ): boolean {
+    const lines = this.#lines
+    let pushed = 0
+    let malformed = 0
+    let i = this.#next
+    for (; i < lines.length && pushed < max; i++) {
+      const line = lines[i]!
+      if (typeof line !== 'string') {
+        this.replies[i] = line.reply
+        malformed++
+        continue
+      }
+      const parsed = parseEventLine(line)
+      if (isMalformed(parsed)) {
+        this.replies[i] = errorReply('MALFORMED', parsed.error)
+        malformed++
+        continue
+      }
+      this.eventLines.push(i)
+      push(parsed, this)
+      pushed++
+    }
+    this.#next = i
+    if (malformed > 0) this.#malformed.inc(malformed)
+    if (i < lines.length) return false
+    // Read to its end: the lines are no longer needed.
+    this.#lines = []
+    this.#next = 0
+    return true
+  }
 }
 
 const UNAVAILABLE_REPLY = errorReply('UNAVAILABLE')
-
-/**
- * Backpressure: a connection stops being read while this many of its frames
- * are unanswered, or this many bytes of replies wait to be sent (a client
- * that does not read its replies). Memory per connection stays bounded, and
- * what a client sends meanwhile waits in its own socket buffers.
- */
-export const MAX_BUFFERED_REPLY_BYTES = 8 * 1024 * 1024
 
 /** The code of ws's error for a frame over `maxPayload`. */
 const FRAME_TOO_LARGE = 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH'
@@ -228,9 +319,17 @@ interface ConnectionLimits {
   readonly maxFrameBytes: number
   readonly maxLinesPerFrame: number
   readonly maxFramesInFlight: number
+  readonly maxConnectionInflightBytes: number
 }
 
-class UpstreamConnection implements BatchTarget<PendingFrame> {
+/**
+ * Backpressure: a connection stops being read while it is over its own
+ * limits (unanswered frames, or bytes held: its unanswered frames and its
+ * replies not yet written, as from a client that does not read them), or
+ * while the server is over its budget and the connection holds at least its
+ * share (budget.ts). What a client sends meanwhile waits in its socket.
+ */
+class UpstreamConnection implements BatchTarget<PendingFrame>, BudgetMember {
   readonly #ws: WebSocket
   readonly #socket: Duplex
   readonly #batcher: Batcher
@@ -239,8 +338,13 @@ class UpstreamConnection implements BatchTarget<PendingFrame> {
   #closing = false
   /** Shutdown stopped reading for good. */
   #stopped = false
-  /** Reading is paused by backpressure. */
-  #throttled = false
+  /** Why reading is paused by backpressure, and since when. */
+  #paused: { reason: PauseReason; since: number } | undefined
+  readonly #budget: InflightBudget
+  /** Bytes held against the budget: unanswered frames and unsent replies. */
+  #held = 0
+  /** Of those, replies handed to the socket and not yet written out. */
+  #unsent = 0
   /** Set when a frame broke a limit: close with it once the rest is answered. */
   #closeWhenAnswered: { code: number; reason: string } | undefined
   /** Whether the peer showed life since the last ping. */
@@ -256,6 +360,7 @@ class UpstreamConnection implements BatchTarget<PendingFrame> {
     ws: WebSocket,
     socket: Duplex,
     batcher: Batcher,
+    budget: InflightBudget,
     limits: ConnectionLimits,
     log: Logger,
     metrics: Metrics,
@@ -264,9 +369,10 @@ class UpstreamConnection implements BatchTarget<PendingFrame> {
     this.#ws = ws
     this.#socket = socket
     this.#batcher = batcher
+    this.#budget = budget
     this.#limits = limits
     this.#log = log
-    socket.on('drain', () => this.#applyBackpressure())
+    budget.join(this)
     ws.on('pong', () => (this.#alive = true))
     this.#answerBeforeOversizeClose()
   }
@@ -313,21 +419,71 @@ class UpstreamConnection implements BatchTarget<PendingFrame> {
     this.#ws.ping()
   }
 
-  /** Pauses reading over the limits, resumes once under half of them. */
+  reconsider() {
+    this.#applyBackpressure()
+  }
+
+  /**
+   * Pauses reading over the limits; resumes once under half of the
+   * connection's own limits and, while the server is over its budget,
+   * under half of its share.
+   */
   #applyBackpressure() {
     if (this.#stopped) return
     const frames = this.#queue.length
-    const bytes = this.#ws.bufferedAmount
-    const maxFrames = this.#limits.maxFramesInFlight
-    if (!this.#throttled) {
-      if (frames >= maxFrames || bytes >= MAX_BUFFERED_REPLY_BYTES) {
-        this.#throttled = true
-        this.#ws.pause()
-      }
-    } else if (frames < maxFrames / 2 && bytes < MAX_BUFFERED_REPLY_BYTES / 2) {
-      this.#throttled = false
+    const held = this.#held
+    const { maxFramesInFlight, maxConnectionInflightBytes } = this.#limits
+    const budget = this.#budget
+    if (this.#paused === undefined) {
+      const reason: PauseReason | undefined =
+        frames >= maxFramesInFlight || held >= maxConnectionInflightBytes
+          ? 'connection'
+          : budget.over && (held >= budget.share || budget.full)
+            ? 'server'
+            : undefined
+      if (reason === undefined) return
+      this.#paused = { reason, since: performance.now() }
+      this.#ws.pause()
+    } else if (
+      frames < maxFramesInFlight / 2 &&
+      held < maxConnectionInflightBytes / 2 &&
+      (!budget.over || (held < budget.share / 2 && !budget.full))
+    ) {
+      this.#countPause()
       this.#ws.resume()
     }
+  }
+
+  /** Ends a pause, adding its time to the metrics. */
+  #countPause() {
+    const paused = this.#paused
+    if (paused === undefined) return
+    this.#paused = undefined
+    this.#metrics.pausedSeconds[paused.reason].inc(
+      (performance.now() - paused.since) / 1000,
+    )
+  }
+
+  #hold(bytes: number) {
+    this.#held += bytes
+    this.#budget.hold(bytes)
+  }
+
+  #release(bytes: number) {
+    this.#held -= bytes
+    this.#budget.release(bytes)
+  }
+
+  /**
+   * The connection has closed: what its socket never wrote is let go of,
+   * and it leaves the budget. Its unanswered frames still let go of theirs
+   * as they are answered.
+   */
+  gone() {
+    this.#release(this.#unsent)
+    this.#unsent = 0
+    this.#countPause()
+    this.#budget.leave(this)
   }
 
   receive(data: RawData, isBinary: boolean) {
@@ -341,12 +497,9 @@ class UpstreamConnection implements BatchTarget<PendingFrame> {
     if (isBinary) {
       metrics.linesReceived.inc()
       metrics.replies.malformed.inc()
-      this.#queue.push({
-        replies: [BINARY_FRAME_REPLY],
-        eventLines: [],
-        settledCount: 0,
-        receivedAt,
-      })
+      this.#queue.push(
+        PendingFrame.answered(this, BINARY_FRAME_REPLY, receivedAt),
+      )
       this.settled()
       this.#applyBackpressure()
       return
@@ -369,30 +522,16 @@ class UpstreamConnection implements BatchTarget<PendingFrame> {
     }
     // Counted once the frame is taken: a frame over a limit is not read.
     metrics.linesReceived.inc(lines.length)
-    const frame: PendingFrame = {
-      replies: new Array(lines.length),
-      eventLines: [],
-      settledCount: 0,
+    const frame = new PendingFrame(
+      this,
+      lines,
       receivedAt,
-    }
+      (data as Buffer).length + lines.length * LINE_COST_BYTES,
+      metrics.replies.malformed,
+    )
     this.#queue.push(frame)
-    for (let i = 0; i < lines.length; i++) {
-      const line = lines[i]!
-      if (typeof line !== 'string') {
-        frame.replies[i] = line.reply
-        continue
-      }
-      const parsed = parseEventLine(line)
-      if (isMalformed(parsed)) {
-        frame.replies[i] = errorReply('MALFORMED', parsed.error)
-        continue
-      }
-      frame.eventLines.push(i)
-      this.#batcher.add(parsed, this, frame)
-    }
-    const malformed = lines.length - frame.eventLines.length
-    if (malformed > 0) metrics.replies.malformed.inc(malformed)
-    if (frame.eventLines.length === 0) this.settled()
+    this.#hold(frame.cost)
+    this.#batcher.add(frame)
     this.#applyBackpressure()
   }
 
@@ -406,8 +545,7 @@ class UpstreamConnection implements BatchTarget<PendingFrame> {
   /** Sends every answered frame at the head of the queue, in one write. */
   settled() {
     const queue = this.#queue
-    const ready = (f: PendingFrame | undefined) =>
-      f !== undefined && f.settledCount === f.eventLines.length
+    const ready = (f: PendingFrame | undefined) => f !== undefined && f.answered
     if (!ready(queue[0])) return
     const open = this.#ws.readyState === this.#ws.OPEN
     if (open) this.#socket.cork()
@@ -415,12 +553,27 @@ class UpstreamConnection implements BatchTarget<PendingFrame> {
     const ack = this.#metrics.ackSeconds
     while (ready(queue[0])) {
       const frame = queue.shift()!
-      if (open) this.#ws.send(frame.replies.join('\n'))
+      this.#release(frame.cost)
+      if (open) this.#send(frame.replies.join('\n'))
       ack.observe((now - frame.receivedAt) / 1000)
     }
     if (open) this.#socket.uncork()
     this.#applyBackpressure()
     this.#closeIfAnswered()
+  }
+
+  /** Sends a reply, held against the budget until the socket wrote it. */
+  #send(reply: string) {
+    const bytes = reply.length
+    this.#unsent += bytes
+    this.#hold(bytes)
+    this.#ws.send(reply, () => {
+      // After gone(), every unsent byte was let go of already.
+      if (this.#unsent === 0) return
+      this.#unsent -= bytes
+      this.#release(bytes)
+      this.#applyBackpressure()
+    })
   }
 
   #closeIfAnswered() {
