@@ -53,19 +53,34 @@ export interface Metrics {
   readonly ackSeconds: Histogram
 }
 
+/** What {@link createMetrics} asks the store at each scrape. */
+export interface MetricsOptions {
+  /** Robots the store holds in memory (Store.robotsInMemory); 0 when absent. */
+  readonly robotsInMemory?: () => Promise<number>
+}
+
 /**
  * Creates a registry with the server's metrics and Node's default ones
  * (CPU, memory, event loop lag, GC).
  *
  * @example
- * const metrics = createMetrics()
+ * const metrics = createMetrics({ robotsInMemory: () => store.robotsInMemory() })
  * metrics.replies.ok.inc()
  * console.log(await metrics.registry.metrics())
  */
-export function createMetrics(): Metrics {
+export function createMetrics(options: MetricsOptions = {}): Metrics {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
   const registers = [registry]
+  const { robotsInMemory } = options
+  new Gauge({
+    name: 'telemetry_store_robots_in_memory',
+    help: 'Robots the store holds in memory: SQLite loads a robot when a batch or a read first names it, none at a clean start.',
+    registers,
+    async collect() {
+      this.set(robotsInMemory === undefined ? 0 : await robotsInMemory())
+    },
+  })
   const replies = new Counter({
     name: 'telemetry_replies_total',
     help: 'Replies to ingest lines, by kind; reply="ok" counts the events stored.',

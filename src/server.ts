@@ -127,7 +127,9 @@ export async function startServer(
       ),
     )
   })
-  const metrics = createMetrics()
+  const metrics = createMetrics({
+    robotsInMemory: store.robotsInMemory?.bind(store),
+  })
 
   const batcher = createBatcher(store, {
     onCommit: (events, ms) => {

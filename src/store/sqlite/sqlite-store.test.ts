@@ -152,6 +152,7 @@ describe('sqlite store', () => {
 
     assert.equal((await store.getRobot('r'))?.eventCount, 1)
     assert.equal(await store.getRobot('other'), undefined)
+    assert.equal(await store.countRobots(), 1, 'the failed commit took no id')
     // The state in memory did not move: the same events are new again.
     assert.deepStrictEqual(
       await store.append([
@@ -161,6 +162,7 @@ describe('sqlite store', () => {
       ['ok', 'ok'],
     )
     assert.equal(await store.odometer('r'), 1)
+    assert.equal(await store.countRobots(), 2)
     await store.close()
   })
 
