@@ -129,7 +129,10 @@ export async function startServer(
     )
   })
   const budget = new InflightBudget(config.maxInflightBytes)
-  const metrics = createMetrics({ bytesInFlight: () => budget.bytes })
+  const metrics = createMetrics({
+    bytesInFlight: () => budget.bytes,
+    robotsInMemory: store.robotsInMemory?.bind(store),
+  })
 
   const batcher = createBatcher(store, {
     onCommit: (events, ms) => {

@@ -20,6 +20,7 @@ import {
   DEFAULT_RESPONSE,
   EVENTS_QUERY,
   LINK_HEADER,
+  TOTAL_COUNT_HEADER,
   ODOMETER_QUERY,
   ROBOT_PARAMS,
   ROBOTS_QUERY,
@@ -214,7 +215,7 @@ export async function registerApi(app: FastifyInstance, options: ApiOptions) {
               type: 'array',
               items: { $ref: 'Robot#' },
             }),
-            headers: LINK_HEADER,
+            headers: { ...LINK_HEADER, ...TOTAL_COUNT_HEADER },
           },
           400: errorResponse(
             400,
@@ -228,10 +229,14 @@ export async function registerApi(app: FastifyInstance, options: ApiOptions) {
     },
     async (request, reply) => {
       const { limit, after } = parseRobotsQuery(request.query)
-      const robots = await store.listRobots({
-        after,
-        limit: limit === undefined ? undefined : limit + 1,
-      })
+      const [robots, total] = await Promise.all([
+        store.listRobots({
+          after,
+          limit: limit === undefined ? undefined : limit + 1,
+        }),
+        store.countRobots(),
+      ])
+      reply.header('X-Total-Count', String(total))
       if (limit !== undefined && robots.length > limit) {
         robots.length = limit
         reply.header('Link', nextLink(request.url, robots[limit - 1]!.name))

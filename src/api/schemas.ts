@@ -185,6 +185,17 @@ export const LINK_HEADER = {
   },
 } as const
 
+/** The `X-Total-Count` header of `GET /api/robots`. */
+export const TOTAL_COUNT_HEADER = {
+  // A header is text: a decimal integer, as the pattern says.
+  'X-Total-Count': {
+    type: 'string',
+    pattern: '^(0|[1-9][0-9]*)$',
+    description:
+      'How many robots have a stored event, on every page: counted without reading them (Store.countRobots).',
+  },
+} as const
+
 // --- requests ---
 
 /**

@@ -91,6 +91,7 @@ function observed(store: Store) {
       return store.append(events)
     },
     listRobots: (options) => store.listRobots(options),
+    countRobots: () => store.countRobots(),
     getRobot: (name) => store.getRobot(name),
     readEvents: (name, options) => store.readEvents(name, options),
     odometer: (name, range) => store.odometer(name, range),

@@ -282,6 +282,30 @@ export function storeTests(
       }
     })
 
+    it('should count the robots with a stored event, and only those', async () => {
+      const s = await makeStore()
+      await s.init()
+      try {
+        assert.equal(await s.countRobots(), 0)
+        await s.append([ev('one', 1, 0, 0), ev('two', 1, 0, 0)])
+        assert.equal(await s.countRobots(), 2)
+        // A robot's later, repeated, stale or conflicting events are no
+        // new robot; a robot first seen in a batch is one, once.
+        await s.append([
+          ev('one', 2, 1, 1),
+          ev('one', 2, 1, 1),
+          ev('two', 0, 0, 0),
+          ev('two', 1, 5, 5),
+          ev('three', 1, 0, 0),
+          ev('three', 2, 0, 0),
+        ])
+        assert.equal(await s.countRobots(), 3)
+        assert.equal((await s.listRobots()).length, 3)
+      } finally {
+        await s.close()
+      }
+    })
+
     it('should report nothing for a robot without events', async () => {
       assert.equal(await store.getRobot('ghost'), undefined)
       assert.equal(await store.odometer('ghost', { start: 0, end: 10 }), 0)
@@ -380,6 +404,11 @@ function modelTests(
           for (const model of models.values()) {
             await checkRobot(store, model, random)
           }
+          assert.equal(
+            await store.countRobots(),
+            [...models.values()].filter((m) => m.latest !== undefined).length,
+            'countRobots',
+          )
         } finally {
           await store.close()
         }

@@ -87,6 +87,8 @@ export interface Store {
   append(events: readonly TelemetryEvent[]): Promise<Outcome[]>
   /** Robots sorted by name (code point order). */
   listRobots(options?: ListRobotsOptions): Promise<Robot[]>
+  /** How many robots have a stored event; cheap (no scan), for `X-Total-Count`. */
+  countRobots(): Promise<number>
   /** One robot, or `undefined` when it has no stored event. */
   getRobot(name: string): Promise<Robot | undefined>
   /** A robot's events in the range by ascending timestamp, in non-empty pages. */
@@ -99,6 +101,12 @@ export interface Store {
    * range; 0 with fewer than two. Costs two index look-ups.
    */
   odometer(name: string, range?: TimeRange): Promise<number>
+  /**
+   * How many robots the backend holds in memory now (SQLite loads a robot
+   * when a batch or a read first names it); absent where it holds none
+   * (PostgreSQL). Served as `telemetry_store_robots_in_memory`.
+   */
+  robotsInMemory?(): Promise<number>
   /** Finishes pending work and releases the store; idempotent. */
   close(): Promise<void>
 }

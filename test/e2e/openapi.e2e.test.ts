@@ -63,7 +63,7 @@ interface Answer {
 }
 
 /** Headers the API sets itself, which the document must describe. */
-const API_HEADERS = ['Link']
+const API_HEADERS = ['Link', 'X-Total-Count']
 
 /** A JSON pointer (RFC 6901) to the document node at `tokens`. */
 function pointer(tokens: readonly string[]): string {
@@ -323,8 +323,10 @@ describe('the OpenAPI document and the answers it describes', () => {
       status: 'ok',
     })
     assert.match((await call('/metrics')).text, /^telemetry_replies_total/m)
-    const robots = JSON.parse((await call('/api/robots')).text) as Body[]
+    const all = await call('/api/robots')
+    const robots = JSON.parse(all.text) as Body[]
     assert.equal(robots.length, 11)
+    assert.equal(all.headers.get('x-total-count'), '11')
     const bender = JSON.parse((await call('/api/robots/Bender')).text) as Body
     assert.equal(bender.odometer, 9)
     const odometer = await call('/api/robots/Bender/odometer?start_time=2')
@@ -344,6 +346,7 @@ describe('the OpenAPI document and the answers it describes', () => {
       robotsPage.headers.get('link'),
       '</api/robots?limit=2&after=Far>; rel="next"',
     )
+    assert.equal(robotsPage.headers.get('x-total-count'), '11')
   })
 
   test('answers an infinite odometer as null, which the document allows', async () => {

@@ -41,4 +41,15 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   // stay on its page (HOT: the name, the only indexed column, never
   // changes), so updates write no index entries and leave less to vacuum.
   `ALTER TABLE robots SET (fillfactor = 50);`,
+  // 3: the number of robots with a stored event, kept by every batch that
+  // stores a robot's first event, so that counting them reads one row:
+  // `count(*)` on 1,000,000 robots took 130-260 ms (issue 10).
+  `
+  CREATE TABLE robot_count (
+    one    boolean PRIMARY KEY DEFAULT true CHECK (one),
+    robots bigint NOT NULL
+  );
+  INSERT INTO robot_count (robots)
+    SELECT count(*) FROM robots WHERE event_count > 0;
+  `,
 ]

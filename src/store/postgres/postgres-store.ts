@@ -14,7 +14,8 @@
  *    event against the locked state;
  * 4. the accepted events are inserted with their running odometers, and the
  *    robots' rows updated, each in one statement from arrays (`unnest`),
- *    both sent at once.
+ *    both sent at once; so is the increment of `robot_count` by the robots
+ *    that got their first event.
  * The primary key (robot, ts) would refuse a second copy of an event even if
  * the rules were wrong. A deadlock or serialization failure between
  * processes is retried.
@@ -278,7 +279,16 @@ class PostgresStore implements Store {
         AS u(name, first_ts, last_ts, last_x, last_y, odometer, odometer_carry,
              event_count)
       WHERE r.name = u.name`
-    await Promise.all([inserted, updated])
+    // Robots that had no event before this batch: the count moves with
+    // them, in the same transaction. The row is locked after every robot
+    // row, in every transaction, so it adds no deadlock; it serializes only
+    // batches that store new robots, until their commit.
+    const added = changed.filter((c) => stateAt(c.robot) === undefined).length
+    const counted =
+      added === 0
+        ? undefined
+        : sql`UPDATE robot_count SET robots = robots + ${added}`
+    await Promise.all([inserted, updated, counted])
     return outcomes
   }
 
@@ -293,6 +303,14 @@ class PostgresStore implements Store {
       ORDER BY name
       ${options.limit === undefined ? sql`` : sql`LIMIT ${options.limit}`}`
     return rows.map(toRobot)
+  }
+
+  async countRobots(): Promise<number> {
+    // A counter kept by the batches (migration 3), not `count(*)`, which
+    // scans every row: 130-260 ms on 1,000,000 robots.
+    const [row] = await this.#sql<{ robots: number }[]>`
+      SELECT robots FROM robot_count`
+    return row?.robots ?? 0
   }
 
   async getRobot(name: string): Promise<Robot | undefined> {

@@ -1,63 +1,113 @@
 /**
- * Start-up of the SQLite store: rebuilds the fleet in memory from the
- * robots, the blocks and the log. Two index look-ups a robot (its first and
- * its last block) and one pass over the log, which holds only the events
- * not yet packed into blocks.
+ * Loading robots into the SQLite store's memory: one robot when a batch or
+ * a read first names it (its `robots` row by the unique index on the name,
+ * then its first and last block: three index look-ups, a few µs on the
+ * store thread), and at start only the robots of the log, replayed.
+ *
+ * A robot that is not in memory has every event in its blocks: the log's
+ * robots are loaded at start, and a loaded robot stays loaded. So a start
+ * reads no robot beyond the log's, and after a clean close (which packs
+ * every tail, sqlite-maintenance.ts) the log is empty and a start reads none.
  */
 import { decide } from '../../domain/rules.ts'
-import type { Fleet, SqliteRobot } from './sqlite-fleet.ts'
+import type { Fleet } from './sqlite-fleet.ts'
 import type { BlockRow, LogRow, RobotRow, Statements } from './sqlite-sql.ts'
 
-/** Fills an empty fleet from the database. */
-export function loadFleet(sql: Statements, fleet: Fleet): void {
-  const rows = new Map<number, RobotRow>()
-  const byId = new Map<number, SqliteRobot>()
-  for (const row of sql.allRobots.all() as RobotRow[]) {
-    rows.set(row.id, row)
-    if (row.id >= fleet.nextRobotId) fleet.nextRobotId = row.id + 1
-  }
+/**
+ * The slot of robot `name`, loaded from the database when it is not in
+ * memory; `undefined` when the store has no event of it.
+ */
+export function loadRobot(
+  sql: Statements,
+  fleet: Fleet,
+  name: string,
+): number | undefined {
+  const slot = fleet.slotOf(name)
+  if (slot !== undefined) return slot
+  const row = sql.robotByName.get(name) as RobotRow | undefined
+  return row === undefined ? undefined : loadRow(sql, fleet, row)
+}
+
+/** Adds a robot whose every event is in its blocks; its slot. */
+function loadRow(
+  sql: Statements,
+  fleet: Fleet,
+  row: RobotRow,
+): number | undefined {
   // The last block also knows how many events came before it.
-  for (const row of rows.values()) {
-    const last = sql.lastBlock.get(row.id) as BlockRow | undefined
-    if (last === undefined) continue
-    const firstTs = sql.firstBlockTs.pluck().get(row.id) as number
-    const robot = fleet.addRobot(
-      row.id,
-      row.name,
-      {
-        firstTimestamp: firstTs,
-        lastTimestamp: last.last_ts,
-        lastX: last.last_x,
-        lastY: last.last_y,
-        odometer: last.end_odo,
-        odometerCarry: last.end_odo_carry,
-        eventCount: last.events_before + last.count,
-      },
-      row.created_ms,
-    )
-    robot.sealedLastTs = last.last_ts
-    robot.updatedMs = last.committed_ms
-    byId.set(row.id, robot)
-  }
+  const last = sql.lastBlock.get(row.id) as BlockRow | undefined
+  // Only a start replaying the log meets a robot with no block yet.
+  if (last === undefined) return undefined
+  const firstTs = sql.firstBlockTs.pluck().get(row.id) as number
+  return fleet.addRobot(
+    row.id,
+    row.name,
+    {
+      firstTimestamp: firstTs,
+      lastTimestamp: last.last_ts,
+      lastX: last.last_x,
+      lastY: last.last_y,
+      odometer: last.end_odo,
+      odometerCarry: last.end_odo_carry,
+      eventCount: last.events_before + last.count,
+    },
+    row.created_ms,
+    last.committed_ms,
+    last.last_ts,
+    true,
+  )
+}
+
+/**
+ * Prepares an empty fleet at start: the robots' next id, and the log
+ * replayed. Reads no robot that the log does not name.
+ */
+export function loadFleet(sql: Statements, fleet: Fleet): void {
+  // Ids are dense (sqlite-write.ts): the largest is also the count.
+  const maxId = sql.maxRobotId.pluck().get() as number | null
+  fleet.nextRobotId = (maxId ?? 0) + 1
+  const firstSeq = sql.firstLogSeq.pluck().get() as number | null
+  fleet.startLogAt(firstSeq ?? 1)
   // Events after the blocks: replayed through the rule, which recomputes
-  // their running odometers exactly as when they were first stored.
-  fleet.logFloor = (sql.firstLogSeq.pluck().get() as number | null) ?? 1
+  // their running odometers exactly as when they were first stored. Rows at
+  // or before a robot's last block were packed already: skipped.
+  const slots = new Map<number, number | undefined>()
   for (const log of sql.allLog.iterate() as IterableIterator<LogRow>) {
-    const row = rows.get(log.robot_id)
-    if (row === undefined) continue
-    let robot = byId.get(log.robot_id)
-    if (robot !== undefined && log.ts <= robot.sealedLastTs) continue
-    const event = { robot: row.name, timestamp: log.ts, x: log.x, y: log.y }
-    const decision = decide(robot?.state, event)
-    if (decision.outcome !== 'ok') continue
-    if (robot === undefined) {
-      robot = fleet.addRobot(row.id, row.name, decision.state, row.created_ms)
-      byId.set(row.id, robot)
+    let slot = slots.get(log.robot_id)
+    let row: RobotRow | undefined
+    if (!slots.has(log.robot_id)) {
+      row = sql.robotById.get(log.robot_id) as RobotRow | undefined
+      if (row === undefined) continue
+      slot = loadRow(sql, fleet, row)
+      slots.set(log.robot_id, slot)
     }
-    fleet.pushToTail(robot, event, decision.state, log.seq)
-    robot.state = decision.state
-    robot.updatedMs = log.committed_ms
+    if (slot !== undefined && log.ts <= fleet.sealedLastTs(slot)) continue
+    // The rule reads no name.
+    const event = { robot: '', timestamp: log.ts, x: log.x, y: log.y }
+    const decision = decide(
+      slot === undefined ? undefined : fleet.stateOf(slot),
+      event,
+    )
+    if (decision.outcome !== 'ok') continue
+    const state = decision.state
+    if (slot === undefined) {
+      row ??= sql.robotById.get(log.robot_id) as RobotRow
+      slot = fleet.addRobot(row.id, row.name, state, row.created_ms, 0)
+      slots.set(log.robot_id, slot)
+    }
+    fleet.pushToTail(
+      slot,
+      log.seq,
+      log.ts,
+      log.x,
+      log.y,
+      state.odometer,
+      state.odometerCarry,
+    )
+    fleet.setState(slot, state, log.committed_ms)
   }
   const lastSeq = sql.lastLogSeq.pluck().get() as number | null
-  fleet.nextSeq = (lastSeq ?? 0) + 1
+  fleet.nextSeq = Math.max(fleet.nextSeq, (lastSeq ?? 0) + 1)
+  // Robots whose log rows were all packed already leave memory again.
+  fleet.releaseLoaded()
 }

@@ -10,112 +10,132 @@
  */
 import type Database from 'better-sqlite3'
 import { encodeBlock } from './sqlite-blocks.ts'
-import type { Fleet, SqliteRobot, TailEntry } from './sqlite-fleet.ts'
+import type { Fleet, Tail } from './sqlite-fleet.ts'
 import type { Statements } from './sqlite-sql.ts'
 
 /** How much one maintenance transaction does. */
 export interface MaintenanceOptions {
-  /** Most blocks one maintenance transaction writes. */
+  /** Most blocks one maintenance transaction writes while the log is within its window. */
   readonly blocksPerMaintenance: number
   /** A tail is packed once this many events were logged after its first. */
   readonly logWindow: number
 }
 
 /**
- * Packs full tails, and tails old enough to hold the log back, into blocks;
- * then deletes the log rows no tail needs. `packAll` packs every tail (at
- * close, so that the next start reads no log). One transaction; on failure
- * nothing changes, and the next maintenance tries again.
+ * The most blocks a maintenance writes, after `events` events were logged
+ * since the last one.
+ *
+ * Within the window, {@link MaintenanceOptions.blocksPerMaintenance}. Past
+ * it, also twice the events just logged: where every event is a robot's
+ * first (a fleet seen for the first time), each event needs a block of its
+ * own, so a fixed budget let the log, its mirror in memory and the replay
+ * at start grow without bound (issue 10). Twice the events packs what came
+ * in and as much again of the backlog, so the log comes back to its window,
+ * and the stall stays in proportion to the batch just committed.
+ */
+export function maintenanceBudget(
+  fleet: Fleet,
+  options: MaintenanceOptions,
+  events: number,
+): number {
+  const overWindow = fleet.nextSeq - fleet.logFloor > options.logWindow
+  return options.blocksPerMaintenance + (overWindow ? 2 * events : 0)
+}
+
+/**
+ * Packs full tails, and tails old enough to hold the log back, into blocks,
+ * at most `budget` of them; then deletes the log rows no tail needs.
+ * `Infinity` packs every tail (at close, so that the next start reads no
+ * log). One transaction; on failure nothing changes, and the next
+ * maintenance tries again.
  */
 export function packTails(
   db: Database.Database,
   sql: Statements,
   fleet: Fleet,
   options: MaintenanceOptions,
-  packAll = false,
+  budget: number,
 ): void {
   const { blockEvents } = fleet
-  const budget = packAll ? Infinity : options.blocksPerMaintenance
+  const packAll = budget === Infinity
   const horizon = packAll ? Infinity : fleet.nextSeq - options.logWindow
-  const sealed: { robot: SqliteRobot; count: number }[] = []
-  const packed = new Set<SqliteRobot>()
+  const sealed: { slot: number; count: number; tail: Tail }[] = []
+  const packed = new Set<number>()
   let blocks = 0
   const now = Date.now()
   // Tails older than the horizon are packed whole, oldest first; the
   // oldest tail that stays is where the log must start.
-  const taken: TailEntry[] = []
   let floor = fleet.nextSeq
-  for (;;) {
-    const top = fleet.oldestTails.peek()
-    if (top === undefined) break
-    if (top.robot.tail.seq[0] !== top.seq) {
-      fleet.oldestTails.pop() // stale
-      continue
-    }
-    if (top.seq >= horizon || blocks >= budget) {
-      floor = top.seq
+  for (let from = fleet.logFloor; ;) {
+    const oldest = fleet.oldestTailFrom(from)
+    if (oldest === undefined) break
+    if (oldest.seq >= horizon || blocks >= budget) {
+      floor = oldest.seq
       break
     }
-    taken.push(fleet.oldestTails.pop()!)
-    const count = top.robot.tail.ts.length
-    sealed.push({ robot: top.robot, count })
-    packed.add(top.robot)
+    const count = fleet.tailCount(oldest.slot)
+    sealed.push({ slot: oldest.slot, count, tail: fleet.tail(oldest.slot) })
+    packed.add(oldest.slot)
     blocks += Math.ceil(count / blockEvents)
+    from = oldest.seq + 1
   }
   // Full tails, in the order they filled, within the budget.
-  for (const robot of fleet.fullTails) {
+  for (const slot of fleet.fullTails) {
     if (blocks >= budget) break
-    if (packed.has(robot)) continue
-    const length = robot.tail.ts.length
+    if (packed.has(slot)) continue
+    const length = fleet.tailCount(slot)
     const full = length - (length % blockEvents)
-    sealed.push({ robot, count: full })
+    sealed.push({ slot, count: full, tail: fleet.tail(slot) })
     blocks += full / blockEvents
   }
 
   if (sealed.length > 0 || floor > fleet.logFloor) {
-    try {
-      db.transaction(() => {
-        for (const { robot, count } of sealed) {
-          for (let from = 0; from < count; from += blockEvents) {
-            writeBlock(
-              sql,
-              robot,
-              from,
-              Math.min(count, from + blockEvents),
-              now,
-            )
-          }
+    db.transaction(() => {
+      for (const { slot, count, tail } of sealed) {
+        for (let from = 0; from < count; from += blockEvents) {
+          writeBlock(
+            sql,
+            fleet,
+            slot,
+            tail,
+            from,
+            Math.min(count, from + blockEvents),
+            now,
+          )
         }
-        if (floor > fleet.logFloor) sql.deleteLog.run(floor)
-      })()
-    } catch (error) {
-      for (const entry of taken) fleet.oldestTails.push(entry)
-      throw error
-    }
+      }
+      if (floor > fleet.logFloor) sql.deleteLog.run(floor)
+    })()
   }
 
-  for (const { robot, count } of sealed) fleet.dropFromTail(robot, count)
-  if (floor > fleet.logFloor) fleet.logFloor = floor
+  for (const { slot, count } of sealed) {
+    fleet.dropFromTail(slot, count)
+    // Every event in blocks: its state is its last block's, so it leaves
+    // memory, which holds only the robots of the log (issue 10).
+    if (fleet.tailCount(slot) === 0) fleet.evict(slot)
+  }
+  fleet.cutLog(floor)
 }
 
 /** Writes events `from` to `to` (exclusive) of a robot's tail as one block. */
 function writeBlock(
   sql: Statements,
-  robot: SqliteRobot,
+  fleet: Fleet,
+  slot: number,
+  tail: Tail,
   from: number,
   to: number,
   now: number,
 ) {
-  const tail = robot.tail
   const last = to - 1
   // committed_ms of the block that ends with the robot's latest event is the
   // robot's updated time after a restart: keep the time it was stored.
-  const committedMs = last === tail.ts.length - 1 ? robot.updatedMs : now
+  const committedMs = last === tail.ts.length - 1 ? fleet.updatedMs(slot) : now
   // The robot's events before this block: all of them but its tail's, and
   // the tail's before `from`.
-  const eventsBefore = robot.state.eventCount - tail.ts.length + from
+  const eventsBefore = fleet.stateOf(slot).eventCount - tail.ts.length + from
   sql.insertBlock.run(
-    robot.id,
+    fleet.id(slot),
     tail.ts[from]!,
     tail.ts[last]!,
     to - from,

@@ -2,6 +2,7 @@
  * Reads of the SQLite store: a robot's events are in its blocks (older)
  * and then in its tail in memory (newer), so every read looks in the
  * blocks up to the robot's last sealed timestamp, and in the tail after it.
+ * A robot is a slot of the fleet (sqlite-fleet.ts), loaded by the caller.
  */
 import {
   runningTotalAlong,
@@ -14,22 +15,24 @@ import {
   emptyColumns,
   type EventColumns,
 } from './sqlite-blocks.ts'
-import type { SqliteRobot, Tail } from './sqlite-fleet.ts'
+import type { Fleet, Tail } from './sqlite-fleet.ts'
 import type { BlockRow, Statements } from './sqlite-sql.ts'
 
 /** Events of `robot` from `from` to `to`, oldest first, at most `max`. */
 export function readPage(
   sql: Statements,
-  robot: SqliteRobot,
+  fleet: Fleet,
+  slot: number,
   from: number,
   to: number,
   max: number,
 ): EventColumns {
   const out = emptyColumns()
-  if (from <= robot.sealedLastTs) {
-    const startBlock = sql.blockStartingAtOrBefore.pluck().get(robot.id, from)
+  const id = fleet.id(slot)
+  if (from <= fleet.sealedLastTs(slot)) {
+    const startBlock = sql.blockStartingAtOrBefore.pluck().get(id, from)
     const blocks = sql.blocksFrom.iterate(
-      robot.id,
+      id,
       (startBlock as number | undefined) ?? from,
       to,
     ) as IterableIterator<{ first_ts: number; data: Uint8Array }>
@@ -40,7 +43,7 @@ export function readPage(
       if (out.ts.length === max || last >= to) return out
     }
   }
-  copyRange(robot.tail, from, to, max, out)
+  if (fleet.tailCount(slot) > 0) copyRange(fleet.tail(slot), from, to, max, out)
   return out
 }
 
@@ -51,15 +54,16 @@ export function readPage(
  */
 export function runningTotalAt(
   sql: Statements,
-  robot: SqliteRobot,
+  fleet: Fleet,
+  slot: number,
   start: number,
   end: number,
   which: 'first' | 'last',
 ): RunningTotal | undefined {
   const found =
     which === 'first'
-      ? firstAtOrAfter(sql, robot, start)
-      : lastAtOrBefore(sql, robot, end)
+      ? firstAtOrAfter(sql, fleet, slot, start)
+      : lastAtOrBefore(sql, fleet, slot, end)
   if (found === undefined || found.ts < start || found.ts > end) {
     return undefined
   }
@@ -72,13 +76,17 @@ export function runningTotalAt(
  */
 export function storedPositionAt(
   sql: Statements,
-  robot: SqliteRobot,
+  fleet: Fleet,
+  slot: number,
   ts: number,
 ): StoredPosition | undefined {
-  const tail = robot.tail
-  if (tail.ts.length > 0 && ts >= tail.ts[0]!) return positionIn(tail, ts)
-  if (ts > robot.sealedLastTs) return undefined
-  const block = sql.blockAtOrBefore.get(robot.id, ts) as BlockRow | undefined
+  const tailFirst = fleet.tailFirstTs(slot)
+  if (tailFirst !== undefined && ts >= tailFirst) {
+    return fleet.tailPositionAt(slot, ts)
+  }
+  if (ts > fleet.sealedLastTs(slot)) return undefined
+  const block = sql.blockAtOrBefore.get(fleet.id(slot), ts) as
+    BlockRow | undefined
   if (block === undefined) return undefined
   return positionIn(decodeBlock(block.data, block.first_ts), ts)
 }
@@ -101,17 +109,18 @@ interface Found {
 
 function firstAtOrAfter(
   sql: Statements,
-  robot: SqliteRobot,
+  fleet: Fleet,
+  slot: number,
   start: number,
 ): Found | undefined {
-  if (start <= robot.sealedLastTs) {
-    const block = sql.blockAtOrBefore.get(robot.id, start) as
-      BlockRow | undefined
+  const id = fleet.id(slot)
+  if (start <= fleet.sealedLastTs(slot)) {
+    const block = sql.blockAtOrBefore.get(id, start) as BlockRow | undefined
     if (block !== undefined && block.last_ts >= start) {
       return eventInBlock(block, start, 'first')
     }
     // Between two blocks, or before the first: the next block opens it.
-    const next = sql.blockAfter.get(robot.id, start) as BlockRow | undefined
+    const next = sql.blockAfter.get(id, start) as BlockRow | undefined
     if (next !== undefined) {
       return {
         ts: next.first_ts,
@@ -119,18 +128,24 @@ function firstAtOrAfter(
       }
     }
   }
-  return eventInTail(robot.tail, lowerBound(robot.tail.ts, start))
+  if (fleet.tailCount(slot) === 0) return undefined
+  const tail = fleet.tail(slot)
+  return eventInTail(tail, lowerBound(tail.ts, start))
 }
 
 function lastAtOrBefore(
   sql: Statements,
-  robot: SqliteRobot,
+  fleet: Fleet,
+  slot: number,
   end: number,
 ): Found | undefined {
-  const tail = robot.tail
-  const index = lowerBound(tail.ts, end + 1) - 1
-  if (index >= 0) return eventInTail(tail, index)
-  const block = sql.blockAtOrBefore.get(robot.id, end) as BlockRow | undefined
+  if (fleet.tailCount(slot) > 0) {
+    const tail = fleet.tail(slot)
+    const index = lowerBound(tail.ts, end + 1) - 1
+    if (index >= 0) return eventInTail(tail, index)
+  }
+  const block = sql.blockAtOrBefore.get(fleet.id(slot), end) as
+    BlockRow | undefined
   return block === undefined ? undefined : eventInBlock(block, end, 'last')
 }
 

@@ -31,7 +31,14 @@ export function prepareStatements(db: Database.Database) {
     odo_carry, end_odo, end_odo_carry, last_x, last_y, committed_ms, data
     FROM blocks`
   return {
-    allRobots: db.prepare(`SELECT id, name, created_ms FROM robots`),
+    robotByName: db.prepare(
+      `SELECT id, name, created_ms FROM robots WHERE name = ?`,
+    ),
+    robotById: db.prepare(
+      `SELECT id, name, created_ms FROM robots WHERE id = ?`,
+    ),
+    // The last row of the rowid B-tree: one look-up, not a scan.
+    maxRobotId: db.prepare(`SELECT MAX(id) FROM robots`),
     robotNames: db.prepare(
       `SELECT name FROM robots
        WHERE @after IS NULL OR name > @after ORDER BY name LIMIT @limit`,

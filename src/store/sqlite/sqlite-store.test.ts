@@ -152,6 +152,7 @@ describe('sqlite store', () => {
 
     assert.equal((await store.getRobot('r'))?.eventCount, 1)
     assert.equal(await store.getRobot('other'), undefined)
+    assert.equal(await store.countRobots(), 1, 'the failed commit took no id')
     // The state in memory did not move: the same events are new again.
     assert.deepStrictEqual(
       await store.append([
@@ -161,6 +162,7 @@ describe('sqlite store', () => {
       ['ok', 'ok'],
     )
     assert.equal(await store.odometer('r'), 1)
+    assert.equal(await store.countRobots(), 2)
     await store.close()
   })
 
@@ -228,5 +230,85 @@ describe('sqlite store', () => {
       store.append([{ robot: 'r', timestamp: 1, x: 0, y: 0 }]),
       /not open/,
     )
+  })
+})
+
+describe('sqlite store memory (issue 10)', () => {
+  /** Rows of the log, read on a connection of its own. */
+  const logRows = (path: string) => {
+    const db = new Database(path, { readonly: true })
+    try {
+      return db.prepare('SELECT count(*) FROM log').pluck().get() as number
+    } finally {
+      db.close()
+    }
+  }
+
+  it('should keep the log within its window when every event is a new robot', async () => {
+    const path = freshFile()
+    const options = {
+      path,
+      logWindow: 100,
+      maintenanceEvents: 10,
+      blocksPerMaintenance: 1,
+    }
+    const store = createSqliteStore(options)
+    await store.init()
+    try {
+      for (let b = 0; b < 100; b++) {
+        const batch = Array.from({ length: 50 }, (_, i) => ({
+          robot: `r${b * 50 + i}`,
+          timestamp: 1,
+          x: i,
+          y: 0,
+        }))
+        await store.append(batch)
+      }
+      // One block a maintenance would leave 5,000 - 100 rows in the log.
+      // The window, and the events of the batch since the last maintenance.
+      assert.ok(logRows(path) <= 100 + 50, `log rows ${logRows(path)}`)
+      assert.ok((await store.robotsInMemory!()) <= 100 + 50)
+      assert.equal(await store.countRobots(), 5000)
+      assert.equal((await store.getRobot('r0'))?.lastX, 0)
+      assert.equal((await store.getRobot('r4999'))?.lastX, 49)
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('should hold no robot after a clean start, and only the robots of the log after that', async () => {
+    const path = freshFile()
+    const first = createSqliteStore({ path })
+    await first.init()
+    await first.append([
+      { robot: 'a', timestamp: 1, x: 0, y: 0 },
+      { robot: 'b', timestamp: 1, x: 0, y: 0 },
+    ])
+    assert.equal(await first.robotsInMemory!(), 2)
+    await first.close()
+
+    const second = createSqliteStore({ path })
+    await second.init()
+    try {
+      assert.equal(await second.robotsInMemory!(), 0)
+      // Reads and a batch of duplicates load a robot only for their time.
+      assert.equal((await second.getRobot('a'))?.eventCount, 1)
+      assert.equal((await second.listRobots()).length, 2)
+      assert.equal(await second.odometer('a'), 0)
+      assert.deepStrictEqual(
+        await second.append([{ robot: 'a', timestamp: 1, x: 0, y: 0 }]),
+        ['dup'],
+      )
+      assert.equal(await second.robotsInMemory!(), 0)
+      // A stored event gives the robot a tail: it stays until packed.
+      assert.deepStrictEqual(
+        await second.append([{ robot: 'a', timestamp: 2, x: 3, y: 4 }]),
+        ['ok'],
+      )
+      assert.equal(await second.robotsInMemory!(), 1)
+      assert.equal(await second.odometer('a'), 5)
+    } finally {
+      await second.close()
+    }
   })
 })

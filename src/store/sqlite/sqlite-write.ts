@@ -8,6 +8,7 @@
 import type { TelemetryEvent } from '../../domain/event.ts'
 import { judgeBatch, type BatchJudgement } from '../../domain/batch.ts'
 import type { Fleet } from './sqlite-fleet.ts'
+import { loadRobot } from './sqlite-load.ts'
 import { storedPositionAt } from './sqlite-reads.ts'
 import {
   LOG_COLUMNS,
@@ -35,13 +36,21 @@ export function logBatch(
   fleet: Fleet,
   events: readonly TelemetryEvent[],
 ): LoggedBatch {
-  const { robots } = fleet
   const judgement = judgeBatch(events, {
-    stateOf: (name) => robots.get(name)?.state,
-    storedAt: (name, ts) => storedPositionAt(sql, robots.get(name)!, ts),
+    // A robot not in memory is loaded here, inside the transaction: a few
+    // index look-ups, and none for a robot already loaded.
+    stateOf: (name) => {
+      const slot = loadRobot(sql, fleet, name)
+      return slot === undefined ? undefined : fleet.stateOf(slot)
+    },
+    storedAt: (name, ts) =>
+      storedPositionAt(sql, fleet, fleet.slotOf(name)!, ts),
   })
   const now = Date.now()
   const newIds = new Map<string, number>()
+  // Ids are dense, 1, 2, 3, …: a failed transaction gives none away, as
+  // the fleet's next id moves only after a commit. So the largest id is
+  // the number of robots (countRobots).
   let nextRobotId = fleet.nextRobotId
   let seq = fleet.nextSeq
   // Log rows are inserted many to a statement: one statement per row cost
@@ -50,7 +59,8 @@ export function logBatch(
   // Rows go robot by robot; a robot's events stay in timestamp order, which
   // is all that replaying the log needs.
   for (const change of judgement.changes.values()) {
-    let id = robots.get(change.robot)?.id
+    const slot = fleet.slotOf(change.robot)
+    let id = slot === undefined ? undefined : fleet.id(slot)
     if (id === undefined) {
       id = nextRobotId++
       newIds.set(change.robot, id)
@@ -77,19 +87,22 @@ export function logBatch(
  */
 export function applyLoggedBatch(fleet: Fleet, logged: LoggedBatch): number {
   let seq = logged.firstSeq
+  const { now } = logged
   for (const change of logged.judgement.changes.values()) {
-    const robot =
-      fleet.robots.get(change.robot) ??
+    const slot =
+      fleet.slotOf(change.robot) ??
       fleet.addRobot(
         logged.newIds.get(change.robot)!,
         change.robot,
         change.after,
-        logged.now,
+        now,
+        now,
       )
-    fleet.extendTail(robot, change, seq)
-    seq += change.ts.length
-    robot.state = change.after
-    robot.updatedMs = logged.now
+    const { ts, x, y, total, carry } = change
+    for (let i = 0; i < ts.length; i++) {
+      fleet.pushToTail(slot, seq++, ts[i]!, x[i]!, y[i]!, total[i]!, carry[i]!)
+    }
+    fleet.setState(slot, change.after, now)
   }
   fleet.nextSeq = seq
   return seq - logged.firstSeq

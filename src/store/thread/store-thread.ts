@@ -88,6 +88,10 @@ port.on('message', (request: Request) => {
       return void answer(request.id, () => store.listRobots(request.options))
     case 'getRobot':
       return void answer(request.id, () => store.getRobot(request.name))
+    case 'countRobots':
+      return void answer(request.id, () => store.countRobots())
+    case 'robotsInMemory':
+      return void answer(request.id, async () => store.robotsInMemory!())
     case 'odometer':
       return void answer(request.id, () =>
         store.odometer(request.name, request.range),

@@ -47,6 +47,8 @@ export type Request =
       readonly options: ListRobotsOptions | undefined
     }
   | { readonly op: 'getRobot'; readonly id: number; readonly name: string }
+  | { readonly op: 'countRobots'; readonly id: number }
+  | { readonly op: 'robotsInMemory'; readonly id: number }
   | {
       readonly op: 'odometer'
       readonly id: number
@@ -236,6 +238,17 @@ class ThreadedStore implements Store {
   async getRobot(name: string): Promise<Robot | undefined> {
     return (await this.#call({ op: 'getRobot', id: this.#id(), name })) as
       Robot | undefined
+  }
+
+  async countRobots(): Promise<number> {
+    return (await this.#call({ op: 'countRobots', id: this.#id() })) as number
+  }
+
+  async robotsInMemory(): Promise<number> {
+    return (await this.#call({
+      op: 'robotsInMemory',
+      id: this.#id(),
+    })) as number
   }
 
   async odometer(name: string, range?: TimeRange): Promise<number> {
