@@ -1,6 +1,52 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { deriveFigures, unitOf } from './figures.ts'
+import { collectFigures, deriveFigures, unitOf } from './figures.ts'
+import type { LoadResult } from './load.ts'
+import type { RunConfig, RunReport, ServerFigures } from './report.ts'
+
+const MB = 1024 * 1024
+
+/** A run that measured only the rows given. */
+function report(rows: Partial<RunReport>): RunReport {
+  return {
+    quick: true,
+    started: new Date('2026-12-01T10:00:00.000Z'),
+    seconds: 10,
+    machine: { cores: 2, cpuModel: 'cpu', memoryBytes: 1, kernel: '6' },
+    node: 'v20.20.2',
+    commit: 'aaaaaaa',
+    dirty: false,
+    backend: 'sqlite',
+    store: 'sqlite',
+    json: 'q.json',
+    commands: [],
+    config: {} as RunConfig,
+    scenarios: [],
+    ceilings: [],
+    storage: [],
+    ingest: [],
+    latency: [],
+    preloads: [],
+    odometer: [],
+    fetch: [],
+    flood: [],
+    shutdown: [],
+    million: [],
+    disk: [],
+    problems: [],
+    ...rows,
+  }
+}
+
+const server: ServerFigures = {
+  idleRss: 90 * MB,
+  peakRss: 700 * MB,
+  cleanExit: true,
+  exit: 'exit 0 1.5 s after SIGTERM',
+  stopSeconds: 1.5,
+  killed: false,
+  logLines: 0,
+}
 
 describe('deriveFigures', () => {
   it('should compute the ratios the targets judge from the rows', () => {
@@ -41,6 +87,21 @@ describe('deriveFigures', () => {
     assert.equal(derived['run.server_peak_rss_mb'], 260)
   })
 
+  it('should give the flood in large frames over small frames, and count the flood rows but not the million robots in the peak RSS', () => {
+    const derived = deriveFigures(
+      {
+        'flood-small.events_per_s': 300_000,
+        'flood.events_per_s': 6000,
+        'flood.server_peak_rss_mb': 2900,
+        'million.peak_rss_mb': 3000,
+        'ingest.server_peak_rss_mb': 240,
+      },
+      1,
+    )
+    assert.equal(derived['run.flood_large_over_small'], 0.02)
+    assert.equal(derived['run.server_peak_rss_mb'], 2900)
+  })
+
   it('should leave out what the rows do not give', () => {
     assert.deepStrictEqual(deriveFigures({ 'ingest.events_per_s': 1 }, 2), {
       'run.seconds': 2,
@@ -53,5 +114,70 @@ describe('unitOf', () => {
     assert.equal(unitOf('odometer-large.p99_ms'), 'ms')
     assert.equal(unitOf('run.odometer_large_over_small'), '×')
     assert.equal(unitOf('someday.new_metric'), '')
+  })
+})
+
+describe('collectFigures', () => {
+  it('should count the events answered OK and not stored after a SIGTERM, never below zero', () => {
+    const row = {
+      id: 'flood-sigterm' as const,
+      exit: { seconds: 60, killed: true },
+      exitText: 'did not exit within 60 s; killed',
+      okBeforeSignal: 450_000,
+      unansweredEvents: 9_000_000,
+      sent: 10_240_000,
+    }
+    const lost = collectFigures(
+      report({ shutdown: [{ ...row, ok: 970_000, stored: 960_000 }] }),
+    )
+    assert.equal(lost['flood-sigterm.exit_seconds'], 60)
+    assert.equal(lost['flood-sigterm.ok_not_stored'], 10_000)
+    // Frames committed but never answered are stored too.
+    const kept = collectFigures(
+      report({ shutdown: [{ ...row, ok: 970_000, stored: 2_840_000 }] }),
+    )
+    assert.equal(kept['flood-sigterm.ok_not_stored'], 0)
+    assert.equal(kept['flood-sigterm.stored_events'], 2_840_000)
+    const uncounted = collectFigures(
+      report({ shutdown: [{ ...row, ok: 970_000, stored: undefined }] }),
+    )
+    assert.equal(uncounted['flood-sigterm.ok_not_stored'], undefined)
+  })
+
+  it("should give the million robots' RSS growth per robot, and no X-Total-Count figure when the header is absent", () => {
+    const restart = {
+      startupSeconds: 18.5,
+      rssUp: 887 * MB,
+      listFirstMs: 9.5,
+      listP50Ms: 5.7,
+      listRequests: 20,
+      totalCount: undefined,
+      listed: 100,
+    }
+    const row = {
+      id: 'million' as const,
+      robots: 1_000_000,
+      load: {} as LoadResult,
+      eventsPerSecond: 18_000,
+      rssBefore: 100 * MB,
+      rssEnd: 100 * MB + 2_000_000_000,
+      stored: 1_000_000,
+      server,
+      restart,
+      restartServer: server,
+    }
+    const figures = collectFigures(report({ million: [row] }))
+    assert.equal(figures['million.bytes_per_robot'], 2000)
+    assert.equal(figures['million.rss_end_mb'], 100 + 2_000_000_000 / MB)
+    assert.equal(figures['million.stop_seconds'], 1.5)
+    assert.equal(figures['million.startup_seconds'], 18.5)
+    assert.equal(figures['million.rss_up_mb'], 887)
+    assert.equal(figures['million.total_count'], undefined)
+    const counted = collectFigures(
+      report({
+        million: [{ ...row, restart: { ...restart, totalCount: 1_000_000 } }],
+      }),
+    )
+    assert.equal(counted['million.total_count'], 1_000_000)
   })
 })

@@ -21,6 +21,8 @@ export const SCENARIOS = [
   'odometer',
   'fetch',
   'disk',
+  'flood',
+  'million',
 ] as const
 /** One of {@link SCENARIOS}. */
 export type Scenario = (typeof SCENARIOS)[number]
@@ -29,7 +31,8 @@ export type Scenario = (typeof SCENARIOS)[number]
  * The stores of a run, one per use, each a folder (SQLite) or a schema
  * (PostgreSQL) of its own: `fleet` is preloaded with the whole fleet (the
  * `ingest-10m` store), `tracks` holds the long tracks of `odometer` and
- * `fetch`.
+ * `fetch`; `flood` and `million` are those scenarios' stores, each read
+ * again by a second server after the first stopped.
  */
 export const STORES = [
   'ceiling',
@@ -41,6 +44,9 @@ export const STORES = [
   'latency-max',
   'latency',
   'tracks',
+  'flood-small',
+  'flood',
+  'million',
 ] as const
 /** One of {@link STORES}. */
 export type StoreName = (typeof STORES)[number]
@@ -62,7 +68,9 @@ export function backendOf(store: string | undefined): Backend {
 /**
  * Runs of the load generator: the bare-ws ceilings, the ingest scenarios
  * and the paced latency runs. `latency-max` is the unpaced empty-store run
- * that sets the paced rate when `ingest` is not in the run.
+ * that sets the paced rate when `ingest` is not in the run. `flood` is the
+ * flood of 10,000-line frames, `flood-small` the same load in 10-line
+ * frames.
  */
 export const LOAD_ROWS = [
   'bare-ws',
@@ -75,6 +83,8 @@ export const LOAD_ROWS = [
   'latency-max',
   'latency-floor',
   'latency',
+  'flood-small',
+  'flood',
 ] as const
 /** One of {@link LOAD_ROWS}. */
 export type LoadRowId = (typeof LOAD_ROWS)[number]
@@ -103,6 +113,19 @@ export const FETCH_ROWS = ['fetch-json', 'fetch-ndjson'] as const
 /** One of {@link FETCH_ROWS}. */
 export type FetchRowId = (typeof FETCH_ROWS)[number]
 
+/**
+ * SIGTERM while the flood is in full swing: the time to exit, and the
+ * events answered OK against those a second server finds stored.
+ */
+export const SHUTDOWN_ROWS = ['flood-sigterm'] as const
+/** One of {@link SHUTDOWN_ROWS}. */
+export type ShutdownRowId = (typeof SHUTDOWN_ROWS)[number]
+
+/** The million-robot load, its clean stop and the restart on its store. */
+export const MILLION_ROWS = ['million'] as const
+/** One of {@link MILLION_ROWS}. */
+export type MillionRowId = (typeof MILLION_ROWS)[number]
+
 /** Bytes on disk of one store. */
 export type DiskRowId = `disk-${StoreName}`
 
@@ -113,6 +136,8 @@ export type RowId =
   | PreloadRowId
   | OdometerRowId
   | FetchRowId
+  | ShutdownRowId
+  | MillionRowId
   | DiskRowId
 
 // --- metrics ---
@@ -147,6 +172,22 @@ export const METRICS = {
   ingest_10m_of_empty_pct: '%',
   ingest_of_plain_insert_pct: '%',
   odometer_large_over_small: '×',
+  flood_large_over_small: '×',
+  exit_seconds: 's',
+  ok_events: 'events',
+  stored_events: 'events',
+  ok_not_stored: 'events',
+  unanswered_events: 'events',
+  robots: 'robots',
+  rss_before_mb: 'MB',
+  rss_end_mb: 'MB',
+  bytes_per_robot: 'bytes/robot',
+  stop_seconds: 's',
+  startup_seconds: 's',
+  rss_up_mb: 'MB',
+  list_first_ms: 'ms',
+  list_p50_ms: 'ms',
+  total_count: 'robots',
 } as const
 /** One of the keys of {@link METRICS}. */
 export type Metric = keyof typeof METRICS
@@ -182,6 +223,27 @@ export const ROW_METRICS = {
     'server_peak_rss_mb',
   ],
   disk: ['events', 'bytes', 'bytes_per_event'],
+  shutdown: [
+    'exit_seconds',
+    'ok_events',
+    'stored_events',
+    'ok_not_stored',
+    'unanswered_events',
+  ],
+  million: [
+    'robots',
+    'events_per_s',
+    'rss_before_mb',
+    'rss_end_mb',
+    'peak_rss_mb',
+    'bytes_per_robot',
+    'stop_seconds',
+    'startup_seconds',
+    'rss_up_mb',
+    'list_first_ms',
+    'list_p50_ms',
+    'total_count',
+  ],
   run: [
     'seconds',
     'bare_ws_ceiling_events_per_s',
@@ -191,6 +253,7 @@ export const ROW_METRICS = {
     'odometer_large_over_small',
     'server_peak_rss_mb',
     'server_peak_wal_mb',
+    'flood_large_over_small',
   ],
 } as const satisfies Record<string, readonly Metric[]>
 
@@ -203,6 +266,8 @@ export type FigureId =
   | `${PreloadRowId}.${Of<'preload'>}`
   | `${OdometerRowId}.${Of<'odometer'>}`
   | `${FetchRowId}.${Of<'fetch'>}`
+  | `${ShutdownRowId}.${Of<'shutdown'>}`
+  | `${MillionRowId}.${Of<'million'>}`
   | `${DiskRowId}.${Of<'disk'>}`
   | `run.${Of<'run'>}`
 
@@ -265,6 +330,7 @@ export function collectFigures(report: RunReport): Figures {
   }
   loads(report.ingest)
   loads(report.latency)
+  loads(report.flood)
   for (const row of report.preloads) {
     put(`${row.id}.events_per_s`, row.result.eventsPerSecond)
     put(`${row.id}.seconds`, row.result.seconds)
@@ -285,6 +351,34 @@ export function collectFigures(report: RunReport): Figures {
       `${row.id}.server_peak_rss_mb`,
       Math.max(row.peakRss, row.server.peakRss) / MB,
     )
+  }
+  for (const row of report.shutdown) {
+    put(`${row.id}.exit_seconds`, row.exit.seconds)
+    put(`${row.id}.ok_events`, row.ok)
+    put(`${row.id}.unanswered_events`, row.unansweredEvents)
+    if (row.stored !== undefined) {
+      put(`${row.id}.stored_events`, row.stored)
+      put(`${row.id}.ok_not_stored`, Math.max(0, row.ok - row.stored))
+    }
+  }
+  for (const row of report.million) {
+    put(`${row.id}.robots`, row.robots)
+    put(`${row.id}.events_per_s`, row.eventsPerSecond)
+    put(`${row.id}.rss_before_mb`, row.rssBefore / MB)
+    put(`${row.id}.rss_end_mb`, row.rssEnd / MB)
+    put(`${row.id}.peak_rss_mb`, row.server.peakRss / MB)
+    put(`${row.id}.bytes_per_robot`, (row.rssEnd - row.rssBefore) / row.robots)
+    put(`${row.id}.stop_seconds`, row.server.stopSeconds)
+    if (row.restart !== undefined) {
+      const r = row.restart
+      put(`${row.id}.startup_seconds`, r.startupSeconds)
+      put(`${row.id}.rss_up_mb`, r.rssUp / MB)
+      put(`${row.id}.list_first_ms`, r.listFirstMs)
+      put(`${row.id}.list_p50_ms`, r.listP50Ms)
+      if (r.totalCount !== undefined) {
+        put(`${row.id}.total_count`, r.totalCount)
+      }
+    }
   }
   for (const row of report.disk) {
     const id = `disk-${row.name}` as const
@@ -347,5 +441,9 @@ export function deriveFigures(rows: Figures, seconds: number): Figures {
     .filter(([id]) => id.endsWith('.server_peak_wal_mb'))
     .map(([, value]) => value)
   if (wals.length > 0) put('run.server_peak_wal_mb', Math.max(...wals))
+  put(
+    'run.flood_large_over_small',
+    ratio(rows['flood.events_per_s'], rows['flood-small.events_per_s']),
+  )
   return out
 }

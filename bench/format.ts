@@ -42,6 +42,8 @@ export function formatNumber(value: number, unit: string): string {
     case 'events/s':
     case 'events':
     case 'bytes':
+    case 'robots':
+    case 'bytes/robot':
       return int(value)
     case 'ms':
       return ms(value)

@@ -41,6 +41,18 @@ export interface LoadOptions {
   readonly step: number
   /** How long to wait for the replies still due after the measurement. */
   readonly drainTimeoutMs: number
+  /**
+   * Keep sending this long after the measured window has ended (default 0):
+   * the load is then still in full swing when run.ts acts on the `end`
+   * phase (the flood scenario sends SIGTERM to the server then).
+   */
+  readonly tailMs?: number
+  /**
+   * Live positions per robot (fleet.ts `livePositions`), made on a robot's
+   * first event; default 64. The million-robot load, one event a robot,
+   * uses 1.
+   */
+  readonly cycle?: number
 }
 
 /** The one JSON line a run prints last. */
@@ -69,6 +81,10 @@ export interface LoadResult {
   readonly sendPeriodMs: number
   /** Whether the count bound ended sending before the time bound. */
   readonly countBound: boolean
+  /** Reply lines `OK` when the measured window ended (the `end` phase). */
+  readonly okAtMeasureEnd: number
+  /** From the first frame sent to the last reply read, seconds (0: none). */
+  readonly lastReplySeconds: number
   /** Events and frames answered inside the measurement window. */
   readonly measuredEvents: number
   readonly measuredFrames: number
@@ -80,6 +96,9 @@ export interface LoadResult {
   readonly clientCpuSeconds: number
   readonly clientCpuPercent: number
 }
+
+/** Longest time one turn of the event loop spends building frames (ms). */
+const REFILL_SLICE_MS = 20
 
 // --- one connection ---
 
@@ -93,21 +112,26 @@ class Connection {
   #head = 0
   #count = 0
   /** Robots of this connection, their live position cycles and next event index. */
+  readonly #robots: number[]
   readonly #names: string[]
-  readonly #positions: string[][]
+  /** Each robot's live position cycle, made on its first event. */
+  readonly #positions: (string[] | undefined)[]
+  readonly #cycle: number
   readonly #next: number[]
   #cursor = 0
   sentFrames = 0
 
-  constructor(url: string, robots: number[], window: number) {
+  constructor(url: string, robots: number[], window: number, cycle: number) {
     this.ws = new WebSocket(url, {
       perMessageDeflate: false,
       skipUTF8Validation: true,
     })
     this.#sentAt = new Float64Array(window)
+    this.#robots = robots
     this.#names = robots.map((r) => robotName(r))
-    this.#positions = robots.map((r) => livePositions(r))
-    this.#next = robots.map(() => 0)
+    this.#positions = new Array<string[] | undefined>(robots.length)
+    this.#cycle = cycle
+    this.#next = new Array<number>(robots.length).fill(0)
     this.ws.on('upgrade', (response) => {
       this.socket = response.socket as Socket
     })
@@ -125,7 +149,10 @@ class Connection {
       this.#cursor = r + 1 === this.#names.length ? 0 : r + 1
       const k = this.#next[r]!
       this.#next[r] = k + 1
-      const cycle = this.#positions[r]!
+      const cycle = (this.#positions[r] ??= livePositions(
+        this.#robots[r]!,
+        this.#cycle,
+      ))
       const line = `${cycle[k % cycle.length]},${t0 + k * step},${this.#names[r]}`
       frame = i === 0 ? line : `${frame}\n${line}`
     }
@@ -175,6 +202,8 @@ async function main(options: LoadOptions): Promise<LoadResult> {
   let measureStart = 0
   let measureEnd = 0
   let measuredFrames = 0
+  let okAtMeasureEnd = 0
+  let lastReplyAt = 0
   const latencies: number[] = []
   let cpuStart = process.cpuUsage()
   let cpuSeconds = 0
@@ -184,7 +213,9 @@ async function main(options: LoadOptions): Promise<LoadResult> {
     const robots: number[] = []
     for (let r = c; r < options.robots; r += C) robots.push(r)
     if (robots.length === 0) break
-    connections.push(new Connection(options.url, robots, window))
+    connections.push(
+      new Connection(options.url, robots, window, options.cycle ?? 64),
+    )
   }
 
   let finish: () => void = () => {}
@@ -205,22 +236,39 @@ async function main(options: LoadOptions): Promise<LoadResult> {
   }
 
   // Unpaced: refill every window once per turn of the event loop, after all
-  // replies read in this turn, each connection's frames in one write.
+  // replies read in this turn, each connection's frames in one write. A
+  // turn spends at most REFILL_SLICE_MS building frames and leaves the rest
+  // to the next: filling 16 windows of 64 frames of 10,000 lines at once
+  // took the generator about 20 s, in which its timers (the measured
+  // window) could not fire.
   const dirty = new Set<Connection>()
   let refillScheduled = false
   const refill = () => {
     refillScheduled = false
     const now = performance.now()
+    const deadline = now + REFILL_SLICE_MS
+    let late = false
     for (const conn of dirty) {
-      if (conn.done) continue
-      conn.socket?.cork()
-      while (conn.inFlight < window && canSend()) {
-        conn.send(L, options.t0, options.step, now)
-        sentEvents += L
+      if (!conn.done) {
+        conn.socket?.cork()
+        while (conn.inFlight < window && canSend()) {
+          conn.send(L, options.t0, options.step, now)
+          sentEvents += L
+          if (performance.now() > deadline) {
+            late = true
+            break
+          }
+        }
+        conn.socket?.uncork()
       }
-      conn.socket?.uncork()
+      if (late && conn.inFlight < window) break
+      dirty.delete(conn)
+      if (late) break
     }
-    dirty.clear()
+    if (late && dirty.size > 0 && !refillScheduled) {
+      refillScheduled = true
+      setImmediate(refill)
+    }
   }
   const markDirty = (conn: Connection) => {
     dirty.add(conn)
@@ -235,6 +283,7 @@ async function main(options: LoadOptions): Promise<LoadResult> {
       const now = performance.now()
       const sentAt = conn.answered()
       answeredFrames++
+      lastReplyAt = now
       if (data.equals(expectedReply)) {
         ok += L
       } else {
@@ -309,6 +358,7 @@ async function main(options: LoadOptions): Promise<LoadResult> {
   function endMeasure() {
     measuring = false
     measureEnd = performance.now()
+    okAtMeasureEnd = ok
     const cpu = process.cpuUsage(cpuStart)
     cpuSeconds = (cpu.user + cpu.system) / 1e6
     phase('end')
@@ -324,9 +374,14 @@ async function main(options: LoadOptions): Promise<LoadResult> {
     cpuStart = process.cpuUsage()
     phase('measure')
   }, options.warmupMs)
-  const endTimer = setTimeout(
+  const tailMs = options.tailMs ?? 0
+  const endTimer = setTimeout(() => {
+    if (tailMs === 0) stopSending(false)
+    else if (measuring) endMeasure()
+  }, options.warmupMs + options.durationMs)
+  const tailTimer = setTimeout(
     () => stopSending(false),
-    options.warmupMs + options.durationMs,
+    options.warmupMs + options.durationMs + tailMs,
   )
 
   let pacer: NodeJS.Timeout | undefined
@@ -371,6 +426,7 @@ async function main(options: LoadOptions): Promise<LoadResult> {
   sending = false
   clearTimeout(warmupTimer)
   clearTimeout(endTimer)
+  clearTimeout(tailTimer)
   if (pacer !== undefined) clearInterval(pacer)
 
   const unanswered = totalInFlight() + lost
@@ -397,6 +453,8 @@ async function main(options: LoadOptions): Promise<LoadResult> {
     maxBacklog,
     sendPeriodMs: period,
     countBound,
+    okAtMeasureEnd: measureEnd > 0 ? okAtMeasureEnd : ok,
+    lastReplySeconds: lastReplyAt > 0 ? (lastReplyAt - started) / 1000 : 0,
     measuredEvents,
     measuredFrames,
     measuredSeconds: seconds,

@@ -1,57 +1,15 @@
 /**
- * Meters of a bench run: a process's CPU time and resident memory from
- * /proc, and a file's size over time. Starting and stopping processes is
+ * Meters of a bench run: a process's CPU time and resident memory over a
+ * phase (read from /proc by test/support/proc.ts), and a file's size over
+ * time. Starting and stopping processes is
  * the test kit's (test/support/processes.ts), shared with the tests.
  */
-import { execFileSync } from 'node:child_process'
-import { readFileSync, statSync, writeFileSync } from 'node:fs'
+import { statSync } from 'node:fs'
+import { cpuSeconds, memory, resetPeakRss } from '../test/support/proc.ts'
 
-// --- /proc ---
-
-let clockTicks: number | undefined
-
-/** Clock ticks per second of /proc/PID/stat times (`getconf CLK_TCK`). */
-function ticksPerSecond(): number {
-  if (clockTicks === undefined) {
-    try {
-      clockTicks =
-        Number(execFileSync('getconf', ['CLK_TCK']).toString()) || 100
-    } catch {
-      clockTicks = 100
-    }
-  }
-  return clockTicks
-}
-
-/** User plus system CPU time of a process so far, in seconds (utime + stime). */
-export function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  // Fields after the command name, which is in parentheses and may hold
-  // spaces: state is field 3, utime field 14 and stime field 15.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond()
-}
-
-/** Resident memory now (VmRSS) and at its peak (VmHWM), in bytes. */
-export function memory(pid: number): { rss: number; hwm: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
-  const kib = (key: string) =>
-    Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN)
-  return { rss: kib('VmRSS') * 1024, hwm: kib('VmHWM') * 1024 }
-}
-
-/**
- * Resets a process's peak resident set (VmHWM) to its current one, by
- * writing 5 to /proc/PID/clear_refs (Linux 4.0+); false when not allowed.
- */
-export function resetPeakRss(pid: number): boolean {
-  try {
-    writeFileSync(`/proc/${pid}/clear_refs`, '5')
-    return true
-  } catch {
-    return false
-  }
-}
+// The /proc readers are the test kit's, shared with the tests that bound
+// the server's memory.
+export { cpuSeconds, memory, resetPeakRss }
 
 /**
  * Watches one process's CPU and memory over a phase: VmRSS is polled every

@@ -11,9 +11,11 @@ import {
   type Backend,
   type FetchRowId,
   type LoadRowId,
+  type MillionRowId,
   type OdometerRowId,
   type PreloadRowId,
   type Scenario,
+  type ShutdownRowId,
   type StorageRowId,
   type StoreName,
 } from './figures.ts'
@@ -42,6 +44,10 @@ export interface ServerFigures {
   /** Whether SIGTERM ended it with code 0 (false: code, signal or SIGKILL). */
   readonly cleanExit: boolean
   readonly exit: string
+  /** From SIGTERM to the end of the process (to the SIGKILL when killed). */
+  readonly stopSeconds: number
+  /** Whether it outlived the stop timeout and was killed with SIGKILL. */
+  readonly killed: boolean
   /** Lines the server logged on stderr (at `--log-level warn`). */
   readonly logLines: number
   /**
@@ -103,6 +109,65 @@ export interface FetchRow {
   readonly server: ServerFigures
 }
 
+/**
+ * SIGTERM sent while a load was in full swing: how long the server took to
+ * end, and whether every event it answered OK is stored (counted by a
+ * second server started on the same store).
+ */
+export interface ShutdownRow {
+  readonly id: ShutdownRowId
+  /** How the server ended after the SIGTERM. */
+  readonly exit: { readonly seconds: number; readonly killed: boolean }
+  /** How it ended, in words. */
+  readonly exitText: string
+  /** Reply lines `OK` read by the generator, over the whole load. */
+  readonly ok: number
+  /** Of those, the ones read before the SIGTERM (at most). */
+  readonly okBeforeSignal: number
+  /** Events of the frames never answered. */
+  readonly unansweredEvents: number
+  /** Events the store holds after the restart; undefined when not counted. */
+  readonly stored: number | undefined
+  /** Events sent in all: the store cannot hold more. */
+  readonly sent: number
+}
+
+/** The restart on the million-robot store. */
+export interface RestartFigures {
+  /** From the start of the process to the first 200 of `GET /healthz`. */
+  readonly startupSeconds: number
+  /** VmRSS then, bytes. */
+  readonly rssUp: number
+  /** The first `GET /api/robots?limit=100`, and the median of those after it. */
+  readonly listFirstMs: number
+  readonly listP50Ms: number
+  /** Requests after the first one. */
+  readonly listRequests: number
+  /** Its `X-Total-Count` header; undefined when the header is absent. */
+  readonly totalCount: number | undefined
+  /** Robots its first page listed. */
+  readonly listed: number
+}
+
+/** The million-robot load on one connection, its stop and the restart. */
+export interface MillionRow {
+  readonly id: MillionRowId
+  readonly robots: number
+  readonly load: LoadResult
+  /** OK events over the time from the first frame sent to the last reply. */
+  readonly eventsPerSecond: number
+  /** VmRSS before the load and once it was answered, bytes. */
+  readonly rssBefore: number
+  readonly rssEnd: number
+  /** Robots `GET /api/robots` listed after the load, undefined: not counted. */
+  readonly stored: number | undefined
+  /** The first server (its clean stop is `stopSeconds`). */
+  readonly server: ServerFigures
+  /** The second server, on the same store; undefined when it failed. */
+  readonly restart: RestartFigures | undefined
+  readonly restartServer: ServerFigures | undefined
+}
+
 /** Bytes on disk of one store, after its last server closed. */
 export interface DiskRow {
   readonly name: StoreName
@@ -131,6 +196,18 @@ export interface RunConfig {
   readonly fetchEvents: number
   readonly odometerWarmup: number
   readonly odometerRequests: number
+  /** The flood scenario: connections, lines per frame (large and small), window. */
+  readonly floodConnections: number
+  readonly floodLinesPerFrame: number
+  readonly floodSmallLinesPerFrame: number
+  readonly floodWindow: number
+  /** Measured per flood load (after the warm-up), and the time it goes on after. */
+  readonly floodDurationMs: number
+  readonly floodTailMs: number
+  /** The million scenario: robots (one event each), lines per frame, window. */
+  readonly millionRobots: number
+  readonly millionLinesPerFrame: number
+  readonly millionWindow: number
 }
 
 /** How the Settings table names each count, in its order. */
@@ -149,6 +226,15 @@ const SETTING_LABELS = {
   fetchEvents: 'fetched track (events)',
   odometerWarmup: 'odometer warm-up requests (all robots)',
   odometerRequests: 'odometer requests per robot',
+  floodConnections: 'flood: connections',
+  floodLinesPerFrame: 'flood: lines per frame',
+  floodSmallLinesPerFrame: 'flood: lines per frame of the small-frame run',
+  floodWindow: 'flood: frames in flight per connection',
+  floodDurationMs: 'flood: measured per load (ms)',
+  floodTailMs: 'flood: load on after the window, SIGTERM at its start (ms)',
+  millionRobots: 'million: robots (one event each)',
+  millionLinesPerFrame: 'million: lines per frame',
+  millionWindow: 'million: frames in flight (one connection)',
 } as const satisfies Record<keyof RunConfig, string>
 
 /** The {@link RunConfig} part of an object that has more (run.ts settings). */
@@ -191,6 +277,10 @@ export interface RunReport {
   readonly preloads: PreloadRow[]
   readonly odometer: OdometerRow[]
   readonly fetch: FetchRow[]
+  /** The flood loads, small frames first. */
+  readonly flood: IngestRow[]
+  readonly shutdown: ShutdownRow[]
+  readonly million: MillionRow[]
   readonly disk: DiskRow[]
   readonly problems: string[]
 }
@@ -209,6 +299,8 @@ export const ROW_LABELS = {
   'latency-max': 'empty store (sets the paced rate)',
   'latency-floor': 'bare-ws, replies corked (floor)',
   latency: 'server',
+  'flood-small': 'flood, small frames',
+  flood: 'flood',
   'store-append': 'in-process `append()`',
   'store-plain-insert': 'plain batched INSERT (no rules)',
 } as const satisfies Record<LoadRowId | StorageRowId, string>
@@ -224,6 +316,9 @@ export const STORE_LABELS = {
   'latency-max': 'after the maximum-rate run',
   latency: 'after the paced run',
   tracks: 'the odometer and fetch tracks',
+  'flood-small': 'after the small-frame flood',
+  flood: 'after the flood and its SIGTERM',
+  million: 'the million robots',
 } as const satisfies Record<StoreName, string>
 
 // --- formatting ---
@@ -543,6 +638,107 @@ export function renderReport(report: RunReport): string {
           f.result.complete
             ? '✓'
             : `✗ (${int(f.result.events)} of ${int(f.expected)})`,
+        ]),
+      ),
+    )
+  }
+
+  const floods = report.flood
+  if (floods.length > 0 || report.shutdown.length > 0) {
+    const c = report.config
+    out.push('## Flood\n')
+    out.push(
+      `${int(c.floodConnections)} connections, each keeping up to ${int(c.floodWindow)} frames unanswered, for ${fixed(c.floodDurationMs / 1000, 0)} s after the warm-up: frames of ${int(c.floodLinesPerFrame)} valid lines, and in the same run the same load in frames of ${int(c.floodSmallLinesPerFrame)} lines, each on a fresh server. Events/s counts the events answered during the measured window; "Stored" as in Ingest.\n`,
+    )
+    if (floods.length > 0) {
+      out.push(ingestTable(floods, undefined))
+      const ratio = collectFigures(report)['run.flood_large_over_small']
+      if (ratio !== undefined) {
+        out.push(
+          `Events/s in ${int(c.floodLinesPerFrame)}-line frames over ${int(c.floodSmallLinesPerFrame)}-line frames: ${fixed(ratio, 2)}×.\n`,
+        )
+      }
+    }
+    if (report.shutdown.length > 0) {
+      out.push(
+        `SIGTERM as the measured window of the ${int(c.floodLinesPerFrame)}-line flood ends, the generator still sending (for ${fixed(c.floodTailMs / 1000, 0)} s more at most); the server gets 60 s to end before SIGKILL. A second server on the same store then counts the events stored (\`GET /api/robots\`): every event answered OK must be among them.\n`,
+      )
+      out.push(
+        table(
+          [
+            'Run',
+            'Exit',
+            'Seconds to exit',
+            'OK replies (events)',
+            'OK before SIGTERM',
+            'Unanswered (events)',
+            'Sent (events)',
+            'Stored',
+            'OK not stored',
+          ],
+          report.shutdown.map((r) => [
+            r.id,
+            r.exitText,
+            fixed(r.exit.seconds, 1),
+            int(r.ok),
+            int(r.okBeforeSignal),
+            int(r.unansweredEvents),
+            int(r.sent),
+            r.stored === undefined ? 'n/a' : int(r.stored),
+            r.stored === undefined
+              ? 'n/a'
+              : r.stored >= r.ok
+                ? '0 ✓'
+                : `${int(r.ok - r.stored)} ✗`,
+          ]),
+        ),
+      )
+    }
+  }
+
+  if (report.million.length > 0) {
+    const c = report.config
+    out.push('## A million robots\n')
+    out.push(
+      `${int(c.millionRobots)} robots, one event each, in frames of ${int(c.millionLinesPerFrame)} lines, ${int(c.millionWindow)} frames in flight on one connection. Events/s is the OK events over the time from the first frame sent to the last reply; "RSS end" is the server's VmRSS once the last frame was answered, and "per robot" is its growth over the RSS before the load, divided by the robots. "Stop" is SIGTERM to exit. Then a second server starts on the same store: "Start-up" is from its start to the first 200 of \`GET /healthz\`, "RSS up" its VmRSS then; \`GET /api/robots?limit=100\` is timed once and then ${int(report.million[0]?.restart?.listRequests ?? 0)} times more (median), and its \`X-Total-Count\` header is compared with the robots.\n`,
+    )
+    out.push(
+      table(
+        [
+          'Robots',
+          'Events/s',
+          'Stored robots',
+          'RSS before MB',
+          'RSS end MB',
+          'Peak RSS MB',
+          'Per robot (bytes)',
+          'Stop',
+          'Start-up s',
+          'RSS up MB',
+          'List first ms',
+          'List p50 ms',
+          'X-Total-Count',
+        ],
+        report.million.map((r) => [
+          int(r.robots),
+          int(r.eventsPerSecond),
+          r.stored === undefined ? 'n/a' : int(r.stored),
+          mb(r.rssBefore),
+          mb(r.rssEnd),
+          mb(r.server.peakRss),
+          int((r.rssEnd - r.rssBefore) / r.robots),
+          r.server.exit,
+          r.restart === undefined ? 'n/a' : fixed(r.restart.startupSeconds, 2),
+          r.restart === undefined ? 'n/a' : mb(r.restart.rssUp),
+          r.restart === undefined ? 'n/a' : ms(r.restart.listFirstMs),
+          r.restart === undefined ? 'n/a' : ms(r.restart.listP50Ms),
+          r.restart === undefined
+            ? 'n/a'
+            : r.restart.totalCount === undefined
+              ? 'absent'
+              : r.restart.totalCount === r.robots
+                ? `${int(r.restart.totalCount)} ✓`
+                : `${int(r.restart.totalCount)} ✗`,
         ]),
       ),
     )

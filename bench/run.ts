@@ -28,9 +28,13 @@ import {
   killAll,
   runJsonProcess,
   startListening,
+  waitFor,
   type ListeningProcess,
+  type Stopped,
 } from '../test/support/index.ts'
 import { cpuSeconds, memory, FileSizeMeter, ProcessMeter } from './proc.ts'
+import { summarize } from './stats.ts'
+import { ms, pct } from './format.ts'
 import type { FetchResult, OdometerResult, QueryOptions } from './query.ts'
 import {
   configOf,
@@ -39,11 +43,14 @@ import {
   type DiskRow,
   type FetchRow,
   type IngestRow,
+  type MillionRow,
   type OdometerRow,
   type PreloadRow,
   type RunConfig,
+  type RestartFigures,
   type RunReport,
   type ServerFigures,
+  type ShutdownRow,
   type StorageRow,
 } from './report.ts'
 import { LIVE_STEP, LIVE_T0, robotName } from './fleet.ts'
@@ -72,6 +79,15 @@ const BARE_WS = script('./bare-ws.js')
 const LOAD = script('./load.js')
 const STORE_LOAD = script('./store-load.js')
 const QUERY = script('./query.js')
+/** How long a server has to end after SIGTERM before it is killed. */
+const STOP_TIMEOUT_MS = 60_000
+/** Count bound of each flood load (its time bound ends it first). */
+const FLOOD_MAX_EVENTS = 100_000_000
+/** Time bound of the million-robot load (its count bound ends it first). */
+const MILLION_MAX_MS = 600_000
+/** `GET /api/robots?limit=100` requests timed after the first one. */
+const LIST_REQUESTS = 20
+const MB = 1024 * 1024
 
 // --- settings ---
 
@@ -196,6 +212,15 @@ function parseSettings(argv: string[]): Settings | CompareSettings | 'help' {
     fetchEvents,
     odometerRequests: quick ? 300 : 2000,
     odometerWarmup: quick ? 600 : 2000,
+    floodConnections: 16,
+    floodLinesPerFrame: 10_000,
+    floodSmallLinesPerFrame: 10,
+    floodWindow: 64,
+    floodDurationMs: quick ? 5000 : 20_000,
+    floodTailMs: 10_000,
+    millionRobots: quick ? 100_000 : 1_000_000,
+    millionLinesPerFrame: 5000,
+    millionWindow: 32,
     preloadTimeoutMs: quick ? 5 * 60_000 : 60 * 60_000,
     server: resolve(values.server ?? ROOT),
   }
@@ -352,6 +377,11 @@ class Bench {
   readonly preloads: PreloadRow[] = []
   readonly odometer: OdometerRow[] = []
   readonly fetch: FetchRow[] = []
+  readonly flood: IngestRow[] = []
+  readonly shutdown: ShutdownRow[] = []
+  readonly million: MillionRow[] = []
+  /** The stop of each server, once asked for (see {@link stopServer}). */
+  readonly #stops = new Map<ListeningProcess, Promise<Stopped>>()
   /** Bytes on disk per store, measured each time a server on it closed. */
   readonly disk = new Map<StoreName, DiskRow>()
   /** Events each preloaded store holds, by store name. */
@@ -394,6 +424,12 @@ class Bench {
     server: ListeningProcess,
     options: LoadOptions,
     what: string,
+    hooks: {
+      /** Called as the measured window ends, after the CPU is read. */
+      onEnd?: () => void
+      /** The server is stopped during the load: lost frames are expected. */
+      closing?: boolean
+    } = {},
   ): Promise<{ load: LoadResult; cpu: number; window: number }> {
     let cpuAt = NaN
     let tAt = NaN
@@ -401,7 +437,11 @@ class Bench {
     let window = NaN
     const load = await runJsonProcess<LoadResult>(LOAD, options, {
       timeoutMs:
-        options.warmupMs + options.durationMs + options.drainTimeoutMs + 30_000,
+        options.warmupMs +
+        options.durationMs +
+        (options.tailMs ?? 0) +
+        options.drainTimeoutMs +
+        30_000,
       onPhase: (phase) => {
         if (phase === 'measure') {
           cpuAt = cpuSeconds(server.pid)
@@ -410,11 +450,12 @@ class Bench {
           cpu = cpuSeconds(server.pid) - cpuAt
           window = (performance.now() - tAt) / 1000
         }
+        if (phase === 'end') hooks.onEnd?.()
       },
     })
     const lpf = options.linesPerFrame
     say(
-      `  ${what}: ${fmt(load.eventsPerSecond)} events/s, ack p50 ${load.latency.p50.toFixed(2)} ms p99 ${load.latency.p99.toFixed(2)} ms, server CPU ${((100 * cpu) / window).toFixed(0)} %, non-OK ${load.nonOk}`,
+      `  ${what}: ${fmt(load.eventsPerSecond)} events/s, ack p50 ${ms(load.latency.p50)} ms p99 ${ms(load.latency.p99)} ms, server CPU ${pct((100 * cpu) / window)}, non-OK ${load.nonOk}`,
     )
     if (load.nonOk > 0) {
       this.problem(
@@ -426,10 +467,10 @@ class Bench {
         `${what}: ${load.badFrames} reply frames did not hold ${lpf} line(s)`,
       )
     }
-    if (load.unanswered > 0) {
+    if (load.unanswered > 0 && hooks.closing !== true) {
       this.problem(`${what}: ${load.unanswered} frames were never answered`)
     }
-    if (load.connectionFailures > 0) {
+    if (load.connectionFailures > 0 && hooks.closing !== true) {
       this.problem(
         `${what}: ${load.connectionFailures} connections failed or closed early: ${load.connectionErrors.join('; ')}`,
       )
@@ -441,17 +482,34 @@ class Bench {
   }
 
   /**
-   * Starts the real server on store `name`, runs `body`, counts the events
-   * the store holds over HTTP, stops the server with SIGTERM and measures
-   * the store's bytes on disk.
+   * SIGTERM to a server, then SIGKILL if it has not ended within 60 s; the
+   * same stop for every caller, so a body that signals the server itself
+   * and {@link withServer} after it see the one SIGTERM and its times.
+   */
+  stopServer(server: ListeningProcess): Promise<Stopped> {
+    let stop = this.#stops.get(server)
+    if (stop === undefined) {
+      stop = server.stop(STOP_TIMEOUT_MS)
+      this.#stops.set(server, stop)
+    }
+    return stop
+  }
+
+  /**
+   * Starts the real server on store `name`, runs `body` (given the time the
+   * process was started, `performance.now()`), counts the events the store
+   * holds over HTTP (unless `count` is false or the body stopped the
+   * server), stops the server with SIGTERM (unless the body did, with
+   * {@link stopServer}) and measures the store's bytes on disk.
    */
   async withServer<T>(
     name: StoreName,
     what: string,
-    body: (server: ListeningProcess) => Promise<T>,
-    extraArgs: readonly string[] = [],
+    body: (server: ListeningProcess, startedAt: number) => Promise<T>,
+    options: { extraArgs?: readonly string[]; count?: boolean } = {},
   ): Promise<{ value: T; server: ServerFigures; stored: number | undefined }> {
     const url = this.stores.url(name)
+    const startedAt = performance.now()
     const server = await startListening(
       cliOf(this.s.server),
       [
@@ -463,7 +521,7 @@ class Bench {
         url,
         '--log-level',
         'warn',
-        ...extraArgs,
+        ...(options.extraArgs ?? []),
       ],
       { timeoutMs: 120_000, outputLimit: 20_000 },
     )
@@ -475,19 +533,21 @@ class Bench {
     let outcome: { value: T } | { error: unknown }
     let stored: number | undefined
     try {
-      outcome = { value: await body(server) }
-      stored = await countStored(server.url).catch((error: unknown) => {
-        this.problem(
-          `${what}: cannot list robots after the run: ${(error as Error).message}`,
-        )
-        return undefined
-      })
+      outcome = { value: await body(server, startedAt) }
+      if (options.count !== false && !this.#stops.has(server)) {
+        stored = await countStored(server.url).catch((error: unknown) => {
+          this.problem(
+            `${what}: cannot list robots after the run: ${(error as Error).message}`,
+          )
+          return undefined
+        })
+      }
     } catch (error) {
       outcome = { error }
     }
     const peak = meter.stop().peakRss
     const peakWalBytes = wal?.stop()
-    const exit = await server.stop(60_000)
+    const exit = await this.stopServer(server)
     const logLines = server
       .stderr()
       .split('\n')
@@ -497,8 +557,10 @@ class Bench {
       peakRss: peak,
       cleanExit: exit.code === 0 && !exit.killed,
       exit: exit.killed
-        ? 'killed: no exit within 60 s of SIGTERM'
+        ? `did not exit within ${STOP_TIMEOUT_MS / 1000} s of SIGTERM; killed`
         : `exit ${exit.code ?? exit.signal} ${exit.seconds.toFixed(1)} s after SIGTERM`,
+      stopSeconds: exit.seconds,
+      killed: exit.killed,
       logLines: logLines.length,
       ...(peakWalBytes === undefined ? {} : { peakWalBytes }),
     }
@@ -584,6 +646,8 @@ class Bench {
         peakRss: peak,
         cleanExit: exit.code === 0,
         exit: `exit ${exit.code ?? exit.signal}`,
+        stopSeconds: exit.seconds,
+        killed: exit.killed,
         logLines: 0,
       },
     }
@@ -644,7 +708,7 @@ class Bench {
           this.loadOptions(server.upstreamUrl, { linesPerFrame }),
           what,
         ),
-      serverArgs,
+      { extraArgs: serverArgs },
     )
     this.checkStored(what, stored, preloaded + value.load.ok)
     return {
@@ -885,6 +949,233 @@ class Bench {
     }
   }
 
+  /** The load of the flood scenario, in frames of `linesPerFrame` lines. */
+  floodOptions(url: string, linesPerFrame: number, tailMs = 0): LoadOptions {
+    return this.loadOptions(url, {
+      connections: this.s.floodConnections,
+      linesPerFrame,
+      window: this.s.floodWindow,
+      durationMs: this.s.floodDurationMs,
+      maxEvents: FLOOD_MAX_EVENTS,
+      tailMs,
+    })
+  }
+
+  /**
+   * The flood: the same load in 10-line frames (a fresh server), then in
+   * 10,000-line frames, SIGTERM as that window ends while the generator
+   * still sends, and a second server on the store counts what it holds.
+   */
+  async floodRun() {
+    const small = this.s.floodSmallLinesPerFrame
+    const smallWhat = `flood-small (${ROW_LABELS['flood-small']}), ${fmt(small)} lines/frame`
+    const first = await this.withServer('flood-small', smallWhat, (server) =>
+      this.runLoad(
+        server,
+        this.floodOptions(server.upstreamUrl, small),
+        smallWhat,
+      ),
+    )
+    this.checkStored(smallWhat, first.stored, first.value.load.ok)
+    this.flood.push({
+      id: 'flood-small',
+      load: first.value.load,
+      serverCpuSeconds: first.value.cpu,
+      windowSeconds: first.value.window,
+      server: first.server,
+      stored:
+        first.stored === undefined
+          ? undefined
+          : { expected: first.value.load.ok, actual: first.stored },
+    })
+
+    const large = this.s.floodLinesPerFrame
+    const what = `flood (${ROW_LABELS.flood}), ${fmt(large)} lines/frame`
+    const { value, server } = await this.withServer('flood', what, (server) =>
+      this.runLoad(
+        server,
+        this.floodOptions(server.upstreamUrl, large, this.s.floodTailMs),
+        what,
+        {
+          closing: true,
+          onEnd: () => {
+            say('  SIGTERM to the server, the flood still going')
+            void this.stopServer(server)
+          },
+        },
+      ),
+    )
+    const { load } = value
+    say(`  ${what}: ${server.exit}`)
+    this.flood.push({
+      id: 'flood',
+      load,
+      serverCpuSeconds: value.cpu,
+      windowSeconds: value.window,
+      server,
+    })
+    const restart = await this.withServer(
+      'flood',
+      'flood: the restart after SIGTERM',
+      async () => undefined,
+    )
+    const row: ShutdownRow = {
+      id: 'flood-sigterm',
+      exit: { seconds: server.stopSeconds, killed: server.killed },
+      exitText: server.killed
+        ? `did not exit within ${STOP_TIMEOUT_MS / 1000} s; killed`
+        : server.exit,
+      ok: load.ok,
+      okBeforeSignal: load.okAtMeasureEnd,
+      unansweredEvents: load.unanswered * large,
+      sent: load.sentEvents,
+      stored: restart.stored,
+    }
+    say(
+      `  after SIGTERM: ${fmt(row.ok)} events answered OK (${fmt(row.okBeforeSignal)} before the signal), ${row.stored === undefined ? 'not counted' : `${fmt(row.stored)} stored`}`,
+    )
+    if (row.stored !== undefined && row.stored < row.ok) {
+      this.problem(
+        `flood: ${fmt(row.ok - row.stored)} events answered OK before the server ended are not stored (${fmt(row.stored)} stored, ${fmt(row.ok)} OK)`,
+      )
+    }
+    if (row.stored !== undefined && row.stored > row.sent) {
+      this.problem(
+        `flood: the store holds ${fmt(row.stored)} events, more than the ${fmt(row.sent)} sent`,
+      )
+    }
+    this.shutdown.push(row)
+  }
+
+  /**
+   * A million robots, one event each, on one connection; then a clean stop
+   * and a second server on the same store: its start-up, its RSS, and
+   * `GET /api/robots?limit=100`.
+   */
+  async millionRun() {
+    const robots = this.s.millionRobots
+    const what = `million (${fmt(robots)} robots, one event each)`
+    const { value, server, stored } = await this.withServer(
+      'million',
+      what,
+      async (server) => {
+        const rssBefore = memory(server.pid).rss
+        const { load } = await this.runLoad(
+          server,
+          this.loadOptions(server.upstreamUrl, {
+            connections: 1,
+            robots,
+            linesPerFrame: this.s.millionLinesPerFrame,
+            window: this.s.millionWindow,
+            warmupMs: 0,
+            durationMs: MILLION_MAX_MS,
+            maxEvents: robots,
+            drainTimeoutMs: 60_000,
+            cycle: 1,
+          }),
+          what,
+        )
+        return { load, rssBefore, rssEnd: memory(server.pid).rss }
+      },
+    )
+    const { load, rssBefore, rssEnd } = value
+    if (load.ok !== robots) {
+      this.problem(
+        `${what}: ${fmt(load.ok)} events answered OK, not ${fmt(robots)}`,
+      )
+    }
+    this.checkStored(what, stored, load.ok)
+    const eventsPerSecond =
+      load.lastReplySeconds > 0 ? load.ok / load.lastReplySeconds : NaN
+    say(
+      `  ${what}: ${fmt(eventsPerSecond)} events/s, RSS ${fmt(rssBefore / MB)} MB before, ${fmt(rssEnd / MB)} MB at the end (${fmt((rssEnd - rssBefore) / robots)} bytes/robot); ${server.exit}`,
+    )
+    let restart: RestartFigures | undefined
+    let restartServer: ServerFigures | undefined
+    try {
+      const again = await this.withServer(
+        'million',
+        `${what}: the restart`,
+        (server, startedAt) => this.restartFigures(server, startedAt, robots),
+        { count: false },
+      )
+      restart = again.value
+      restartServer = again.server
+      say(
+        `  restart: /healthz after ${restart.startupSeconds.toFixed(2)} s, RSS ${fmt(restart.rssUp / MB)} MB; GET /api/robots?limit=100 ${restart.listFirstMs.toFixed(1)} ms first, p50 ${restart.listP50Ms.toFixed(1)} ms; X-Total-Count ${restart.totalCount === undefined ? 'absent' : fmt(restart.totalCount)}`,
+      )
+    } catch (error) {
+      this.problem(`${what}: the restart failed: ${(error as Error).message}`)
+    }
+    this.million.push({
+      id: 'million',
+      robots,
+      load,
+      eventsPerSecond,
+      rssBefore,
+      rssEnd,
+      stored,
+      server,
+      restart,
+      restartServer,
+    })
+  }
+
+  /** The figures of a server just started on the million-robot store. */
+  async restartFigures(
+    server: ListeningProcess,
+    startedAt: number,
+    robots: number,
+  ): Promise<RestartFigures> {
+    await waitFor(
+      async () => {
+        try {
+          const response = await fetch(`${server.url}/healthz`)
+          await response.arrayBuffer()
+          return response.status === 200
+        } catch {
+          return false
+        }
+      },
+      'GET /healthz answers 200',
+      { timeoutMs: 120_000, intervalMs: 10 },
+    )
+    const startupSeconds = (performance.now() - startedAt) / 1000
+    const rssUp = memory(server.pid).rss
+    const list = async () => {
+      const t0 = performance.now()
+      const response = await fetch(`${server.url}/api/robots?limit=100`)
+      const body = (await response.json()) as unknown
+      const took = performance.now() - t0
+      if (response.status !== 200 || !Array.isArray(body)) {
+        throw new Error(`GET /api/robots?limit=100: ${response.status}`)
+      }
+      return { ms: took, response, listed: body.length }
+    }
+    const first = await list()
+    const times: number[] = []
+    for (let i = 0; i < LIST_REQUESTS; i++) times.push((await list()).ms)
+    const header = first.response.headers.get('x-total-count')
+    const totalCount = header === null ? undefined : Number(header)
+    if (totalCount !== undefined && totalCount !== robots) {
+      this.problem(
+        `million: X-Total-Count is ${header}, the store holds ${fmt(robots)} robots`,
+      )
+    }
+    if (first.listed !== Math.min(100, robots)) {
+      this.problem(`million: GET /api/robots?limit=100 listed ${first.listed}`)
+    }
+    return {
+      startupSeconds,
+      rssUp,
+      listFirstMs: first.ms,
+      listP50Ms: summarize(times).p50,
+      listRequests: LIST_REQUESTS,
+      totalCount,
+      listed: first.listed,
+    }
+  }
+
   async diskOnly() {
     // Only when no other scenario closed a server on a store of this run.
     if (this.disk.size > 0) return
@@ -938,6 +1229,8 @@ class Bench {
     await step('odometer', () => this.odometerRun())
     await step('fetch', () => this.fetchRun())
     await step('disk', () => this.diskOnly())
+    await step('flood', () => this.floodRun())
+    await step('million', () => this.millionRun())
   }
 }
 
@@ -1116,6 +1409,9 @@ async function main(): Promise<number> {
     preloads: bench.preloads,
     odometer: bench.odometer,
     fetch: bench.fetch,
+    flood: bench.flood,
+    shutdown: bench.shutdown,
+    million: bench.million,
     disk: [...bench.disk.values()],
     problems: bench.problems,
   }

@@ -100,6 +100,49 @@ describe('TARGETS', () => {
     assert.match(describeTarget(flat), / ≤ 1\.5×$/)
   })
 
+  it("should judge issue 10's measurements at main as missed, and the bounds it asks for as met", () => {
+    const verdicts = (figures: Parameters<typeof evaluateTargets>[0]) =>
+      Object.fromEntries(
+        evaluateTargets(figures, 'sqlite')
+          .filter((r) => r.verdict !== 'not measured')
+          .map((r) => [r.target.id, r.verdict]),
+      )
+    assert.deepStrictEqual(
+      verdicts({
+        'run.flood_large_over_small': 6000 / 350_000,
+        'flood.server_peak_rss_mb': 2900,
+        'flood-sigterm.exit_seconds': 60,
+        'flood-sigterm.ok_not_stored': 0,
+        'million.rss_end_mb': 2300,
+        'million.startup_seconds': 18.5,
+      }),
+      {
+        'flood-large-frames': 'missed',
+        'flood-rss': 'missed',
+        'flood-sigterm-exit': 'missed',
+        'flood-sigterm-stored': 'met',
+        'million-rss': 'missed',
+        'million-startup': 'missed',
+      },
+    )
+    assert.deepStrictEqual(
+      verdicts({
+        'run.flood_large_over_small': 1,
+        'flood.server_peak_rss_mb': 299,
+        'flood-sigterm.exit_seconds': 2,
+        'million.rss_end_mb': 499,
+        'million.startup_seconds': 1.9,
+      }),
+      {
+        'flood-large-frames': 'met',
+        'flood-rss': 'met',
+        'flood-sigterm-exit': 'met',
+        'million-rss': 'met',
+        'million-startup': 'met',
+      },
+    )
+  })
+
   it('should show the measured value in the unit of its figure', () => {
     const [result] = evaluateTargets(
       { 'latency.ack_p99_ms': 71.43 },

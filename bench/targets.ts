@@ -30,7 +30,10 @@ export interface Target {
   readonly backend?: Backend
 }
 
-/** The targets of issue 3 (and issue 5's PostgreSQL one), in report order. */
+/**
+ * The targets of issue 3 (and issue 5's PostgreSQL one), then issue 10's
+ * (memory bounded under every load), in report order.
+ */
 export const TARGETS = [
   {
     id: 'ingest-rate',
@@ -117,6 +120,48 @@ export const TARGETS = [
     figure: 'run.server_peak_rss_mb',
     comparison: '<',
     threshold: 300,
+  },
+  {
+    id: 'flood-large-frames',
+    what: 'flood: events/s in 10,000-line frames over 10-line frames',
+    figure: 'run.flood_large_over_small',
+    comparison: '>=',
+    threshold: 1,
+  },
+  {
+    id: 'flood-rss',
+    what: "flood in 10,000-line frames: the server's peak RSS",
+    figure: 'flood.server_peak_rss_mb',
+    comparison: '<',
+    threshold: 300,
+  },
+  {
+    id: 'flood-sigterm-exit',
+    what: 'SIGTERM during the flood: seconds until the server has exited',
+    figure: 'flood-sigterm.exit_seconds',
+    comparison: '<',
+    threshold: 10,
+  },
+  {
+    id: 'flood-sigterm-stored',
+    what: 'SIGTERM during the flood: events answered OK and not stored',
+    figure: 'flood-sigterm.ok_not_stored',
+    comparison: '<=',
+    threshold: 0,
+  },
+  {
+    id: 'million-rss',
+    what: "a million robots: the server's RSS at the end of the load",
+    figure: 'million.rss_end_mb',
+    comparison: '<',
+    threshold: 500,
+  },
+  {
+    id: 'million-startup',
+    what: 'a million robots: restart until /healthz answers',
+    figure: 'million.startup_seconds',
+    comparison: '<',
+    threshold: 2,
   },
 ] as const satisfies readonly Target[]
 /** The id of one of {@link TARGETS}. */

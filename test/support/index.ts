@@ -37,6 +37,7 @@ export type {
   StartServerOptions,
 } from './server-process.ts'
 export { makeTempDir, removeTempDir } from './temp-dirs.ts'
+export { cpuSeconds, memory, resetPeakRss } from './proc.ts'
 
 // Seeded randomness.
 export {
