@@ -105,7 +105,7 @@ export function packTails(
         }
       }
       if (floor > fleet.logFloor) sql.deleteLog.run(floor)
-    })()
+    }).immediate()
   }
 
   for (const { slot, count } of sealed) {

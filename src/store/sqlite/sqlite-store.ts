@@ -165,12 +165,17 @@ class SqliteStore implements Store {
       migrate(db)
       const sql = prepareStatements(db)
       const fleet = this.#fleet
+      const logTransaction = db.transaction(
+        (events: readonly TelemetryEvent[]) => logBatch(sql, fleet, events),
+      )
       this.#open = {
         db,
         sql,
-        logInTransaction: db.transaction((events: readonly TelemetryEvent[]) =>
-          logBatch(sql, fleet, events),
-        ),
+        // BEGIN IMMEDIATE: the batch reads robots before it writes, and a
+        // transaction that has read and then finds the write lock held (by
+        // a RESTART checkpoint) fails at once with SQLITE_BUSY instead of
+        // waiting out the busy timeout (https://www.sqlite.org/wal.html#sometimes_queries_return_sqlite_busy_in_wal_mode).
+        logInTransaction: (events) => logTransaction.immediate(events),
         checkpointer,
       }
       loadFleet(sql, fleet)

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
+import Database from 'better-sqlite3'
 import { TelemetryError } from '../../errors.ts'
 import { storeTests } from '../store-tests.ts'
 import { createThreadedStore, READ_AHEAD_PAGES } from './threaded-store.ts'
@@ -18,6 +19,29 @@ storeTests('sqlite on a store thread', () => createThreadedStore(fresh()), {
 })
 
 describe('threaded store', () => {
+  it('should wait out another connection that holds the write lock and commits, instead of failing the batch', async (t) => {
+    const options = { ...fresh(), busyTimeoutMs: 5000 }
+    const store = createThreadedStore(options)
+    t.after(() => store.close())
+    await store.init()
+    await store.append([{ robot: 'r', timestamp: 1, x: 0, y: 0 }])
+    // Another writer (as a RESTART checkpoint or a backup would) holds the
+    // lock and commits while the batch waits: a batch that had read
+    // before asking for the lock would find its snapshot stale and fail
+    // with SQLITE_BUSY at once.
+    const other = new Database(options.path)
+    other.exec('CREATE TABLE IF NOT EXISTS other_writer (n INTEGER)')
+    other.exec('BEGIN IMMEDIATE')
+    // A robot the store has not seen: the batch looks it up first.
+    const appended = store.append([{ robot: 's', timestamp: 2, x: 1, y: 0 }])
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    other.exec('INSERT INTO other_writer VALUES (1)')
+    other.exec('COMMIT')
+    other.close()
+    assert.deepEqual(await appended, ['ok'])
+    assert.equal((await store.getRobot('s'))?.eventCount, 1)
+  })
+
   it('should let a reader stop early and keep serving afterwards', async () => {
     const store = createThreadedStore(fresh())
     await store.init()
