@@ -6,12 +6,12 @@
  * reads, commits and counts), never how fast the machine is.
  */
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
 import { describe, test } from 'node:test'
 import {
   IngestClient,
   assertErrorBody,
   getJson,
+  memory,
   refusedUpgrade,
   repeatLine,
   scrapeMetrics,
@@ -291,10 +291,7 @@ describe('GET /metrics', () => {
 
 describe('backpressure under a flood', () => {
   /** The kernel's peak of the process's resident memory, in MiB. */
-  function peakRssMiB(pid: number): number {
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8')
-    return Number(/^VmHWM:\s+(\d+) kB$/m.exec(status)?.[1]) / 1024
-  }
+  const peakRssMiB = (pid: number) => memory(pid).hwm / 2 ** 20
 
   const REPLY_KINDS = ['ok', 'dup', 'stale', 'conflict', 'malformed']
 

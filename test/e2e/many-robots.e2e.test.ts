@@ -9,11 +9,11 @@
  * time: the assertions hold on any machine, however fast.
  */
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
 import { test } from 'node:test'
 import {
   IngestClient,
   getJson,
+  memory,
   request,
   scrapeMetrics,
   startServer,
@@ -37,8 +37,7 @@ const MAX_BYTES_PER_ROBOT = 1200
 const name = (i: number) => `robot-${String(i).padStart(6, '0')}`
 
 function rssBytes(server: ServerProcess): number {
-  const status = readFileSync(`/proc/${server.pid}/status`, 'utf8')
-  return Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)![1]) * 1024
+  return memory(server.pid).rss
 }
 
 async function robotsInMemory(server: ServerProcess): Promise<number> {
