@@ -108,14 +108,16 @@ export function createBatcher(
     setImmediate(flush)
   }
 
+  /** The target of the source being read. */
+  let target: BatchTarget | undefined
+  const push = (event: TelemetryEvent, slot: unknown) => {
+    events.push(event)
+    targets.push(target!)
+    slots.push(slot)
+  }
+
   /** Reads sources into the next batch until it holds `max` events. */
   function read(max: number) {
-    let target: BatchTarget | undefined
-    const push = (event: TelemetryEvent, slot: unknown) => {
-      events.push(event)
-      targets.push(target!)
-      slots.push(slot)
-    }
     while (events.length < max && head < sources.length) {
       const source = sources[head]!
       target = source.target
@@ -128,8 +130,9 @@ export function createBatcher(
       // Its frame may be answered already: its other events settled.
       if (events.length === before) target.settled()
     }
+    target = undefined
     if (head === sources.length) {
-      sources = []
+      sources.length = 0
       head = 0
     } else if (head > 1024 && head > sources.length / 2) {
       sources = sources.slice(head)
@@ -147,13 +150,15 @@ export function createBatcher(
     targets = []
     slots = []
     inFlight = n
-    // The next batch is read while this one commits.
-    read(maxBatch)
 
     let outcomes: Outcome[] | undefined
     const started = performance.now()
+    const appended = store.append(batch)
+    // The next batch is read while this one commits: after it has left for
+    // the store thread, not before.
+    read(maxBatch)
     try {
-      outcomes = await store.append(batch)
+      outcomes = await appended
       options.onCommit?.(n, performance.now() - started)
     } catch (error) {
       options.onCommitError?.(error, n, false)

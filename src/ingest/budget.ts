@@ -41,6 +41,8 @@ export class InflightBudget {
   readonly #members = new Set<BudgetMember>()
   #bytes = 0
   #over = false
+  /** Whether members were last told the server is full. */
+  #full = false
 
   constructor(limit: number) {
     this.limit = limit
@@ -83,6 +85,10 @@ export class InflightBudget {
     this.#bytes += bytes
     if (!this.#over && this.#bytes >= this.limit) {
       this.#over = true
+      this.#full = this.full
+      this.#reconsiderAll()
+    } else if (!this.#full && this.full) {
+      this.#full = true
       this.#reconsiderAll()
     }
   }
@@ -92,6 +98,12 @@ export class InflightBudget {
     this.#bytes -= bytes
     if (this.#over && this.#bytes < this.limit * RESUME_FRACTION) {
       this.#over = false
+      this.#full = false
+      this.#reconsiderAll()
+    } else if (this.#full && !this.full) {
+      // Members stopped only because the server was full, holding little
+      // themselves, may go on: nothing of theirs would tell them.
+      this.#full = false
       this.#reconsiderAll()
     }
   }
