@@ -21,31 +21,48 @@ export interface MaintenanceOptions {
   readonly logWindow: number
 }
 
+/** How much one maintenance may pack. */
+export interface PackBudget {
+  /** Blocks it may write, whatever their size. */
+  readonly blocks: number
+  /** Events of tails past the log's window it may pack beyond that. */
+  readonly events: number
+}
+
 /**
- * The most blocks a maintenance writes, after `events` events were logged
- * since the last one.
+ * What a maintenance may pack, after `events` events were logged since the
+ * last one.
  *
- * Within the window, {@link MaintenanceOptions.blocksPerMaintenance}. Past
- * it, also twice the events just logged: where every event is a robot's
- * first (a fleet seen for the first time), each event needs a block of its
- * own, so a fixed budget let the log, its mirror in memory and the replay
- * at start grow without bound (issue 10). Twice the events packs what came
- * in and as much again of the backlog, so the log comes back to its window,
- * and the stall stays in proportion to the batch just committed.
+ * Within the window, {@link MaintenanceOptions.blocksPerMaintenance}
+ * blocks. Past it, also twice the events just logged, counted in events,
+ * not blocks: where every event is a robot's first (a fleet seen for the
+ * first time), each event needs a block of its own, so a fixed number of
+ * blocks let the log, its mirror in memory and the replay at start grow
+ * without bound (issue 10); and where tails are long, a budget of blocks
+ * as large packed hundreds of thousands of events in one transaction and
+ * stalled ingest for 300 ms. Twice the events packs what came in and as
+ * much again of the backlog, so the log comes back to its window, and the
+ * stall stays in proportion to the batches just committed.
  */
 export function maintenanceBudget(
   fleet: Fleet,
   options: MaintenanceOptions,
   events: number,
-): number {
+): PackBudget {
   const overWindow = fleet.nextSeq - fleet.logFloor > options.logWindow
-  return options.blocksPerMaintenance + (overWindow ? 2 * events : 0)
+  return {
+    blocks: options.blocksPerMaintenance,
+    events: overWindow ? 2 * events : 0,
+  }
 }
+
+/** A budget that packs every tail (at close). */
+export const PACK_ALL: PackBudget = { blocks: Infinity, events: Infinity }
 
 /**
  * Packs full tails, and tails old enough to hold the log back, into blocks,
- * at most `budget` of them; then deletes the log rows no tail needs.
- * `Infinity` packs every tail (at close, so that the next start reads no
+ * within `budget`; then deletes the log rows no tail needs.
+ * {@link PACK_ALL} packs every tail (at close, so that the next start reads no
  * log). One transaction; on failure nothing changes, and the next
  * maintenance tries again.
  */
@@ -54,14 +71,15 @@ export function packTails(
   sql: Statements,
   fleet: Fleet,
   options: MaintenanceOptions,
-  budget: number,
+  budget: PackBudget,
 ): void {
   const { blockEvents } = fleet
-  const packAll = budget === Infinity
+  const packAll = budget.blocks === Infinity
   const horizon = packAll ? Infinity : fleet.nextSeq - options.logWindow
   const sealed: { slot: number; count: number; tail: Tail }[] = []
   const packed = new Set<number>()
   let blocks = 0
+  let events = 0
   const now = Date.now()
   // Tails older than the horizon are packed whole, oldest first; the
   // oldest tail that stays is where the log must start.
@@ -69,7 +87,8 @@ export function packTails(
   for (let from = fleet.logFloor; ;) {
     const oldest = fleet.oldestTailFrom(from)
     if (oldest === undefined) break
-    if (oldest.seq >= horizon || blocks >= budget) {
+    const spent = blocks >= budget.blocks && events >= budget.events
+    if (oldest.seq >= horizon || spent) {
       floor = oldest.seq
       break
     }
@@ -77,11 +96,12 @@ export function packTails(
     sealed.push({ slot: oldest.slot, count, tail: fleet.tail(oldest.slot) })
     packed.add(oldest.slot)
     blocks += Math.ceil(count / blockEvents)
+    events += count
     from = oldest.seq + 1
   }
   // Full tails, in the order they filled, within the budget.
   for (const slot of fleet.fullTails) {
-    if (blocks >= budget) break
+    if (blocks >= budget.blocks) break
     if (packed.has(slot)) continue
     const length = fleet.tailCount(slot)
     const full = length - (length % blockEvents)

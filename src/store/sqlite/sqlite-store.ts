@@ -45,6 +45,7 @@ import { Fleet } from './sqlite-fleet.ts'
 import { loadFleet, loadRobot } from './sqlite-load.ts'
 import {
   maintenanceBudget,
+  PACK_ALL,
   packTails,
   type MaintenanceOptions,
 } from './sqlite-maintenance.ts'
@@ -335,7 +336,7 @@ class SqliteStore implements Store {
     try {
       // Pack every tail, so that the log is empty and the next start reads
       // no log. A failure here loses nothing: the log still holds the tails.
-      packTails(open.db, open.sql, this.#fleet, this.#maintenance, Infinity)
+      packTails(open.db, open.sql, this.#fleet, this.#maintenance, PACK_ALL)
     } catch {
       // The next start replays the log.
     }
