@@ -82,7 +82,7 @@ export interface SqliteStoreOptions {
   /**
    * Most blocks one maintenance transaction writes (it blocks ingest) while
    * the log is within its window; default 32. Past the window it also
-   * writes twice the events logged since the last one (sqlite-maintenance.ts).
+   * packs twice the events logged since the last one (sqlite-maintenance.ts).
    */
   readonly blocksPerMaintenance?: number
   /** How often the checkpointer copies the write-ahead log; default 200 ms. */
