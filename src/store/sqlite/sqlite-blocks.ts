@@ -20,9 +20,19 @@ export function emptyColumns(): EventColumns {
 const TWO_POW_7 = 128
 
 /**
+ * Where blocks are encoded: one buffer, grown as needed, instead of a new
+ * one a block, each held outside the collected heap until a full
+ * collection of the store thread, which a steady ingest rarely runs.
+ */
+let scratch = Buffer.alloc(0)
+
+/**
  * Encodes events `from` to `to` (exclusive) of `columns`. The first
  * timestamp is stored as its distance from `columns.ts[from]`, that is 0:
  * the block's first timestamp is kept beside the blob.
+ *
+ * The block is valid until the next call: bind it to a statement (which
+ * copies it) or copy it before encoding another.
  */
 export function encodeBlock(
   columns: EventColumns,
@@ -30,7 +40,10 @@ export function encodeBlock(
   to: number,
 ): Buffer {
   // 16 bytes of position and at most 8 of varint per event.
-  const out = Buffer.allocUnsafe((to - from) * 24)
+  if (scratch.length < (to - from) * 24) {
+    scratch = Buffer.allocUnsafe((to - from) * 24)
+  }
+  const out = scratch
   let offset = 0
   let previous = columns.ts[from]!
   for (let i = from; i < to; i++) {

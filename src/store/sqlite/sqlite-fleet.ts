@@ -355,11 +355,19 @@ function makeChunk(): LogChunk {
   }
 }
 
+/** Dropped chunks of the log's mirror kept for reuse (200 KiB each). */
+const SPARE_CHUNKS = 16
+
 /**
  * The log's rows from {@link floor} on, in chunks of {@link CHUNK} rows:
  * row `seq` is at `seq % CHUNK` of chunk `seq / CHUNK`. A chunk wholly
- * below the floor is dropped (one is kept for reuse), so the mirror holds
- * what the log holds, give or take two chunks.
+ * below the floor is dropped, so the mirror holds what the log holds, give
+ * or take a chunk at each end.
+ *
+ * Dropped chunks are kept for reuse, up to {@link SPARE_CHUNKS}: a chunk
+ * lives as long as the log's window, so one dropped for good waited for a
+ * full collection of the store thread, which a steady ingest seldom runs,
+ * and tens of megabytes of them were held at once.
  */
 class LogMirror {
   /** Rows below it were deleted. */
@@ -367,7 +375,7 @@ class LogMirror {
   /** The number of the first chunk held (`seq / CHUNK`). */
   #first = 0
   readonly #chunks: LogChunk[] = []
-  #spare: LogChunk | undefined
+  readonly #spares: LogChunk[] = []
 
   put(
     seq: number,
@@ -381,8 +389,7 @@ class LogMirror {
     const number = Math.floor(seq / CHUNK)
     if (this.#chunks.length === 0) this.#first = number
     while (this.#first + this.#chunks.length <= number) {
-      this.#chunks.push(this.#spare ?? makeChunk())
-      this.#spare = undefined
+      this.#chunks.push(this.#spares.pop() ?? makeChunk())
     }
     const chunk = this.#chunks[number - this.#first]!
     const i = seq % CHUNK
@@ -439,8 +446,10 @@ class LogMirror {
     while (this.#chunks.length > 0 && (this.#first + 1) * CHUNK <= floor) {
       const dropped = this.#chunks.shift()!
       this.#first++
-      dropped.slot.fill(-1)
-      this.#spare = dropped
+      if (this.#spares.length < SPARE_CHUNKS) {
+        dropped.slot.fill(-1)
+        this.#spares.push(dropped)
+      }
     }
   }
 }
