@@ -81,14 +81,14 @@ export interface Batcher {
  * Creates the batcher in front of a store.
  *
  * @example
- * const batcher = createBatcher(store, { maxBatch: 10_000 })
+ * const batcher = createBatcher(store, { maxBatch: 5000 })
  * batcher.add(frame) // frame: an EventSource
  */
 export function createBatcher(
   store: Store,
   options: BatcherOptions = {},
 ): Batcher {
-  const maxBatch = options.maxBatch ?? 10_000
+  const maxBatch = options.maxBatch ?? 5000
   /** Sources not read to their end, oldest first, from `head`. */
   let sources: EventSource[] = []
   let head = 0

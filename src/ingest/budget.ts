@@ -21,10 +21,13 @@ export interface BudgetMember {
 }
 
 /**
- * What one line of a frame costs in memory while it waits in the queue,
- * beyond the frame's own bytes: its string and its places in the frame's
- * arrays (lines are parsed only a batch ahead of the commit, batcher.ts).
- * Measured with `--expose-gc`: 85 bytes a line of 38 bytes, all told.
+ * What one line of a frame costs in memory while it waits and is
+ * committed, beyond the frame's own bytes. A waiting frame holds its bytes
+ * and, once read, a byte a line for its reply (upstream.ts, frame.ts); a
+ * line read into a batch becomes an event object until its commit, and
+ * garbage after. Under the flood of flood.e2e.test.ts at full size, with
+ * 48 bytes a line the budget counted 24 MiB while the main thread held
+ * 30-35 MiB above its rest: the count is not generous.
  */
 export const LINE_COST_BYTES = 48
 

@@ -8,19 +8,47 @@ import {
 } from './frame.ts'
 
 const text = (s: string) => Buffer.from(s, 'utf8')
+const split = (data: Buffer) => [...splitFrame(data)]
 
 describe('splitFrame', () => {
   it('should split on newlines, with one final newline ending the last line', () => {
-    assert.deepStrictEqual(splitFrame(text('a\nb')), ['a', 'b'])
-    assert.deepStrictEqual(splitFrame(text('a\nb\n')), ['a', 'b'])
-    assert.deepStrictEqual(splitFrame(text('a\n\nb')), ['a', '', 'b'])
-    assert.deepStrictEqual(splitFrame(text('a\nb\n\n')), ['a', 'b', ''])
-    assert.deepStrictEqual(splitFrame(text('a\r\nb\r\n')), ['a\r', 'b\r'])
+    assert.deepStrictEqual(split(text('a\nb')), ['a', 'b'])
+    assert.deepStrictEqual(split(text('a\nb\n')), ['a', 'b'])
+    assert.deepStrictEqual(split(text('a\n\nb')), ['a', '', 'b'])
+    assert.deepStrictEqual(split(text('a\nb\n\n')), ['a', 'b', ''])
+    assert.deepStrictEqual(split(text('a\r\nb\r\n')), ['a\r', 'b\r'])
   })
 
   it('should read an empty frame as one empty line', () => {
-    assert.deepStrictEqual(splitFrame(text('')), [''])
-    assert.deepStrictEqual(splitFrame(text('\n')), [''])
+    assert.deepStrictEqual(split(text('')), [''])
+    assert.deepStrictEqual(split(text('\n')), [''])
+  })
+
+  it('should count the lines before any is read', () => {
+    assert.equal(splitFrame(text('a\nb\n')).count, 2)
+    assert.equal(splitFrame(text('a\n\nb')).count, 3)
+    assert.equal(splitFrame(text('')).count, 1)
+    assert.equal(splitFrame(text('\n\n')).count, 2)
+    const lines = splitFrame(text('a\nb'))
+    lines.next()
+    assert.equal(lines.remaining, 1)
+  })
+
+  it('should read frames far larger than a chunk, whatever the lines, ASCII or not', () => {
+    // Lines of every length around the 16 KiB chunk, empty ones among
+    // them, multi-byte characters on either side of a chunk's end.
+    for (const name of ['robot', 'röbot-é', '机器人']) {
+      const lines: string[] = []
+      for (let i = 0; i < 3000; i++) {
+        lines.push(
+          i % 7 === 0 ? '' : `${i},${i / 2},${i},${name}-${'x'.repeat(i % 40)}`,
+        )
+      }
+      lines.push('x'.repeat(40_000), '', `1,2,3,${name}`)
+      for (const trailer of ['', '\n']) {
+        assert.deepStrictEqual(split(text(lines.join('\n') + trailer)), lines)
+      }
+    }
   })
 
   it('should reject only the lines that are not valid UTF-8', () => {
@@ -31,7 +59,7 @@ describe('splitFrame', () => {
       Buffer.from([0xff]),
     ])
     const unreadable = { reply: 'ERR malformed line is not valid UTF-8' }
-    assert.deepStrictEqual(splitFrame(frame), [
+    assert.deepStrictEqual(split(frame), [
       '1,1,1,é',
       unreadable,
       '2,2,2,ok',

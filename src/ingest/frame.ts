@@ -2,13 +2,96 @@
  * Frames of the ingest protocol: splitting a text frame into lines and
  * writing reply lines. See docs/protocol.md.
  */
-import { isUtf8 } from 'node:buffer'
+import { isAscii, isUtf8 } from 'node:buffer'
 import { ERROR_CATALOG, type ErrorCode } from '../errors.ts'
 import type { Outcome } from '../domain/rules.ts'
 
 /** A line that could not even be read as text, already answered. */
 export interface UnreadableLine {
   readonly reply: string
+}
+
+/** Bytes of a frame turned into text at a time, as its lines are read. */
+const CHUNK_BYTES = 16 * 1024
+
+/**
+ * The lines of one text frame, read in order, one at a time. A frame of
+ * valid UTF-8 stays as it came, in its buffer; its lines become strings a
+ * few kilobytes at a time, only when they are read. So a frame waiting for
+ * its batch (batcher.ts) holds its bytes and no object a line, and no
+ * large string is ever made (a large frame as one string cost a fresh
+ * mapping of memory and a full collection to free).
+ */
+export class FrameLines implements Iterable<string | UnreadableLine> {
+  /** How many lines the frame has. */
+  readonly count: number
+  /** The frame (valid UTF-8), or its lines (not valid UTF-8). */
+  readonly #data: Buffer | undefined
+  readonly #pieces: (string | UnreadableLine)[] | undefined
+  /** Whether the frame is ASCII only: then it is decoded as Latin-1, a copy. */
+  readonly #ascii: boolean
+  /** Lines read so far. */
+  #read = 0
+  /** Where the next chunk starts in `#data`. */
+  #at = 0
+  /** The chunk being read, and where its next line starts. */
+  #chunk = ''
+  #chunkAt = 0
+
+  constructor(data: Buffer, count: number, ascii: boolean)
+  constructor(pieces: (string | UnreadableLine)[])
+  constructor(
+    source: Buffer | (string | UnreadableLine)[],
+    count?: number,
+    ascii = false,
+  ) {
+    this.#ascii = ascii
+    if (Array.isArray(source)) {
+      this.#pieces = source
+      this.count = source.length
+    } else {
+      this.#data = source
+      this.count = count!
+    }
+  }
+
+  /** Lines not read yet. */
+  get remaining(): number {
+    return this.count - this.#read
+  }
+
+  /** The next line; call only while {@link remaining} is above 0. */
+  next(): string | UnreadableLine {
+    const index = this.#read++
+    const data = this.#data
+    if (data === undefined) return this.#pieces![index]!
+    // Chunks end after a newline, so a line never spans two of them.
+    if (this.#chunkAt >= this.#chunk.length) this.#nextChunk(data)
+    const chunk = this.#chunk
+    const start = this.#chunkAt
+    const end = chunk.indexOf('\n', start)
+    const stop = end < 0 ? chunk.length : end
+    this.#chunkAt = stop + 1
+    return chunk.slice(start, stop)
+  }
+
+  /** Decodes the next few kilobytes of whole lines. */
+  #nextChunk(data: Buffer) {
+    const start = this.#at
+    let end = Math.min(start + CHUNK_BYTES, data.length)
+    if (end < data.length) {
+      // 0x0A never occurs inside a multi-byte UTF-8 sequence.
+      const newline = data.indexOf(0x0a, end - 1)
+      end = newline < 0 ? data.length : newline + 1
+    }
+    this.#chunk = data.toString(this.#ascii ? 'latin1' : 'utf8', start, end)
+    this.#chunkAt = 0
+    this.#at = end
+  }
+
+  *[Symbol.iterator](): Iterator<string | UnreadableLine> {
+    while (this.remaining > 0) yield this.next()
+  }
 }
 
 /**
@@ -20,11 +103,13 @@ export interface UnreadableLine {
  * occurs inside a multi-byte UTF-8 sequence, so that only the lines that are
  * not valid UTF-8 are rejected.
  */
-export function splitFrame(data: Buffer): (string | UnreadableLine)[] {
-  if (isUtf8(data)) {
-    const lines = data.toString('utf8').split('\n')
-    if (lines.length > 1 && lines[lines.length - 1] === '') lines.pop()
-    return lines
+export function splitFrame(data: Buffer): FrameLines {
+  const ascii = isAscii(data)
+  if (ascii || isUtf8(data)) {
+    let newlines = 0
+    for (let i = 0; i < data.length; i++) if (data[i] === 0x0a) newlines++
+    const endsWithNewline = data.length > 0 && data[data.length - 1] === 0x0a
+    return new FrameLines(data, newlines + 1 - (endsWithNewline ? 1 : 0), ascii)
   }
   const lines: (string | UnreadableLine)[] = []
   let start = 0
@@ -40,7 +125,7 @@ export function splitFrame(data: Buffer): (string | UnreadableLine)[] {
     start = end + 1
     if (start === data.length) break
   }
-  return lines
+  return new FrameLines(lines)
 }
 
 /** The reply line `ERR <code> <message>` for a catalog code. */

@@ -13,7 +13,7 @@ import {
   parseEventLine,
   type TelemetryEvent,
 } from '../domain/event.ts'
-import type { Outcome } from '../domain/rules.ts'
+import { OUTCOMES, type Outcome } from '../domain/rules.ts'
 import { rawHttpError, TelemetryError, type ErrorCode } from '../errors.ts'
 import type { Increment, Metrics, PauseReason } from '../metrics.ts'
 import type { Batcher, BatchTarget, EventSource } from './batcher.ts'
@@ -27,7 +27,7 @@ import {
   OUTCOME_REPLIES,
   errorReply,
   splitFrame,
-  type UnreadableLine,
+  type FrameLines,
 } from './frame.ts'
 
 /** The path of the ingest endpoint. */
@@ -217,20 +217,27 @@ function refuse(socket: Duplex, code: ErrorCode, message: string) {
 
 /**
  * A received frame waiting for the commit of its events. Its lines are
- * parsed when the batcher reads them (batcher.ts), not when it arrives.
+ * cut and parsed when the batcher reads them (batcher.ts), not when it
+ * arrives.
  */
 class PendingFrame implements EventSource<PendingFrame> {
   readonly target: UpstreamConnection
   /** The lines, until all are read. */
-  #lines: (string | UnreadableLine)[]
-  /** The next line to read. */
-  #next = 0
-  /** One reply per input line; event lines are filled after the commit. */
-  readonly replies: string[]
-  /** Indexes of the lines that are events, in order, as they are read. */
-  readonly eventLines: number[] = []
-  /** How many of `eventLines` have been settled. */
-  settledCount = 0
+  #lines: FrameLines | undefined
+  /**
+   * One reply per line, as a code (below), made on the first read: lines
+   * that are not events as they are read, events as they settle (in order:
+   * the next event to settle has the first line without a reply). A byte
+   * a line, outside the collected heap, until the reply frame is written.
+   */
+  #replies: Uint8Array | undefined
+  /** The replies of malformed lines, by line. */
+  #malformedReplies: Map<number, string> | undefined
+  /** Lines before this one all have their reply. */
+  #repliedTo = 0
+  /** Events read, and of those settled. */
+  #events = 0
+  #settled = 0
   /** `performance.now()` when the frame arrived. */
   readonly receivedAt: number
   /** What it holds of the budget until it is answered (budget.ts). */
@@ -239,14 +246,13 @@ class PendingFrame implements EventSource<PendingFrame> {
 
   constructor(
     target: UpstreamConnection,
-    lines: (string | UnreadableLine)[],
+    lines: FrameLines | undefined,
     receivedAt: number,
     cost: number,
     malformed: Increment,
   ) {
     this.target = target
     this.#lines = lines
-    this.replies = new Array(lines.length)
     this.receivedAt = receivedAt
     this.cost = cost
     this.#malformed = malformed
@@ -258,58 +264,101 @@ class PendingFrame implements EventSource<PendingFrame> {
     reply: string,
     receivedAt: number,
   ): PendingFrame {
-    const frame = new PendingFrame(target, [], receivedAt, 0, {
+    const frame = new PendingFrame(target, undefined, receivedAt, 0, {
       inc() {},
     })
-    frame.replies.push(reply)
+    frame.#replies = new Uint8Array([MALFORMED])
+    frame.#malformedReplies = new Map([[0, reply]])
     return frame
   }
 
   get remaining(): number {
-    return this.#lines.length - this.#next
+    return this.#lines?.remaining ?? 0
   }
 
   /** Every line read, and every event among them settled. */
   get answered(): boolean {
-    return this.remaining === 0 && this.settledCount === this.eventLines.length
+    return this.remaining === 0 && this.#settled === this.#events
+  }
+
+  /** The reply frame, once {@link answered}. */
+  reply(): string {
+    const codes = this.#replies!
+    const lines = new Array<string>(codes.length)
+    for (let i = 0; i < codes.length; i++) {
+      const code = codes[i]!
+      lines[i] =
+        code === MALFORMED
+          ? this.#malformedReplies!.get(i)!
+          : REPLY_OF_CODE[code]!
+    }
+    return lines.join('\n')
+  }
+
+  #malformedAt(line: number, reply: string) {
+    this.#replies![line] = MALFORMED
+    ;(this.#malformedReplies ??= new Map()).set(line, reply)
   }
 
   read(
     max: number,
     push: (event: TelemetryEvent, slot: PendingFrame) => void,
   ): boolean {
-    const lines = this.#lines
+    const lines = this.#lines!
+    this.#replies ??= new Uint8Array(lines.count)
     let pushed = 0
     let malformed = 0
-    let i = this.#next
-    for (; i < lines.length && pushed < max; i++) {
-      const line = lines[i]!
+    while (lines.remaining > 0 && pushed < max) {
+      const index = lines.count - lines.remaining
+      const line = lines.next()
       if (typeof line !== 'string') {
-        this.replies[i] = line.reply
+        this.#malformedAt(index, line.reply)
         malformed++
         continue
       }
       const parsed = parseEventLine(line)
       if (isMalformed(parsed)) {
-        this.replies[i] = errorReply('MALFORMED', parsed.error)
+        this.#malformedAt(index, errorReply('MALFORMED', parsed.error))
         malformed++
         continue
       }
-      this.eventLines.push(i)
+      this.#events++
       push(parsed, this)
       pushed++
     }
-    this.#next = i
     if (malformed > 0) this.#malformed.inc(malformed)
-    if (i < lines.length) return false
-    // Read to its end: the lines are no longer needed.
-    this.#lines = []
-    this.#next = 0
+    if (lines.remaining > 0) return false
+    // Read to its end: the text is no longer needed.
+    this.#lines = undefined
     return true
+  }
+
+  /** Gives the next event of the frame its reply. */
+  settle(outcome: Outcome | undefined) {
+    const replies = this.#replies!
+    let line = this.#repliedTo
+    while (replies[line] !== UNANSWERED) line++
+    replies[line] = outcome === undefined ? UNAVAILABLE : CODE_OF[outcome]
+    this.#repliedTo = line + 1
+    this.#settled++
   }
 }
 
-const UNAVAILABLE_REPLY = errorReply('UNAVAILABLE')
+/** The reply codes of {@link PendingFrame}: a line without a reply yet, */
+const UNANSWERED = 0
+/** …the outcome of an event (its index in OUTCOMES, plus one), */
+const CODE_OF: Readonly<Record<Outcome, number>> = Object.fromEntries(
+  OUTCOMES.map((outcome, i) => [outcome, i + 1]),
+) as Record<Outcome, number>
+/** …an event whose commit failed, and a malformed line. */
+const UNAVAILABLE = OUTCOMES.length + 1
+const MALFORMED = OUTCOMES.length + 2
+/** The reply line of each code but MALFORMED. */
+const REPLY_OF_CODE: readonly string[] = [
+  '',
+  ...OUTCOMES.map((outcome) => OUTCOME_REPLIES[outcome]),
+  errorReply('UNAVAILABLE'),
+]
 
 /** The code of ws's error for a frame over `maxPayload`. */
 const FRAME_TOO_LARGE = 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH'
@@ -510,11 +559,11 @@ class UpstreamConnection implements BatchTarget<PendingFrame>, BudgetMember {
       return
     }
     const lines = splitFrame(data as Buffer)
-    if (lines.length > this.#limits.maxLinesPerFrame) {
+    if (lines.count > this.#limits.maxLinesPerFrame) {
       // Like a frame over the size limit, but the frames before it are
       // still answered: nothing of this one is stored.
       this.#log.warn(
-        { lines: lines.length },
+        { lines: lines.count },
         'frame over the lines-per-frame limit',
       )
       this.#closeWhenAnswered = {
@@ -526,12 +575,12 @@ class UpstreamConnection implements BatchTarget<PendingFrame>, BudgetMember {
       return
     }
     // Counted once the frame is taken: a frame over a limit is not read.
-    metrics.linesReceived.inc(lines.length)
+    metrics.linesReceived.inc(lines.count)
     const frame = new PendingFrame(
       this,
       lines,
       receivedAt,
-      (data as Buffer).length + lines.length * LINE_COST_BYTES,
+      (data as Buffer).length + lines.count * LINE_COST_BYTES,
       metrics.replies.malformed,
     )
     this.#queue.push(frame)
@@ -541,9 +590,7 @@ class UpstreamConnection implements BatchTarget<PendingFrame>, BudgetMember {
   }
 
   settle(frame: PendingFrame, outcome: Outcome | undefined) {
-    const line = frame.eventLines[frame.settledCount++]!
-    frame.replies[line] =
-      outcome === undefined ? UNAVAILABLE_REPLY : OUTCOME_REPLIES[outcome]
+    frame.settle(outcome)
     this.#metrics.replies[outcome ?? 'unavailable'].inc()
   }
 
@@ -559,7 +606,7 @@ class UpstreamConnection implements BatchTarget<PendingFrame>, BudgetMember {
     while (ready(queue[0])) {
       const frame = queue.shift()!
       this.#release(frame.cost)
-      if (open) this.#ws.send(frame.replies.join('\n'))
+      if (open) this.#ws.send(frame.reply())
       ack.observe((now - frame.receivedAt) / 1000)
     }
     if (open) this.#socket.uncork()
