@@ -100,6 +100,18 @@ export interface LoadResult {
 /** Longest time one turn of the event loop spends building frames (ms). */
 const REFILL_SLICE_MS = 20
 
+/**
+ * Unpaced, a connection sends no new frame while its socket holds this
+ * much not yet written: the frames of its window beyond wait to be built,
+ * as a robot's client would wait, instead of waiting in the socket. The
+ * server sees the same stream (the kernel's buffers stay full); but with
+ * every window of 64 frames of 10,000 lines handed to its socket at once,
+ * the generator took 57 % of a core against 22 % with 10-line frames, at
+ * the same events a second, on a machine of two cores it shares with the
+ * server.
+ */
+const SEND_BUFFER_BYTES = 1024 * 1024
+
 // --- one connection ---
 
 class Connection {
@@ -251,7 +263,11 @@ async function main(options: LoadOptions): Promise<LoadResult> {
     for (const conn of dirty) {
       if (!conn.done) {
         conn.socket?.cork()
-        while (conn.inFlight < window && canSend()) {
+        while (
+          conn.inFlight < window &&
+          conn.ws.bufferedAmount < SEND_BUFFER_BYTES &&
+          canSend()
+        ) {
           conn.send(L, options.t0, options.step, now)
           sentEvents += L
           if (performance.now() > deadline) {
@@ -417,7 +433,12 @@ async function main(options: LoadOptions): Promise<LoadResult> {
       }
     }, 1)
   } else {
-    for (const conn of live) markDirty(conn)
+    for (const conn of live) {
+      // A connection that stopped at SEND_BUFFER_BYTES goes on once its
+      // socket has written what it held.
+      conn.socket?.on('drain', () => markDirty(conn))
+      markDirty(conn)
+    }
   }
 
   await finished
