@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * The command line: `fleet-telemetry [--host H] [--port P] [--store URL]`.
+ * The command line: `fleet-telemetry [serve] [--host H] [--port P] [--store URL]`,
+ * and `fleet-telemetry token create|list` (auth/token-command.ts).
  * Exit codes: 0 after a clean shutdown, 1 when the server cannot start,
  * 2 for unknown flags or bad values.
  */
@@ -19,12 +20,22 @@ import { redactStoreUrl } from './store/store.ts'
 const HEAP_GROWING_PERCENT = 50
 
 async function main(): Promise<number | undefined> {
+  const [command, ...rest] = process.argv.slice(2)
+  if (command === 'token') {
+    const { runTokenCommand } = await import('./auth/token-command.ts')
+    return runTokenCommand(rest, process.env, {
+      out: (text) => process.stdout.write(text),
+      err: (text) => process.stderr.write(text),
+    })
+  }
+  // `serve`, or no command: the server.
+  const args = command === 'serve' ? rest : process.argv.slice(2)
   if (!process.execArgv.some((a) => a.startsWith('--heap-growing-percent'))) {
     setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`)
   }
   let config
   try {
-    config = loadConfig(process.argv.slice(2), process.env)
+    config = loadConfig(args, process.env)
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error
     process.stderr.write(`fleet-telemetry: ${error.message}\n\n${usage()}`)

@@ -195,7 +195,7 @@ export function usage(): string {
     (key) =>
       `  --${flagOf(key)} (${envOf(key)}, default ${SETTINGS[key].default})\n      ${SETTINGS[key].help}`,
   )
-  return `usage: fleet-telemetry [options]\n\noptions:\n${lines.join('\n')}\n  -h, --help\n      print this text and exit\n`
+  return `usage: fleet-telemetry [serve] [options]\n       fleet-telemetry token create|list … (fleet-telemetry token --help)\n\noptions:\n${lines.join('\n')}\n  -h, --help\n      print this text and exit\n`
 }
 
 const FLAGS = new Map(KEYS.map((key) => [flagOf(key), key]))
