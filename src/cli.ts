@@ -14,7 +14,7 @@ import { redactStoreUrl } from './store/store.ts'
  * in percent, unless `node --heap-growing-percent=N` says otherwise. V8's
  * own factor goes up to 4× when collections are cheap, and under a flood
  * the server's main thread then held 150 MB of garbage over 40 MB live
- * (docs/reliability.md, "Memory"); at 50 % its peak was 40 MB lower, at
+ * (docs/reliability.md, "Memory model"); at 50 % its peak was 40 MB lower, at
  * the same events a second.
  */
 const HEAP_GROWING_PERCENT = 50

@@ -88,51 +88,31 @@ test('token commands refuse what they cannot do, with exit 2 and a message, and 
   ])
   assert.equal(ok.code, 0, ok.stderr)
   const before = readFileSync(file, 'utf8')
+  // `token create` into this file, with the options after `--tokens FILE`.
+  const create = (...options: string[]) => [
+    'token',
+    'create',
+    '--tokens',
+    file,
+    ...options,
+  ]
   const cases: [string[], RegExp][] = [
+    [create('--name', 'a', '--role', 'read'), /token "a" appears twice/],
     [
-      ['token', 'create', '--tokens', file, '--name', 'a', '--role', 'read'],
-      /token "a" appears twice/,
-    ],
-    [
-      ['token', 'create', '--tokens', file, '--name', 'b', '--role', 'root'],
+      create('--name', 'b', '--role', 'root'),
       /--role must be one of ingest, read, admin/,
     ],
     [
-      [
-        'token',
-        'create',
-        '--tokens',
-        file,
-        '--name',
-        'b',
-        '--role',
-        'read',
-        '--robot',
-        'x',
-      ],
+      create('--name', 'b', '--role', 'read', '--robot', 'x'),
       /--robot applies to ingest tokens only/,
     ],
-    [
-      ['token', 'create', '--tokens', file, '--role', 'read'],
-      /--name NAME is required/,
-    ],
+    [create('--role', 'read'), /--name NAME is required/],
     [
       ['token', 'create', '--name', 'b', '--role', 'read'],
       /--tokens FILE \(or TELEMETRY_TOKENS\) is required/,
     ],
     [
-      [
-        'token',
-        'create',
-        '--tokens',
-        file,
-        '--name',
-        'b',
-        '--role',
-        'read',
-        '--secret',
-        'x',
-      ],
+      create('--name', 'b', '--role', 'read', '--secret', 'x'),
       /Unknown option '--secret'/,
     ],
     [
