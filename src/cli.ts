@@ -6,6 +6,7 @@
  * 2 for unknown flags or bad values.
  */
 import { setFlagsFromString } from 'node:v8'
+import { TokensError } from './auth/tokens.ts'
 import { ConfigError, loadConfig, usage } from './config.ts'
 import { redactStoreUrl } from './store/store.ts'
 
@@ -55,11 +56,20 @@ async function main(): Promise<number | undefined> {
     process.stderr.write(
       `fleet-telemetry: cannot start: ${(error as Error).message}\n`,
     )
-    return 1
+    // A file the flags name that cannot be used is a bad value.
+    return error instanceof TokensError || error instanceof ConfigError ? 2 : 1
   }
+  const access =
+    server.tokens === undefined
+      ? 'no access control'
+      : `access control: ${server.tokens} token${server.tokens === 1 ? '' : 's'}`
   process.stdout.write(
-    `listening on ${server.url} (store ${redactStoreUrl(config.store)})\n`,
+    `listening on ${server.url} (store ${redactStoreUrl(config.store)}) (${access})\n`,
   )
+  process.on('SIGHUP', () => {
+    server.logger.info({ signal: 'SIGHUP' }, 'reloading')
+    server.reload()
+  })
 
   const stop = (signal: string) => {
     server.logger.info({ signal }, 'shutting down')

@@ -27,6 +27,13 @@ describe('loadConfig', () => {
       maxConnectionInflightBytes: 8 * 1024 * 1024,
       maxInflightBytes: 16 * 1024 * 1024,
       keepaliveMs: 30000,
+      tokens: '',
+      insecure: false,
+      tlsCert: '',
+      tlsKey: '',
+      maxTokenEventsPerSecond: 0,
+      maxTokenConnections: 0,
+      maxTokenRequestsPerSecond: 0,
     })
   })
 
@@ -70,6 +77,7 @@ describe('loadConfig', () => {
   it('should read the environment, and let flags win over it', () => {
     const env = {
       TELEMETRY_HOST: '0.0.0.0',
+      TELEMETRY_INSECURE: 'true',
       TELEMETRY_PORT: '9001',
       TELEMETRY_STORE: 'sqlite:/tmp/env.db',
       TELEMETRY_LOG_LEVEL: 'warn',
@@ -77,6 +85,7 @@ describe('loadConfig', () => {
     assert.deepStrictEqual(loadConfig([], env), {
       ...DEFAULT_CONFIG,
       host: '0.0.0.0',
+      insecure: true,
       port: 9001,
       store: 'sqlite:/tmp/env.db',
       logLevel: 'warn',
@@ -86,6 +95,7 @@ describe('loadConfig', () => {
       {
         ...DEFAULT_CONFIG,
         host: '0.0.0.0',
+        insecure: true,
         port: 9000,
         store: 'sqlite:/tmp/t.db',
         logLevel: 'warn',
@@ -207,7 +217,79 @@ describe('loadConfig', () => {
         ],
         ['max-inflight-bytes', 'TELEMETRY_MAX_INFLIGHT_BYTES'],
         ['keepalive-ms', 'TELEMETRY_KEEPALIVE_MS'],
+        ['tokens', 'TELEMETRY_TOKENS'],
+        ['insecure', 'TELEMETRY_INSECURE'],
+        ['tls-cert', 'TELEMETRY_TLS_CERT'],
+        ['tls-key', 'TELEMETRY_TLS_KEY'],
+        [
+          'max-token-events-per-second',
+          'TELEMETRY_MAX_TOKEN_EVENTS_PER_SECOND',
+        ],
+        ['max-token-connections', 'TELEMETRY_MAX_TOKEN_CONNECTIONS'],
+        [
+          'max-token-requests-per-second',
+          'TELEMETRY_MAX_TOKEN_REQUESTS_PER_SECOND',
+        ],
       ],
     )
+  })
+
+  it('should refuse an address other than loopback without tokens, unless --insecure', () => {
+    for (const host of ['0.0.0.0', '::', '192.168.1.4', 'robots.example']) {
+      assert.throws(
+        () => loadConfig(['--host', host], {}),
+        (error: unknown) =>
+          error instanceof ConfigError &&
+          error.message.startsWith(
+            `refusing to listen on ${host} without access control`,
+          ) &&
+          error.message.includes('--tokens') &&
+          error.message.includes('--insecure'),
+        host,
+      )
+      const opened = loadConfig(['--host', host, '--insecure'], {}) as Config
+      assert.equal(opened.insecure, true)
+      const guarded = loadConfig(['--host', host, '--tokens', 't.json'], {})
+      assert.equal((guarded as Config).tokens, 't.json')
+      assert.equal(
+        (loadConfig(['--host', host], { TELEMETRY_INSECURE: '1' }) as Config)
+          .insecure,
+        true,
+      )
+    }
+    for (const host of ['127.0.0.1', '127.8.0.1', 'localhost', '::1']) {
+      assert.equal((loadConfig(['--host', host], {}) as Config).host, host)
+    }
+    // `--insecure` takes no value: the next argument is another flag.
+    assert.equal(
+      (loadConfig(['--insecure', '--port', '1'], {}) as Config).port,
+      1,
+    )
+    assert.throws(
+      () => loadConfig([], { TELEMETRY_INSECURE: 'maybe' }),
+      /TELEMETRY_INSECURE must be true or false/,
+    )
+  })
+
+  it('should want both TLS files, and tokens for the per-token limits', () => {
+    assert.throws(
+      () => loadConfig(['--tls-cert', 'c.pem'], {}),
+      /--tls-cert and --tls-key go together/,
+    )
+    assert.throws(
+      () => loadConfig([], { TELEMETRY_TLS_KEY: 'k.pem' }),
+      /--tls-cert and --tls-key go together/,
+    )
+    for (const flag of [
+      '--max-token-events-per-second',
+      '--max-token-connections',
+      '--max-token-requests-per-second',
+    ]) {
+      assert.throws(
+        () => loadConfig([flag, '5'], {}),
+        new RegExp(`${flag} needs a tokens file`),
+      )
+      assert.doesNotThrow(() => loadConfig([flag, '5', '--tokens', 't'], {}))
+    }
   })
 })

@@ -75,6 +75,17 @@ const storeAddress: Parse<string> = (text) => {
   }
 }
 
+/** A path, or `''` for none. */
+const path: Parse<string> = (text) => text
+
+const yesNo: Parse<boolean> = (text, name) => {
+  if (text === 'true' || text === '1') return true
+  if (text === 'false' || text === '0' || text === '') return false
+  throw new ConfigError(
+    `${name} must be true or false, not ${JSON.stringify(text)}`,
+  )
+}
+
 const keepalive: Parse<number> = (text, name) => {
   const value = integer(0, 86_400_000)(text, name)
   if (value > 0 && value < 100) {
@@ -87,6 +98,8 @@ const keepalive: Parse<number> = (text, name) => {
 
 interface Setting<T> {
   readonly default: T
+  /** A flag without a value (`--insecure`); its variable takes true or false. */
+  readonly boolean?: boolean
   /** One line for the usage text. */
   readonly help: string
   readonly parse: Parse<T>
@@ -162,6 +175,42 @@ export const SETTINGS = {
     help: 'ping period; a connection that misses a pong is closed; 0 = never',
     parse: keepalive,
   }),
+  tokens: setting({
+    default: '',
+    help: 'tokens file (fleet-telemetry token create); without it anyone who reaches the port may read and write',
+    parse: path,
+  }),
+  insecure: setting({
+    default: false,
+    boolean: true,
+    help: 'listen on an address other than loopback without a tokens file',
+    parse: yesNo,
+  }),
+  tlsCert: setting({
+    default: '',
+    help: 'PEM certificate (chain) file: serve https and wss; re-read on SIGHUP',
+    parse: path,
+  }),
+  tlsKey: setting({
+    default: '',
+    help: 'PEM private key file of --tls-cert',
+    parse: path,
+  }),
+  maxTokenEventsPerSecond: setting({
+    default: 0,
+    help: 'events a second one token may write; lines over it get ERR rate_limited; 0 = no limit',
+    parse: integer(0, 1_000_000_000),
+  }),
+  maxTokenConnections: setting({
+    default: 0,
+    help: 'open ingest connections of one token; more are refused with 429; 0 = no limit',
+    parse: integer(0, 1_000_000),
+  }),
+  maxTokenRequestsPerSecond: setting({
+    default: 0,
+    help: 'HTTP requests a second of one token; more are answered 429; 0 = no limit',
+    parse: integer(0, 1_000_000_000),
+  }),
 }
 
 type Settings = typeof SETTINGS
@@ -191,10 +240,11 @@ export const DEFAULT_CONFIG: Config = Object.freeze(
 
 /** The usage text of the CLI. */
 export function usage(): string {
-  const lines = KEYS.map(
-    (key) =>
-      `  --${flagOf(key)} (${envOf(key)}, default ${SETTINGS[key].default})\n      ${SETTINGS[key].help}`,
-  )
+  const lines = KEYS.map((key) => {
+    const row: Setting<unknown> = SETTINGS[key]
+    const shown = row.boolean === true ? 'off' : String(row.default) || 'none'
+    return `  --${flagOf(key)} (${envOf(key)}, default ${shown})\n      ${row.help}`
+  })
   return `usage: fleet-telemetry [serve] [options]\n       fleet-telemetry token create|list … (fleet-telemetry token --help)\n\noptions:\n${lines.join('\n')}\n  -h, --help\n      print this text and exit\n`
 }
 
@@ -215,7 +265,8 @@ function joinFlagValues(args: readonly string[]): string[] {
       next !== undefined &&
       !next.startsWith('--') &&
       arg.startsWith('--') &&
-      FLAGS.has(arg.slice(2))
+      FLAGS.has(arg.slice(2)) &&
+      SETTINGS[FLAGS.get(arg.slice(2))!].boolean !== true
     ) {
       joined.push(`${arg}=${next}`)
       i++
@@ -246,7 +297,15 @@ export function loadConfig(
       allowPositionals: false,
       options: {
         ...Object.fromEntries(
-          [...FLAGS.keys()].map((flag) => [flag, { type: 'string' }]),
+          [...FLAGS].map(([flag, key]) => [
+            flag,
+            {
+              type:
+                (SETTINGS[key] as Setting<unknown>).boolean === true
+                  ? 'boolean'
+                  : 'string',
+            },
+          ]),
         ),
         help: { type: 'boolean', short: 'h' },
       } as Record<string, { type: 'string' | 'boolean'; short?: string }>,
@@ -266,9 +325,50 @@ export function loadConfig(
     config[key] =
       typeof fromFlag === 'string'
         ? row.parse(fromFlag, flag)
-        : fromEnv !== undefined
-          ? row.parse(fromEnv, envOf(key))
-          : row.default
+        : fromFlag === true
+          ? true
+          : fromEnv !== undefined
+            ? row.parse(fromEnv, envOf(key))
+            : row.default
   }
+  checkAccess(config as Config)
   return Object.freeze(config) as Config
+}
+
+/** Addresses that only this machine can reach. */
+export function isLoopback(host: string): boolean {
+  return (
+    host === 'localhost' ||
+    host === '::1' ||
+    host === '[::1]' ||
+    /^127(?:\.\d{1,3}){3}$/.test(host)
+  )
+}
+
+/**
+ * The settings of access control that only make sense together
+ * (docs/security.md): a server reachable from other machines needs a
+ * tokens file, or `--insecure` to say that being open is meant.
+ */
+function checkAccess(config: Config) {
+  if ((config.tlsCert === '') !== (config.tlsKey === '')) {
+    throw new ConfigError('--tls-cert and --tls-key go together: give both')
+  }
+  if (config.tokens !== '') return
+  for (const key of [
+    'maxTokenEventsPerSecond',
+    'maxTokenConnections',
+    'maxTokenRequestsPerSecond',
+  ] as const) {
+    if (config[key] !== 0) {
+      throw new ConfigError(`--${flagOf(key)} needs a tokens file (--tokens)`)
+    }
+  }
+  if (!isLoopback(config.host) && !config.insecure) {
+    throw new ConfigError(
+      `refusing to listen on ${config.host} without access control: anyone who reaches it could read and write every robot's events. ` +
+        'Give a tokens file (fleet-telemetry token create --tokens tokens.json --name NAME --role admin, then --tokens tokens.json), ' +
+        'or --insecure if the network itself is trusted (docs/security.md).',
+    )
+  }
 }

@@ -26,6 +26,32 @@ export const ERROR_CATALOG = {
   },
   /** The store failed; nothing was stored (wire code `unavailable`). */
   UNAVAILABLE: { status: 503, message: 'the store is unavailable' },
+  /**
+   * An ingest line for a robot outside the token's `robots`, or a request
+   * whose token's role may not use the endpoint (wire code `forbidden`).
+   */
+  FORBIDDEN: {
+    status: 403,
+    message: 'the token may not do this',
+  },
+  /** An ingest line over the token's events per second (wire code `rate_limited`). */
+  RATE_LIMITED: {
+    status: 429,
+    message: "the event is over the token's events per second",
+  },
+  /** No token, or one the tokens file does not hold. */
+  UNAUTHORIZED: {
+    status: 401,
+    message: 'a valid token is needed',
+  },
+  /**
+   * A request over the token's requests per second, or an ingest upgrade
+   * over its open connections.
+   */
+  TOO_MANY_REQUESTS: {
+    status: 429,
+    message: 'too many requests with this token',
+  },
   /** An ingest upgrade over the connection limit (`--max-connections`). */
   TOO_MANY_CONNECTIONS: {
     status: 503,
@@ -112,10 +138,16 @@ export function errorBody(error: unknown): ErrorBody {
  * framework reply exists: a refused WebSocket upgrade, a request Node could
  * not parse.
  */
-export function rawHttpError(error: TelemetryError): string {
+export function rawHttpError(
+  error: TelemetryError,
+  headers: Readonly<Record<string, string>> = {},
+): string {
   const body = JSON.stringify(errorBody(error))
   return (
     `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? 'Error'}\r\n` +
+    Object.entries(headers)
+      .map(([name, value]) => `${name}: ${value}\r\n`)
+      .join('') +
     'Content-Type: application/json; charset=utf-8\r\n' +
     `Content-Length: ${Buffer.byteLength(body)}\r\n` +
     'Connection: close\r\n\r\n' +

@@ -10,6 +10,7 @@ import {
   Histogram,
   Registry,
 } from 'prom-client'
+import { REFUSALS, type Refusal } from './auth/access.ts'
 
 /** Every reply an ingest line can get, as the `reply` label. */
 export const REPLY_KINDS = [
@@ -19,6 +20,8 @@ export const REPLY_KINDS = [
   'conflict',
   'malformed',
   'unavailable',
+  'forbidden',
+  'rate_limited',
 ] as const
 export type ReplyKind = (typeof REPLY_KINDS)[number]
 
@@ -56,7 +59,15 @@ export interface Metrics {
    * why: their own limits, or the server's budget (ingest/budget.ts).
    */
   readonly pausedSeconds: Readonly<Record<PauseReason, Increment>>
+  /** Requests and upgrades refused by access control, by why. */
+  readonly authFailures: Readonly<Record<Refusal, Increment>>
+  /** Requests and upgrades over a per-token limit, by limit. */
+  readonly tokenLimited: Readonly<Record<TokenLimit, Increment>>
 }
+
+/** The per-token limits of a refused request or upgrade, as the `limit` label. */
+export const TOKEN_LIMITS = ['connections', 'requests'] as const
+export type TokenLimit = (typeof TOKEN_LIMITS)[number]
 
 /** Why an ingest connection is not read, as the `reason` label. */
 export const PAUSE_REASONS = ['connection', 'server'] as const
@@ -117,6 +128,20 @@ export function createMetrics(sources: MetricSources): Metrics {
   })
   // Every kind shows from the start, at 0.
   for (const kind of REPLY_KINDS) replies.labels(kind).inc(0)
+  const authFailures = new Counter({
+    name: 'telemetry_auth_failures_total',
+    help: 'Requests and ingest upgrades refused by access control: reason="missing" without a token (or a malformed one), "unknown" with a token the tokens file lacks, "forbidden" with a token whose role may not.',
+    labelNames: ['reason'] as const,
+    registers,
+  })
+  for (const reason of REFUSALS) authFailures.labels(reason).inc(0)
+  const tokenLimited = new Counter({
+    name: 'telemetry_token_limited_total',
+    help: 'Ingest upgrades (limit="connections") and HTTP requests (limit="requests") refused with 429 over a per-token limit; lines over the events limit count as telemetry_replies_total{reply="rate_limited"}.',
+    labelNames: ['limit'] as const,
+    registers,
+  })
+  for (const limit of TOKEN_LIMITS) tokenLimited.labels(limit).inc(0)
   return {
     registry,
     linesReceived: new Counter({
@@ -163,5 +188,11 @@ export function createMetrics(sources: MetricSources): Metrics {
     pausedSeconds: Object.fromEntries(
       PAUSE_REASONS.map((reason) => [reason, paused.labels(reason)]),
     ) as Record<PauseReason, Increment>,
+    authFailures: Object.fromEntries(
+      REFUSALS.map((reason) => [reason, authFailures.labels(reason)]),
+    ) as Record<Refusal, Increment>,
+    tokenLimited: Object.fromEntries(
+      TOKEN_LIMITS.map((limit) => [limit, tokenLimited.labels(limit)]),
+    ) as Record<TokenLimit, Increment>,
   }
 }

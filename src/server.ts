@@ -2,8 +2,10 @@
  * Wires the store, the ingest endpoint and the HTTP API into one server.
  * This is the only module that chooses a store backend.
  */
+import { readFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
+import { createSecureContext, type Server as TlsServer } from 'node:tls'
 import Fastify, {
   LogController,
   type FastifyBaseLogger,
@@ -11,7 +13,10 @@ import Fastify, {
 } from 'fastify'
 import { pino, type Logger } from 'pino'
 import { registerApi } from './api/routes.ts'
-import type { Config } from './config.ts'
+import { Access, type Refused } from './auth/access.ts'
+import { registerAccess } from './auth/http-access.ts'
+import { TokenBuckets } from './auth/rate.ts'
+import { ConfigError, type Config } from './config.ts'
 import { errorBody, rawHttpError, TelemetryError } from './errors.ts'
 import { createBatcher } from './ingest/batcher.ts'
 import { InflightBudget } from './ingest/budget.ts'
@@ -26,6 +31,14 @@ export interface TelemetryServer {
   readonly url: string
   readonly store: Store
   readonly logger: Logger
+  /** How many tokens it accepts; `undefined` without access control. */
+  readonly tokens: number | undefined
+  /**
+   * Re-reads the tokens file and the TLS certificate (SIGHUP). What cannot
+   * be read is logged and the old one kept. Connections of a revoked token
+   * are closed with 1008.
+   */
+  reload(): void
   /**
    * Stops accepting, answers every event already received (committed ones
    * `OK`), closes every connection and the store. Idempotent.
@@ -55,6 +68,9 @@ export async function startServer(
 ): Promise<TelemetryServer> {
   const logger =
     options.logger ?? pino({ level: config.logLevel }, pino.destination(2))
+  // Read before anything opens: a file that cannot be used stops the start.
+  const access = config.tokens === '' ? undefined : new Access(config.tokens)
+  const tls = config.tlsCert === '' ? undefined : readTls(config)
   const store = openStore(config.store, {
     sync: config.sync,
     // Only a crash ends the thread early; every call fails from then on.
@@ -79,6 +95,11 @@ export async function startServer(
     // Node would answer a request without Host with an empty 400; the hook
     // below answers it with the catalog's body instead.
     http: { requireHostHeader: false },
+    // The same on https (Fastify gives `http` only to an http server). The
+    // server is typed as http's: an https server has its every member.
+    ...((tls === undefined
+      ? {}
+      : { https: { ...tls, requireHostHeader: false } }) as object),
     frameworkErrors: (error, request, reply) => {
       const known = new TelemetryError(
         error.code === 'FST_ERR_BAD_URL' ? 'INVALID_URL' : 'BAD_REQUEST',
@@ -133,6 +154,14 @@ export async function startServer(
     bytesInFlight: () => budget.bytes,
     robotsInMemory: store.robotsInMemory?.bind(store),
   })
+  // Counted and logged, with the token's name when known; never the token.
+  const onRefused = (refused: Refused, remote: string | undefined) => {
+    metrics.authFailures[refused.reason].inc()
+    logger.warn(
+      { reason: refused.reason, token: refused.name, remote },
+      `access refused: ${refused.error.message}`,
+    )
+  }
 
   const batcher = createBatcher(store, {
     onCommit: (events, ms) => {
@@ -155,10 +184,25 @@ export async function startServer(
     maxConnectionInflightBytes: config.maxConnectionInflightBytes,
     budget,
     keepaliveMs: config.keepaliveMs,
+    access,
+    maxTokenConnections: config.maxTokenConnections,
+    eventRate:
+      config.maxTokenEventsPerSecond > 0
+        ? new TokenBuckets(config.maxTokenEventsPerSecond)
+        : undefined,
+    onRefused,
   })
   app.server.on('upgrade', upstream.handleUpgrade)
 
   try {
+    if (access !== undefined) {
+      await registerAccess(app, {
+        access,
+        metrics,
+        maxRequestsPerSecond: config.maxTokenRequestsPerSecond,
+        onRefused,
+      })
+    }
     await registerApi(app, { store, metrics })
     await app.listen({ host: config.host, port: config.port })
   } catch (error) {
@@ -170,10 +214,38 @@ export async function startServer(
     address.family === 'IPv6' ? `[${address.address}]` : address.address
 
   let closing: Promise<void> | undefined
+  function reload() {
+    if (access !== undefined) {
+      try {
+        access.reload()
+        logger.info({ tokens: access.size }, 'tokens file re-read')
+        upstream.revoke()
+      } catch (error) {
+        logger.error(
+          { err: error },
+          'the tokens file cannot be used; the tokens read before still apply',
+        )
+      }
+    }
+    if (tls !== undefined) {
+      try {
+        ;(app.server as unknown as TlsServer).setSecureContext(readTls(config))
+        logger.info('TLS certificate re-read')
+      } catch (error) {
+        logger.error(
+          { err: error },
+          'the TLS certificate cannot be used; the one read before still applies',
+        )
+      }
+    }
+  }
+
   return {
-    url: `http://${host}:${address.port}`,
+    url: `${tls === undefined ? 'http' : 'https'}://${host}:${address.port}`,
     store,
     logger,
+    tokens: access?.size,
+    reload,
     close() {
       closing ??= (async () => {
         const httpClosed = app.close()
@@ -191,4 +263,30 @@ export async function startServer(
       return closing
     },
   }
+}
+
+/** The certificate and key files of `--tls-cert` and `--tls-key`, checked. */
+function readTls(config: Config): { cert: Buffer; key: Buffer } {
+  const read = (path: string, flag: string) => {
+    try {
+      return readFileSync(path)
+    } catch (error) {
+      throw new ConfigError(
+        `cannot read ${flag} ${path}: ${(error as Error).message}`,
+      )
+    }
+  }
+  const pair = {
+    cert: read(config.tlsCert, '--tls-cert'),
+    key: read(config.tlsKey, '--tls-key'),
+  }
+  try {
+    // Checks that both parse and belong together.
+    createSecureContext(pair)
+  } catch (error) {
+    throw new ConfigError(
+      `--tls-cert ${config.tlsCert} and --tls-key ${config.tlsKey} cannot be used: ${(error as Error).message}`,
+    )
+  }
+  return pair
 }

@@ -37,6 +37,8 @@ export interface TokenEntry {
 export interface Identity {
   readonly name: string
   readonly role: Role
+  /** The token's SHA-256, to find it again after the file is re-read. */
+  readonly digest: string
   /** Whether this identity may write events of `robot`. */
   mayWrite(robot: string): boolean
 }
@@ -72,14 +74,19 @@ export class TokenTable {
     }
     return known.who
   }
+
+  /** The identity of a token's SHA-256, `undefined` when the file lacks it. */
+  byDigest(digest: string): Identity | undefined {
+    return this.#byDigest.get(digest)?.who
+  }
 }
 
 function identity(entry: TokenEntry): Identity {
-  const { name, role } = entry
+  const { name, role, token_sha256: digest } = entry
   if (role !== 'ingest' || entry.robots === undefined) {
     // Read tokens write nothing; admin and unscoped ingest tokens write all.
     const all = role !== 'read'
-    return { name, role, mayWrite: () => all }
+    return { name, role, digest, mayWrite: () => all }
   }
   const exact = new Set<string>()
   const prefixes: string[] = []
@@ -90,6 +97,7 @@ function identity(entry: TokenEntry): Identity {
   return {
     name,
     role,
+    digest,
     mayWrite: (robot) =>
       exact.has(robot) || prefixes.some((prefix) => robot.startsWith(prefix)),
   }

@@ -9,6 +9,14 @@ import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 import { WebSocketServer, type RawData, type WebSocket } from 'ws'
 import {
+  CHALLENGE,
+  isRefused,
+  type Access,
+  type Refused,
+} from '../auth/access.ts'
+import type { TokenBuckets } from '../auth/rate.ts'
+import type { Identity } from '../auth/tokens.ts'
+import {
   isMalformed,
   parseEventLine,
   type TelemetryEvent,
@@ -52,6 +60,14 @@ export interface UpstreamOptions {
   readonly budget: InflightBudget
   /** Ping period; a connection that missed the previous pong is closed. 0: never. */
   readonly keepaliveMs: number
+  /** Access control; none when the server has no tokens file. */
+  readonly access?: Access
+  /** Most open connections of one token; 0: no limit. */
+  readonly maxTokenConnections?: number
+  /** The events a second of each token; none: no limit. */
+  readonly eventRate?: TokenBuckets
+  /** Tells of a refused token: counted and logged by the server. */
+  readonly onRefused?: (refused: Refused, remote: string | undefined) => void
 }
 
 /** The ingest endpoint, fed by the HTTP server's `upgrade` events. */
@@ -60,6 +76,11 @@ export interface Upstream {
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void
   /** Open connections. */
   readonly connections: number
+  /**
+   * Applies the tokens file as re-read: connections of a token it no
+   * longer holds are closed with 1008, the others take its new scope.
+   */
+  revoke(): void
   /**
    * Refuses new connections, stops reading, answers every frame already
    * received once its events have committed, then closes every connection
@@ -86,6 +107,8 @@ export function createUpstream(options: UpstreamOptions): Upstream {
     perMessageDeflate: false,
   })
   const open = new Set<UpstreamConnection>()
+  /** Connections open or handshaking, by token name. */
+  const perToken = new Map<string, number>()
   let closing = false
   let nextId = 1
   /** Upgrades accepted and not yet open, counted against the limit. */
@@ -119,6 +142,40 @@ export function createUpstream(options: UpstreamOptions): Upstream {
     if (closing) {
       return refuse(socket, 'UNAVAILABLE', 'the server is shutting down')
     }
+    let identity: Identity | undefined
+    if (options.access !== undefined) {
+      const checked = options.access.check(
+        {
+          authorization: request.headers.authorization,
+          url: request.url,
+          queryAllowed: true,
+        },
+        'ingest',
+      )
+      if (isRefused(checked)) {
+        options.onRefused?.(checked, request.socket.remoteAddress)
+        return socket.end(
+          rawHttpError(
+            checked.error,
+            checked.error.code === 'UNAUTHORIZED' ? CHALLENGE : {},
+          ),
+        )
+      }
+      identity = checked
+      const limit = options.maxTokenConnections ?? 0
+      if (limit > 0 && (perToken.get(identity.name) ?? 0) >= limit) {
+        metrics.tokenLimited.connections.inc()
+        logger.warn(
+          { token: identity.name, remote: request.socket.remoteAddress },
+          'connection refused: too many connections of this token',
+        )
+        return refuse(
+          socket,
+          'TOO_MANY_REQUESTS',
+          `token "${identity.name}" already has ${limit} ingest connections`,
+        )
+      }
+    }
     if (open.size + handshaking >= options.maxConnections) {
       metrics.connectionsRefused.inc()
       logger.warn(
@@ -132,11 +189,20 @@ export function createUpstream(options: UpstreamOptions): Upstream {
       )
     }
     handshaking++
+    const token = identity?.name
+    if (token !== undefined) perToken.set(token, (perToken.get(token) ?? 0) + 1)
     let counted = true
     const handshakeDone = () => {
       if (counted) handshaking--
       counted = false
     }
+    const tokenGone = () => {
+      if (token === undefined) return
+      const left = perToken.get(token)! - 1
+      if (left === 0) perToken.delete(token)
+      else perToken.set(token, left)
+    }
+    socket.once('close', tokenGone)
     socket.once('close', handshakeDone)
     wss.handleUpgrade(request, socket, head, (ws) => {
       handshakeDone()
@@ -145,6 +211,7 @@ export function createUpstream(options: UpstreamOptions): Upstream {
       const log = logger.child({
         connection: id,
         remote: request.socket.remoteAddress,
+        ...(token === undefined ? {} : { token }),
       })
       const connection = new UpstreamConnection(
         ws,
@@ -155,6 +222,9 @@ export function createUpstream(options: UpstreamOptions): Upstream {
         log,
         metrics,
       )
+      if (identity !== undefined) {
+        connection.identify(identity, options.eventRate)
+      }
       open.add(connection)
       metrics.connectionsOpen.inc()
       log.info('connection opened')
@@ -189,6 +259,22 @@ export function createUpstream(options: UpstreamOptions): Upstream {
     })
   }
 
+  function revoke() {
+    const access = options.access
+    if (access === undefined) return
+    for (const connection of open) {
+      const before = connection.identity
+      if (before === undefined) continue
+      const now = access.current(before)
+      if (now === undefined) {
+        connection.log.warn('connection closed: its token was revoked')
+        void connection.close(1008, 'token revoked')
+      } else {
+        connection.identify(now, options.eventRate)
+      }
+    }
+  }
+
   async function close() {
     closing = true
     clearInterval(keepalive)
@@ -204,6 +290,7 @@ export function createUpstream(options: UpstreamOptions): Upstream {
     get connections() {
       return open.size
     },
+    revoke,
     close,
   }
 }
@@ -322,6 +409,11 @@ class PendingFrame implements EventSource<PendingFrame> {
         malformed++
         continue
       }
+      const refused = this.target.admit?.(parsed.robot)
+      if (refused !== undefined && refused !== ADMITTED) {
+        this.#replies[index] = refused
+        continue
+      }
       this.#events++
       push(parsed, this)
       pushed++
@@ -350,14 +442,21 @@ const UNANSWERED = 0
 const CODE_OF: Readonly<Record<Outcome, number>> = Object.fromEntries(
   OUTCOMES.map((outcome, i) => [outcome, i + 1]),
 ) as Record<Outcome, number>
-/** …an event whose commit failed, and a malformed line. */
+/** …an event whose commit failed, a line its token may not write, */
 const UNAVAILABLE = OUTCOMES.length + 1
-const MALFORMED = OUTCOMES.length + 2
+const FORBIDDEN = OUTCOMES.length + 2
+const RATE_LIMITED = OUTCOMES.length + 3
+/** …and a malformed line, whose reply is kept apart. */
+const MALFORMED = OUTCOMES.length + 4
+/** What {@link UpstreamConnection.admit} says of a line it lets through. */
+const ADMITTED = UNANSWERED
 /** The reply line of each code but MALFORMED. */
 const REPLY_OF_CODE: readonly string[] = [
   '',
   ...OUTCOMES.map((outcome) => OUTCOME_REPLIES[outcome]),
   errorReply('UNAVAILABLE'),
+  errorReply('FORBIDDEN', "the robot is outside this token's robots"),
+  errorReply('RATE_LIMITED', "over this token's events per second"),
 ]
 
 /** The code of ws's error for a frame over `maxPayload`. */
@@ -407,6 +506,13 @@ class UpstreamConnection implements BatchTarget<PendingFrame>, BudgetMember {
   frames = 0
   /** The close code this server sent, once it closed the connection. */
   closedWith: number | undefined
+  /** Who opened it, with access control on. */
+  identity: Identity | undefined
+  /**
+   * Whether its token may write an event of `robot` now: {@link ADMITTED},
+   * or the reply code of the line. Absent without access control.
+   */
+  admit: ((robot: string) => number) | undefined
 
   constructor(
     ws: WebSocket,
@@ -458,6 +564,28 @@ class UpstreamConnection implements BatchTarget<PendingFrame>, BudgetMember {
       }
       this.stopReading()
       this.#closeIfAnswered()
+    }
+  }
+
+  get log(): Logger {
+    return this.#log
+  }
+
+  /** Sets (or, after the file was re-read, replaces) who opened the connection. */
+  identify(identity: Identity, eventRate: TokenBuckets | undefined) {
+    this.identity = identity
+    const { name } = identity
+    const replies = this.#metrics.replies
+    this.admit = (robot) => {
+      if (!identity.mayWrite(robot)) {
+        replies.forbidden.inc()
+        return FORBIDDEN
+      }
+      if (eventRate !== undefined && !eventRate.take(name, performance.now())) {
+        replies.rate_limited.inc()
+        return RATE_LIMITED
+      }
+      return ADMITTED
     }
   }
 

@@ -15,6 +15,18 @@ import { SAFETY_TIMEOUT_MS } from './wait.ts'
 export interface Origin {
   /** `http://HOST:PORT` */
   readonly url: string
+  /** A token sent as `Authorization: Bearer …` with every request, when set. */
+  readonly token?: string
+}
+
+/** `init` with the origin's token as a Bearer header, unless it has one. */
+function withToken(origin: Origin, init: RequestInit = {}): RequestInit {
+  if (origin.token === undefined) return init
+  const headers = new Headers(init.headers)
+  if (!headers.has('authorization')) {
+    headers.set('authorization', `Bearer ${origin.token}`)
+  }
+  return { ...init, headers }
 }
 
 /** A response with its body read as text. */
@@ -30,7 +42,7 @@ export async function request(
   path: string,
   init?: RequestInit,
 ): Promise<TextResponse> {
-  const response = await fetch(origin.url + path, init)
+  const response = await fetch(origin.url + path, withToken(origin, init))
   return {
     status: response.status,
     headers: response.headers,
@@ -200,13 +212,15 @@ export function http(
         path,
         method: options.method ?? 'GET',
         // Node.js sends no length for a body of DELETE or OPTIONS unless told.
-        headers:
-          options.body === undefined
-            ? options.headers
-            : {
-                ...options.headers,
-                'content-length': String(Buffer.byteLength(options.body)),
-              },
+        headers: {
+          ...(origin.token === undefined
+            ? {}
+            : { authorization: `Bearer ${origin.token}` }),
+          ...options.headers,
+          ...(options.body === undefined
+            ? {}
+            : { 'content-length': String(Buffer.byteLength(options.body)) }),
+        },
         agent,
       },
       (res) => {

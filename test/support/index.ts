@@ -37,6 +37,8 @@ export type {
   StartServerOptions,
 } from './server-process.ts'
 export { makeTempDir, removeTempDir } from './temp-dirs.ts'
+export { newToken, tokenEntry, writeTokens } from './tokens.ts'
+export type { TokenSpec, TokensFile } from './tokens.ts'
 export { cpuSeconds, memory, resetPeakRss } from './proc.ts'
 
 // Seeded randomness.

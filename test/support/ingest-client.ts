@@ -55,6 +55,10 @@ export interface ConnectOptions {
   readonly path?: string
   /** Answer the server's pings (default); false plays a peer that has gone away. */
   readonly autoPong?: boolean
+  /** Sent as `Authorization: Bearer …` on the upgrade. */
+  readonly token?: string
+  /** Trusted certificates, for `wss://` to a server with its own. */
+  readonly ca?: string | Buffer
 }
 
 // --- the client ---
@@ -130,6 +134,11 @@ export class IngestClient<Tag = undefined> {
     const ws = new WebSocket(wsUrl + (options.path ?? '/upstream'), {
       perMessageDeflate: false,
       autoPong: options.autoPong ?? true,
+      headers:
+        options.token === undefined
+          ? undefined
+          : { authorization: `Bearer ${options.token}` },
+      ca: options.ca,
     })
     return new Promise((resolve, reject) => {
       ws.once('open', () => resolve(new IngestClient<Tag>(ws)))
@@ -280,15 +289,24 @@ export function repeatLine(line: string, n: number): string {
 export interface RefusedUpgrade {
   readonly status: number
   readonly contentType: string | undefined
+  /** The `WWW-Authenticate` header, when sent. */
+  readonly challenge: string | undefined
   readonly body: string
 }
 
-/** Tries a WebSocket upgrade at `path` and returns the HTTP response that refused it. */
+/**
+ * Tries a WebSocket upgrade at `path` (with `token` as a Bearer header)
+ * and returns the HTTP response that refused it.
+ */
 export function refusedUpgrade(
   wsUrl: string,
   path: string,
+  token?: string,
 ): Promise<RefusedUpgrade> {
-  const ws = new WebSocket(wsUrl + path)
+  const ws = new WebSocket(wsUrl + path, {
+    headers:
+      token === undefined ? undefined : { authorization: `Bearer ${token}` },
+  })
   return new Promise((resolve, reject) => {
     ws.on('error', reject)
     ws.on('open', () => {
@@ -306,6 +324,7 @@ export function refusedUpgrade(
         resolve({
           status: response.statusCode ?? 0,
           contentType: response.headers['content-type'],
+          challenge: response.headers['www-authenticate'],
           body,
         })
       })

@@ -35,8 +35,12 @@ export const SEND_PATH = fileURLToPath(
   new URL('../../src/send.js', import.meta.url),
 )
 
-/** `listening on http://127.0.0.1:PORT (…)`, the parenthesis optional. */
-const LISTENING = /^listening on (http:\/\/\S+)(?: \((.*)\))?$/m
+/**
+ * `listening on http://127.0.0.1:PORT (store …) (no access control)`, the
+ * parentheses optional; `https://` with TLS.
+ */
+const LISTENING =
+  /^listening on (https?:\/\/\S+)(?: \(([^)]*)\))?(?: \(([^)]*)\))?$/m
 
 // --- any server script ---
 
@@ -50,6 +54,8 @@ export interface ListeningProcess extends StartedProcess {
   readonly upstreamUrl: string
   /** What the listening line says in parentheses, e.g. `store sqlite:t.db`. */
   readonly banner: string
+  /** What its second parenthesis says, e.g. `no access control`; or `''`. */
+  readonly access: string
 }
 
 /** Options of {@link startListening}. */
@@ -87,6 +93,7 @@ export async function startListening(
     wsUrl,
     upstreamUrl: `${wsUrl}/upstream`,
     banner: match[2] ?? '',
+    access: match[3] ?? '',
   })
 }
 
