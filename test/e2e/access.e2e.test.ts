@@ -392,3 +392,136 @@ describe('starting with and without access control', () => {
     }
   })
 })
+
+describe('per-token limits', () => {
+  test("answers lines over a token's events per second with ERR rate_limited and stores none of them", async (t) => {
+    const dir = makeTempDir('telemetry-limits-')
+    t.after(() => removeTempDir(dir))
+    const tokens = writeTokens(join(dir, 'tokens.json'), [
+      { name: 'robot', role: 'ingest' },
+      { name: 'other', role: 'ingest' },
+      { name: 'ops', role: 'admin' },
+    ])
+    const rate = 5
+    const server = await startServer([
+      '--tokens',
+      tokens.file,
+      '--max-token-events-per-second',
+      String(rate),
+    ])
+    t.after(() => server.dispose())
+    const client = await IngestClient.connect(server.wsUrl, {
+      token: tokens.robot,
+    })
+    const lines = Array.from({ length: 40 }, (_, i) => `${i},0,${i + 1},Rover`)
+    const sentAt = performance.now()
+    const replies = await client.lines(lines.join('\n'))
+    const seconds = (performance.now() - sentAt) / 1000
+    const ok = replies.filter((r) => r === 'OK').length
+    const limited = replies.filter((r) => r.startsWith('ERR rate_limited '))
+    assert.equal(ok + limited.length, lines.length, replies.join('\n'))
+    // A full bucket holds one second of events; it refills at the rate
+    // while the frame is read, which is no longer than the reply took.
+    assert.ok(ok >= rate, `at least ${rate} OK, not ${ok}`)
+    assert.ok(
+      ok <= rate + Math.ceil(seconds * rate),
+      `${ok} OK in ${seconds.toFixed(2)} s at ${rate} events a second`,
+    )
+    // Another token has its own bucket.
+    const other = await IngestClient.connect(server.wsUrl, {
+      token: tokens.other,
+    })
+    assert.equal(await other.send('0,0,1,Other'), 'OK')
+    // Stored: exactly the events answered OK.
+    const ops = { url: server.url, token: tokens.ops }
+    const robot = await getJson(ops, robotPath('Rover'))
+    assert.equal((robot.body as { event_count: number }).event_count, ok)
+    const metrics = await scrapeMetrics(ops)
+    assert.equal(
+      metrics.value('telemetry_replies_total{reply="rate_limited"}'),
+      limited.length,
+    )
+    await client.close()
+    await other.close()
+  })
+
+  test("refuses a token's ingest connection over its limit with 429, and HTTP requests over its rate", async (t) => {
+    const dir = makeTempDir('telemetry-limits-')
+    t.after(() => removeTempDir(dir))
+    const tokens = writeTokens(join(dir, 'tokens.json'), [
+      { name: 'robot', role: 'ingest' },
+      { name: 'other', role: 'ingest' },
+      { name: 'reader', role: 'read' },
+      { name: 'ops', role: 'admin' },
+    ])
+    const perSecond = 3
+    const server = await startServer([
+      '--tokens',
+      tokens.file,
+      '--max-token-connections',
+      '2',
+      '--max-token-requests-per-second',
+      String(perSecond),
+    ])
+    t.after(() => server.dispose())
+    const connect = (token: string) =>
+      IngestClient.connect(server.wsUrl, { token })
+    const open = [await connect(tokens.robot!), await connect(tokens.robot!)]
+    const refused = await refusedUpgrade(
+      server.wsUrl,
+      '/upstream',
+      tokens.robot,
+    )
+    assert.equal(refused.status, 429, refused.body)
+    assert.equal(
+      (JSON.parse(refused.body) as { code: string }).code,
+      'TOO_MANY_REQUESTS',
+    )
+    // Another token is not held by this one's limit.
+    const other = await connect(tokens.other!)
+    assert.equal(await other.send('0,0,1,Other'), 'OK')
+    // Once one closes, the token may open another.
+    await open.pop()!.close()
+    const again = await waitFor(
+      () => connect(tokens.robot!).catch(() => undefined),
+      'a connection once one closed',
+    )
+    assert.equal(await again.send('0,0,1,Robot'), 'OK')
+
+    // HTTP: at most `perSecond` a second per token, in fixed windows.
+    const reader = { url: server.url, token: tokens.reader }
+    const count = 30
+    const startedAt = performance.now()
+    const responses = await Promise.all(
+      Array.from({ length: count }, () => request(reader, '/api/robots')),
+    )
+    const windows = Math.ceil((performance.now() - startedAt) / 1000) + 1
+    const ok = responses.filter((r) => r.status === 200).length
+    for (const response of responses.filter((r) => r.status !== 200)) {
+      assertError(response, 'TOO_MANY_REQUESTS', 'over the rate')
+    }
+    assert.ok(
+      ok >= 1 && ok <= perSecond * windows,
+      `${ok} OK in ${windows} windows`,
+    )
+    // Another token, and /healthz, are not held by it.
+    const admin = await request(
+      { url: server.url, token: tokens.ops },
+      '/api/robots',
+    )
+    assert.equal(admin.status, 200)
+    for (let i = 0; i < 10; i++) {
+      assert.equal((await request(server, '/healthz')).status, 200)
+    }
+    const metrics = await scrapeMetrics({ url: server.url, token: tokens.ops })
+    assert.equal(
+      metrics.value('telemetry_token_limited_total{limit="connections"}'),
+      1,
+    )
+    assert.equal(
+      metrics.value('telemetry_token_limited_total{limit="requests"}'),
+      count - ok,
+    )
+    for (const client of [...open, other, again]) await client.close()
+  })
+})
