@@ -8,6 +8,7 @@
 import { setFlagsFromString } from 'node:v8'
 import { TokensError } from './auth/tokens.ts'
 import { ConfigError, loadConfig, usage } from './config.ts'
+import type { TelemetryServer } from './server.ts'
 import { redactStoreUrl } from './store/store.ts'
 
 /**
@@ -49,7 +50,14 @@ async function main(): Promise<number | undefined> {
 
   // Loaded only now, so that a usage error answers at once.
   const { startServer } = await import('./server.ts')
-  let server
+  let server: TelemetryServer | undefined
+  // Taken from the start: Node's own SIGHUP would end the process. One
+  // that comes before the server listens has nothing to re-read yet.
+  process.on('SIGHUP', () => {
+    if (server === undefined) return
+    server.logger.info({ signal: 'SIGHUP' }, 'reloading')
+    server.reload()
+  })
   try {
     server = await startServer(config)
   } catch (error) {
@@ -66,10 +74,6 @@ async function main(): Promise<number | undefined> {
   process.stdout.write(
     `listening on ${server.url} (store ${redactStoreUrl(config.store)}) (${access})\n`,
   )
-  process.on('SIGHUP', () => {
-    server.logger.info({ signal: 'SIGHUP' }, 'reloading')
-    server.reload()
-  })
 
   const stop = (signal: string) => {
     server.logger.info({ signal }, 'shutting down')

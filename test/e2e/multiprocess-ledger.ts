@@ -123,6 +123,8 @@ export function tally(sends: readonly Send[]): Record<string, number> {
 /** Where a client connects: a server process of the test. */
 export interface ServerRef {
   readonly wsUrl: string
+  /** The token of its ingest connections, with access control on. */
+  readonly ingestToken?: string
 }
 
 interface Flight {
@@ -201,9 +203,10 @@ export class Client {
     assert.ok(this.#dead, `${this.name}: open while connected`)
     let connection: IngestClient<Flight>
     try {
-      connection = await IngestClient.connect<Flight>(
-        this.#servers[server]!.wsUrl,
-      )
+      const to = this.#servers[server]!
+      connection = await IngestClient.connect<Flight>(to.wsUrl, {
+        token: to.ingestToken,
+      })
     } catch (error) {
       throw new Error(`${this.name}: connection refused`, { cause: error })
     }

@@ -8,10 +8,16 @@
  * in a ledger (multiprocess-ledger.ts), and what every surviving process,
  * and a process started afterwards, shows over HTTP is checked against it.
  *
+ * Every process runs with access control on, reading one tokens file:
+ * ingest goes through an ingest token, reads through a read token, and a
+ * token added to the file works on every process once each has had its
+ * SIGHUP.
+ *
  * The traffic comes from a seeded generator; the seed is printed and
  * `TEST_SEED=<seed>` repeats the traffic (not its timing).
  */
 import assert from 'node:assert/strict'
+import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import postgres from 'postgres'
 import {
@@ -23,16 +29,20 @@ import {
   dropSchemas,
   freshSchema,
   getJson,
+  makeTempDir,
   mapLimit,
   postgresSkip,
   readEvents,
   readOdometer,
+  removeTempDir,
+  request,
   robotPath,
   seedNote,
   startServer,
   testSeed,
   waitFor,
   withoutTimes,
+  writeTokens,
   type ApiEvent,
   type ServerProcess,
 } from '../support/index.ts'
@@ -52,9 +62,28 @@ const skip = await postgresSkip()
 if (skip !== false) console.log(`# skipping multi-process tests: ${skip}`)
 const seed = testSeed()
 
-/** Starts a server process on the PostgreSQL store `url`. */
+/** The tokens file every process reads. */
+const tokensDir = makeTempDir('telemetry-multi-tokens-')
+const TOKEN_SPECS = [
+  { name: 'robots', role: 'ingest' },
+  { name: 'readers', role: 'read' },
+] as const
+const tokens = writeTokens(join(tokensDir, 'tokens.json'), TOKEN_SPECS)
+
+/** Starts a server process on the PostgreSQL store `url`, with the tokens. */
 function startOn(url: string): Promise<ServerProcess> {
-  return startServer([], {}, { store: url })
+  return startServer(
+    [],
+    {},
+    {
+      store: url,
+      access: {
+        file: tokens.file,
+        readToken: tokens.readers!,
+        ingestToken: tokens.robots!,
+      },
+    },
+  )
 }
 
 /** `lines` cut into frames of 1 to `max` lines, in order. */
@@ -177,6 +206,31 @@ describe(
       await Promise.all(clients.map((c) => c.close()))
       await Promise.all(servers.map((s) => s.dispose()))
       await dropSchemas([schema, ...otherSchemas].filter((n) => n !== ''))
+      removeTempDir(tokensDir)
+    })
+
+    test('every process reads the one tokens file, and each takes a new token on its SIGHUP', async () => {
+      for (const server of servers) {
+        const refused = await request(server, '/api/robots', {
+          headers: { authorization: 'Bearer not-a-token' },
+        })
+        assert.equal(refused.status, 401)
+      }
+      const added = writeTokens(
+        tokens.file,
+        [...TOKEN_SPECS, { name: 'auditors', role: 'read' }],
+        tokens,
+      )
+      for (const server of servers) {
+        const auditor = { url: server.url, token: added.auditors }
+        // Until its SIGHUP, a process knows only the tokens it read.
+        assert.equal((await request(auditor, '/api/robots')).status, 401)
+        server.kill('SIGHUP')
+        await waitFor(
+          async () => (await request(auditor, '/api/robots')).status === 200,
+          `process ${servers.indexOf(server)} takes the new token`,
+        )
+      }
     })
 
     test(

@@ -33,6 +33,7 @@ export {
 export type {
   ListeningProcess,
   ListenOptions,
+  ServerAccess,
   ServerProcess,
   StartServerOptions,
 } from './server-process.ts'

@@ -109,6 +109,19 @@ export interface ServerProcess extends ListeningProcess {
   log(): Record<string, unknown>[]
   /** Kills it (SIGKILL) if it still runs and removes its working folder. */
   dispose(): Promise<void>
+  /** With {@link StartServerOptions.access}: the token its reads send. */
+  readonly token?: string
+  /** With {@link StartServerOptions.access}: the token of ingest connections. */
+  readonly ingestToken?: string
+}
+
+/** A tokens file a server is started with, and the tokens to use with it. */
+export interface ServerAccess {
+  readonly file: string
+  /** Sent with every read through the server object (it is an `Origin`). */
+  readonly readToken: string
+  /** For ingest connections: `IngestClient.connect(url, { token })`. */
+  readonly ingestToken: string
 }
 
 /** Options of {@link startServer}. */
@@ -119,6 +132,8 @@ export interface StartServerOptions {
   readonly store?: string
   /** Pass only `extraArgs`, none of the defaults (`--port 0 --store … --log-level warn`). */
   readonly bare?: boolean
+  /** Start with `--tokens`, and use these tokens. */
+  readonly access?: ServerAccess
 }
 
 /** Our environment without any TELEMETRY_* variable, plus `env`. */
@@ -152,6 +167,9 @@ export async function startServer(
           options.store ?? `sqlite:${options.storePath ?? join(cwd, 't.db')}`,
           '--log-level',
           'warn',
+          ...(options.access === undefined
+            ? []
+            : ['--tokens', options.access.file]),
           ...extraArgs,
         ]
   let server: ListeningProcess
@@ -171,6 +189,8 @@ export async function startServer(
     assert.fail(`the listening line names no store: (${server.banner})`)
   }
   return Object.assign(server, {
+    token: options.access?.readToken,
+    ingestToken: options.access?.ingestToken,
     cwd,
     store: server.banner.slice('store '.length),
     log: () =>
