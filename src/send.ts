@@ -5,6 +5,7 @@
  *
  *   npm run send -- '0,0,0,Bender' '1,0,1,Bender'
  *   cat events.txt | npm run send -- --url ws://127.0.0.1:9000/upstream
+ *   npm run send -- --token "$TOKEN" '0,0,0,Bender'   # with access control
  *
  * Exits 0 when every line was answered `OK` or `DUP`, 1 otherwise.
  */
@@ -12,7 +13,7 @@ import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import WebSocket from 'ws'
 
-const USAGE = `usage: npm run send -- [--url URL] [LINE ...]
+const USAGE = `usage: npm run send -- [--url URL] [--token TOKEN] [LINE ...]
 
 Sends each LINE (x,y,timestamp,robot_name), or each line of standard input
 when there is none, in a frame of its own, and prints each reply line.
@@ -21,6 +22,8 @@ every line was answered OK or DUP, 1 otherwise, 2 for bad arguments.
 
 options:
   --url URL     the ingest endpoint (default ws://127.0.0.1:8000/upstream)
+  --token TOKEN an ingest or admin token, sent as Authorization: Bearer
+                (default: TELEMETRY_TOKEN, or none)
   -h, --help    print this text and exit
 `
 
@@ -30,6 +33,7 @@ try {
     allowPositionals: true,
     options: {
       url: { type: 'string', default: 'ws://127.0.0.1:8000/upstream' },
+      token: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   })
@@ -59,7 +63,28 @@ async function readLines(): Promise<string[]> {
 }
 
 const lines = await readLines()
-const ws = new WebSocket(values.url)
+const token = values.token ?? process.env.TELEMETRY_TOKEN
+const ws = new WebSocket(values.url, {
+  headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
+})
+// A refused upgrade (401, 403, 429, 503): its status and the server's message.
+ws.on('unexpected-response', (_request, response) => {
+  let body = ''
+  response.setEncoding('utf8')
+  response.on('data', (chunk: string) => (body += chunk))
+  response.on('end', () => {
+    let message = body
+    try {
+      message = (JSON.parse(body) as { message: string }).message
+    } catch {
+      // Not the server's JSON: shown as it came.
+    }
+    process.stderr.write(
+      `send: the server refused the connection: ${response.statusCode} ${message}\n`,
+    )
+    process.exit(1)
+  })
+})
 let answered = 0
 let failed = false
 ws.on('error', (error) => {

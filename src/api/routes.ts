@@ -140,8 +140,10 @@ export async function registerApi(app: FastifyInstance, options: ApiOptions) {
     '/healthz',
     {
       schema: {
-        summary: 'Readiness: 200 once the server serves (the store is open).',
+        summary:
+          'Readiness: 200 once the server serves (the store is open). Never needs a token.',
         tags: SERVER_TAGS,
+        security: [],
         response: {
           200: jsonResponse('Ready', {
             type: 'object',

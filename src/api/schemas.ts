@@ -290,6 +290,19 @@ export async function registerSchemas(app: FastifyInstance): Promise<void> {
         },
         { name: 'robots', description: 'What the robots sent, read back.' },
       ],
+      components: {
+        securitySchemes: {
+          bearer: {
+            type: 'http',
+            scheme: 'bearer',
+            description:
+              'A token of role read or admin (docs/security.md), when the server runs with --tokens; without it no token is needed. GET requests may give it as the access_token query parameter instead (RFC 6750 §2.3). No token or an unknown one: 401 UNAUTHORIZED with WWW-Authenticate: Bearer; an ingest token: 403 FORBIDDEN; over --max-token-requests-per-second: 429 TOO_MANY_REQUESTS.',
+          },
+        },
+      },
+      // Every route but /healthz (which says so itself): a token, or none
+      // when the server has no tokens file.
+      security: [{ bearer: [] }, {}],
     },
     // OpenAPI 3.1 schemas are JSON Schema 2020-12, which has `const`.
     convertConstToEnum: false,
@@ -297,9 +310,9 @@ export async function registerSchemas(app: FastifyInstance): Promise<void> {
     // the shared schemas.
     transformObject: (document) => {
       if (!('openapiObject' in document)) return document.swaggerObject
-      const { openapi, info, tags, paths } = document.openapiObject
+      const { openapi, info, tags, security, paths } = document.openapiObject
       return Object.assign(
-        { openapi, info, tags, paths },
+        { openapi, info, tags, security, paths },
         document.openapiObject,
       )
     },

@@ -114,9 +114,15 @@ export class Access {
     this.#table = readTokensFile(this.file)
   }
 
-  /** The identity of a token's SHA-256 now, `undefined` once it is revoked. */
-  current(identity: Identity): Identity | undefined {
-    return this.#table.byDigest(identity.digest)
+  /**
+   * The identity of a token's SHA-256 now, if its role still meets `need`;
+   * `undefined` once it is revoked (or its role changed to one that may not).
+   */
+  current(identity: Identity, need: Need): Identity | undefined {
+    const now = this.#table.byDigest(identity.digest)
+    return now !== undefined && GRANTS[now.role].includes(need)
+      ? now
+      : undefined
   }
 
   /** Who presents `credentials`, or why they are refused for `need`. */

@@ -265,7 +265,7 @@ export function createUpstream(options: UpstreamOptions): Upstream {
     for (const connection of open) {
       const before = connection.identity
       if (before === undefined) continue
-      const now = access.current(before)
+      const now = access.current(before, 'ingest')
       if (now === undefined) {
         connection.log.warn('connection closed: its token was revoked')
         void connection.close(1008, 'token revoked')

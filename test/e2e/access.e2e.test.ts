@@ -21,6 +21,8 @@ import {
   request,
   robotPath,
   runCli,
+  runProcess,
+  SEND_PATH,
   scrapeMetrics,
   startServer,
   waitFor,
@@ -242,6 +244,33 @@ describe('access control', () => {
     assert.equal(metrics.value(forbidden) - before.value(forbidden), 3)
   })
 
+  test('npm run send takes a token, and says why the server refused one', async () => {
+    const send = (args: readonly string[]) =>
+      runProcess(process.execPath, [
+        SEND_PATH,
+        '--url',
+        server.upstreamUrl,
+        ...args,
+      ])
+    const sent = await send(['--token', tokens.fleet!, '0,0,7000,sent'])
+    assert.deepEqual(
+      { code: sent.code, stdout: sent.stdout },
+      { code: 0, stdout: 'OK\n' },
+    )
+    const refused = await send(['0,0,7001,sent'])
+    assert.equal(refused.code, 1)
+    assert.match(
+      refused.stderr,
+      /^send: the server refused the connection: 401 a token is needed/,
+    )
+    const forbidden = await send([
+      '--token',
+      tokens.dashboard!,
+      '0,0,7001,sent',
+    ])
+    assert.match(forbidden.stderr, /refused the connection: 403 /)
+  })
+
   test("counts and logs refusals with the token's name, never a token", async () => {
     const metrics = await scrapeMetrics({ url: server.url, token: tokens.ops })
     for (const reason of ['missing', 'unknown', 'forbidden']) {
@@ -276,6 +305,8 @@ describe('revocation', () => {
       { name: 'ops', role: 'admin' },
       { name: 'robot', role: 'ingest' },
       { name: 'reader', role: 'read' },
+      { name: 'switcher', role: 'ingest' },
+      { name: 'narrowed', role: 'ingest' },
     ])
     const server = await startServer(['--tokens', file])
     t.after(() => server.dispose())
@@ -290,6 +321,13 @@ describe('revocation', () => {
       4,
     )
     await waitFor(() => timestamp > 50, 'the robot streams')
+    // Three more connections: a token that becomes a reader, one whose
+    // robots narrow, and an admin that stays.
+    const [switcher, narrowed, admin] = await Promise.all(
+      [first.switcher, first.narrowed, first.ops].map((token) =>
+        IngestClient.connect(server.wsUrl, { token }),
+      ),
+    )
 
     // The robot's and the reader's tokens are removed, a new one added.
     const second = writeTokens(
@@ -297,6 +335,8 @@ describe('revocation', () => {
       [
         { name: 'ops', role: 'admin' },
         { name: 'auditor', role: 'read' },
+        { name: 'switcher', role: 'read' },
+        { name: 'narrowed', role: 'ingest', robots: ['Narrow*'] },
       ],
       first,
     )
@@ -307,6 +347,14 @@ describe('revocation', () => {
     )
     assert.equal(closed.code, 1008)
     assert.equal(closed.reason, 'token revoked')
+    const switched = await withTimeout(switcher!.closed, 'the reader closes')
+    assert.equal(switched.code, 1008, 'a token that may no longer write')
+    // The others stay open, the narrowed one with its new robots.
+    assert.equal(await admin!.send('1,1,1,Admin'), 'OK')
+    assert.deepEqual(await narrowed!.lines('1,1,1,Narrowed\n1,1,1,Wide'), [
+      'OK',
+      "ERR forbidden the robot is outside this token's robots",
+    ])
     await streaming.catch(() => {})
     await waitFor(
       async () =>
@@ -499,6 +547,7 @@ describe('per-token limits', () => {
     const ok = responses.filter((r) => r.status === 200).length
     for (const response of responses.filter((r) => r.status !== 200)) {
       assertError(response, 'TOO_MANY_REQUESTS', 'over the rate')
+      assert.match(response.headers.get('retry-after') ?? '', /^\d+$/)
     }
     assert.ok(
       ok >= 1 && ok <= perSecond * windows,

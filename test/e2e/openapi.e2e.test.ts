@@ -96,7 +96,14 @@ class Contract {
     // keyword it does not know rather than ignoring it.
     this.#ajv = new Ajv2020({ strict: true, allErrors: true })
     addFormats(this.#ajv)
-    this.#ajv.addVocabulary(['openapi', 'info', 'tags', 'paths', 'components'])
+    this.#ajv.addVocabulary([
+      'openapi',
+      'info',
+      'tags',
+      'security',
+      'paths',
+      'components',
+    ])
     this.#ajv.addSchema(document, 'openapi.json')
     this.#templates = Object.keys(document.paths).map((template) => ({
       template,
@@ -316,6 +323,20 @@ describe('the OpenAPI document and the answers it describes', () => {
       '/api/robots/{robot}/events',
       '/api/robots/{robot}/odometer',
     ])
+    // Bearer tokens (docs/security.md): optional unless the server has a
+    // tokens file, and never on /healthz.
+    const schemes = (
+      document as unknown as { components: { securitySchemes: Body } }
+    ).components.securitySchemes as Record<string, Body>
+    assert.deepEqual(
+      { type: schemes.bearer?.type, scheme: schemes.bearer?.scheme },
+      { type: 'http', scheme: 'bearer' },
+    )
+    assert.deepEqual(document.security, [{ bearer: [] }, {}])
+    assert.deepEqual(
+      (document.paths['/healthz']!.get as unknown as Body).security,
+      [],
+    )
   })
 
   test('answers every route as the document says', async () => {
