@@ -94,13 +94,6 @@ export function createMetrics(sources: MetricSources): Metrics {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
   const registers = [registry]
-  const paused = new Counter({
-    name: 'telemetry_ingest_paused_seconds_total',
-    help: 'Seconds ingest connections were not read, summed over them: reason="connection" over their own limits, reason="server" over the server budget.',
-    labelNames: ['reason'] as const,
-    registers,
-  })
-  for (const reason of PAUSE_REASONS) paused.labels(reason).inc(0)
   new Gauge({
     name: 'telemetry_ingest_bytes_in_flight',
     help: 'Bytes of ingest frames not yet answered and replies not yet written, against --max-inflight-bytes.',
@@ -120,38 +113,38 @@ export function createMetrics(sources: MetricSources): Metrics {
       this.set(robotsInMemory === undefined ? 0 : await robotsInMemory())
     },
   })
-  const replies = new Counter({
-    name: 'telemetry_replies_total',
-    help: 'Replies to ingest lines, by kind; reply="ok" counts the events stored.',
-    labelNames: ['reply'] as const,
-    registers,
-  })
-  // Every kind shows from the start, at 0.
-  for (const kind of REPLY_KINDS) replies.labels(kind).inc(0)
-  const authFailures = new Counter({
-    name: 'telemetry_auth_failures_total',
-    help: 'Requests and ingest upgrades refused by access control: reason="missing" without a token (or a malformed one), "unknown" with a token the tokens file lacks, "forbidden" with a token whose role may not.',
-    labelNames: ['reason'] as const,
-    registers,
-  })
-  for (const reason of REFUSALS) authFailures.labels(reason).inc(0)
-  const tokenLimited = new Counter({
-    name: 'telemetry_token_limited_total',
-    help: 'Ingest upgrades (limit="connections") and HTTP requests (limit="requests") refused with 429 over a per-token limit; lines over the events limit count as telemetry_replies_total{reply="rate_limited"}.',
-    labelNames: ['limit'] as const,
-    registers,
-  })
-  for (const limit of TOKEN_LIMITS) tokenLimited.labels(limit).inc(0)
   return {
     registry,
+    // Every label value shows from the start, at 0.
+    replies: labelled(registers, {
+      name: 'telemetry_replies_total',
+      help: 'Replies to ingest lines, by kind; reply="ok" counts the events stored.',
+      label: 'reply',
+      values: REPLY_KINDS,
+    }),
+    pausedSeconds: labelled(registers, {
+      name: 'telemetry_ingest_paused_seconds_total',
+      help: 'Seconds ingest connections were not read, summed over them: reason="connection" over their own limits, reason="server" over the server budget.',
+      label: 'reason',
+      values: PAUSE_REASONS,
+    }),
+    authFailures: labelled(registers, {
+      name: 'telemetry_auth_failures_total',
+      help: 'Requests and ingest upgrades refused by access control: reason="missing" without a token (or a malformed one), "unknown" with a token the tokens file lacks, "forbidden" with a token whose role may not.',
+      label: 'reason',
+      values: REFUSALS,
+    }),
+    tokenLimited: labelled(registers, {
+      name: 'telemetry_token_limited_total',
+      help: 'Ingest upgrades (limit="connections") and HTTP requests (limit="requests") refused with 429 over a per-token limit; lines over the events limit count as telemetry_replies_total{reply="rate_limited"}.',
+      label: 'limit',
+      values: TOKEN_LIMITS,
+    }),
     linesReceived: new Counter({
       name: 'telemetry_lines_received_total',
       help: 'Lines received on ingest connections.',
       registers,
     }),
-    replies: Object.fromEntries(
-      REPLY_KINDS.map((kind) => [kind, replies.labels(kind)]),
-    ) as Record<ReplyKind, Increment>,
     commitsFailed: new Counter({
       name: 'telemetry_commits_failed_total',
       help: 'Store transactions that failed; their events were answered unavailable.',
@@ -185,14 +178,30 @@ export function createMetrics(sources: MetricSources): Metrics {
       buckets: SECONDS,
       registers,
     }),
-    pausedSeconds: Object.fromEntries(
-      PAUSE_REASONS.map((reason) => [reason, paused.labels(reason)]),
-    ) as Record<PauseReason, Increment>,
-    authFailures: Object.fromEntries(
-      REFUSALS.map((reason) => [reason, authFailures.labels(reason)]),
-    ) as Record<Refusal, Increment>,
-    tokenLimited: Object.fromEntries(
-      TOKEN_LIMITS.map((limit) => [limit, tokenLimited.labels(limit)]),
-    ) as Record<TokenLimit, Increment>,
   }
+}
+
+/** A counter with one label, each of whose values is an {@link Increment} from 0. */
+function labelled<const V extends string>(
+  registers: Registry[],
+  row: {
+    name: string
+    help: string
+    label: string
+    values: readonly V[]
+  },
+): Record<V, Increment> {
+  const counter = new Counter({
+    name: row.name,
+    help: row.help,
+    labelNames: [row.label],
+    registers,
+  })
+  const byValue = {} as Record<V, Increment>
+  for (const value of row.values) {
+    const one = counter.labels(value)
+    one.inc(0)
+    byValue[value] = one
+  }
+  return byValue
 }

@@ -7,7 +7,7 @@
  * const events = await readEvents(server, 'Bender', { start_time: 0, end_time: 1 })
  */
 import assert from 'node:assert/strict'
-import { Agent, request as httpRequest } from 'node:http'
+import { Agent, request as httpRequest, type IncomingMessage } from 'node:http'
 import type { ApiEvent } from './oracle.ts'
 import { SAFETY_TIMEOUT_MS } from './wait.ts'
 
@@ -193,6 +193,22 @@ export function toHeaders(
   return headers
 }
 
+/** Reads a `node:http` (or `node:https`) response whole, its body as text. */
+export function readResponse(res: IncomingMessage): Promise<TextResponse> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    res.on('data', (chunk: Buffer) => chunks.push(chunk))
+    res.on('error', reject)
+    res.on('end', () =>
+      resolve({
+        status: res.statusCode ?? 0,
+        headers: toHeaders(res.headers),
+        text: Buffer.concat(chunks).toString('utf8'),
+      }),
+    )
+  })
+}
+
 /**
  * A request with `node:http`, which sends the path exactly as given (no
  * normalization of `.`, `..` or percent-encoding, unlike `fetch`). The path
@@ -224,21 +240,12 @@ export function http(
         agent,
       },
       (res) => {
-        const chunks: Buffer[] = []
         const delay = options.readDelayMs
         if (delay !== undefined) {
           res.pause()
           setTimeout(() => res.resume(), delay)
         }
-        res.on('data', (chunk: Buffer) => chunks.push(chunk))
-        res.on('error', reject)
-        res.on('end', () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            headers: toHeaders(res.headers),
-            text: Buffer.concat(chunks).toString('utf8'),
-          }),
-        )
+        readResponse(res).then(resolve, reject)
       },
     )
     req.setTimeout(SAFETY_TIMEOUT_MS, () =>

@@ -13,7 +13,7 @@ import { request } from 'node:https'
 import { join } from 'node:path'
 import type { TLSSocket } from 'node:tls'
 import { generate } from 'selfsigned'
-import { toHeaders, type TextResponse } from './http-api.ts'
+import { readResponse, type TextResponse } from './http-api.ts'
 import { SAFETY_TIMEOUT_MS } from './wait.ts'
 
 /** A certificate and its key, as PEM text and as files. */
@@ -86,16 +86,9 @@ export function httpsRequest(
       (res) => {
         const fingerprint = (res.socket as TLSSocket).getPeerCertificate()
           .fingerprint256
-        const chunks: Buffer[] = []
-        res.on('data', (chunk: Buffer) => chunks.push(chunk))
-        res.on('error', reject)
-        res.on('end', () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            headers: toHeaders(res.headers),
-            text: Buffer.concat(chunks).toString('utf8'),
-            fingerprint,
-          }),
+        readResponse(res).then(
+          (response) => resolve({ ...response, fingerprint }),
+          reject,
         )
       },
     )
