@@ -58,6 +58,11 @@ export async function registerAccess(
         .send(errorBody(checked.error))
     }
     request.identity = checked
+    // RFC 6750 §2.3: an answer to a URL that holds a token is not for
+    // shared caches.
+    if (request.url.includes('access_token=')) {
+      reply.header('cache-control', 'private')
+    }
   })
   if (options.maxRequestsPerSecond === 0) return
   const max = options.maxRequestsPerSecond

@@ -168,6 +168,7 @@ describe('access control', () => {
       `/api/robots?access_token=${tokens.dashboard}`,
     )
     assert.equal(ok.status, 200, ok.text)
+    assert.equal(ok.headers.get('cache-control'), 'private')
     const client = await IngestClient.connect(server.wsUrl, {
       path: `/upstream?access_token=${encodeURIComponent(tokens.fleet!)}`,
     })
