@@ -102,6 +102,23 @@ describe('deriveFigures', () => {
     assert.equal(derived['run.server_peak_rss_mb'], 2900)
   })
 
+  it('should give ingest with access control on as a share of the same load without, and nothing without the plain row', () => {
+    const derived = deriveFigures(
+      {
+        'ingest.events_per_s': 200_000,
+        'ingest-tokens.events_per_s': 191_000,
+      },
+      1,
+    )
+    assert.equal(derived['run.ingest_tokens_of_plain_pct'], 95.5)
+    assert.equal(
+      deriveFigures({ 'ingest-tokens.events_per_s': 191_000 }, 1)[
+        'run.ingest_tokens_of_plain_pct'
+      ],
+      undefined,
+    )
+  })
+
   it('should leave out what the rows do not give', () => {
     assert.deepStrictEqual(deriveFigures({ 'ingest.events_per_s': 1 }, 2), {
       'run.seconds': 2,

@@ -14,6 +14,7 @@ export const SCENARIOS = [
   'bare-ws',
   'store',
   'ingest',
+  'ingest-tokens',
   'ingest-batch',
   'ingest-10m',
   'ingest-sync-full',
@@ -38,6 +39,7 @@ export const STORES = [
   'ceiling',
   'plain-insert',
   'ingest',
+  'ingest-tokens',
   'ingest-batch',
   'fleet',
   'sync-full',
@@ -68,15 +70,16 @@ export function backendOf(store: string | undefined): Backend {
 /**
  * Runs of the load generator: the bare-ws ceilings, the ingest scenarios
  * and the paced latency runs. `latency-max` is the unpaced empty-store run
- * that sets the paced rate when `ingest` is not in the run. `flood` is the
- * flood of 10,000-line frames, `flood-small` the same load in 10-line
- * frames.
+ * that sets the paced rate when `ingest` is not in the run. `ingest-tokens`
+ * is the `ingest` load with access control on. `flood` is the flood of
+ * 10,000-line frames, `flood-small` the same load in 10-line frames.
  */
 export const LOAD_ROWS = [
   'bare-ws',
   'bare-ws-corked',
   'bare-ws-corked-batch',
   'ingest',
+  'ingest-tokens',
   'ingest-batch',
   'ingest-10m',
   'ingest-sync-full',
@@ -170,6 +173,7 @@ export const METRICS = {
   bare_ws_ceiling_events_per_s: 'events/s',
   ingest_of_bare_ws_pct: '%',
   ingest_10m_of_empty_pct: '%',
+  ingest_tokens_of_plain_pct: '%',
   ingest_of_plain_insert_pct: '%',
   odometer_large_over_small: '×',
   flood_large_over_small: '×',
@@ -249,6 +253,7 @@ export const ROW_METRICS = {
     'bare_ws_ceiling_events_per_s',
     'ingest_of_bare_ws_pct',
     'ingest_10m_of_empty_pct',
+    'ingest_tokens_of_plain_pct',
     'ingest_of_plain_insert_pct',
     'odometer_large_over_small',
     'server_peak_rss_mb',
@@ -420,6 +425,11 @@ export function deriveFigures(rows: Figures, seconds: number): Figures {
   put(
     'run.ingest_10m_of_empty_pct',
     100 * (ratio(rows['ingest-10m.events_per_s'], empty) ?? NaN),
+  )
+  // Issue 11: the cost of access control, the same load without it the base.
+  put(
+    'run.ingest_tokens_of_plain_pct',
+    100 * (ratio(rows['ingest-tokens.events_per_s'], empty) ?? NaN),
   )
   put(
     'run.ingest_of_plain_insert_pct',

@@ -17,12 +17,18 @@ export const LIVE_T0 = 1_700_000_000_000
 export const LIVE_STEP = 10
 
 /**
+ * What every robot name of the bench starts with: the `ingest-tokens`
+ * scenario scopes its ingest token to `robot-*`.
+ */
+export const ROBOT_PREFIX = 'robot-'
+
+/**
  * The name of robot `index` (0-based): `robot-0001` and up. Every bench
  * process names robots with it; each scenario has a store of its own, so
  * the names need no per-scenario part.
  */
 export function robotName(index: number): string {
-  return `robot-${String(index + 1).padStart(4, '0')}`
+  return `${ROBOT_PREFIX}${String(index + 1).padStart(4, '0')}`
 }
 
 /**

@@ -53,6 +53,12 @@ export interface LoadOptions {
    * uses 1.
    */
   readonly cycle?: number
+  /**
+   * A token sent as `Authorization: Bearer …` on every connection's
+   * upgrade, for a server started with `--tokens` (the `ingest-tokens`
+   * scenario); none by default.
+   */
+  readonly token?: string
 }
 
 /** The one JSON line a run prints last. */
@@ -133,10 +139,19 @@ class Connection {
   #cursor = 0
   sentFrames = 0
 
-  constructor(url: string, robots: number[], window: number, cycle: number) {
+  constructor(
+    url: string,
+    robots: number[],
+    window: number,
+    cycle: number,
+    token: string | undefined,
+  ) {
     this.ws = new WebSocket(url, {
       perMessageDeflate: false,
       skipUTF8Validation: true,
+      ...(token === undefined
+        ? {}
+        : { headers: { authorization: `Bearer ${token}` } }),
     })
     this.#sentAt = new Float64Array(window)
     this.#robots = robots
@@ -226,7 +241,13 @@ async function main(options: LoadOptions): Promise<LoadResult> {
     for (let r = c; r < options.robots; r += C) robots.push(r)
     if (robots.length === 0) break
     connections.push(
-      new Connection(options.url, robots, window, options.cycle ?? 64),
+      new Connection(
+        options.url,
+        robots,
+        window,
+        options.cycle ?? 64,
+        options.token,
+      ),
     )
   }
 

@@ -23,6 +23,7 @@ import { fixed, int, mb, ms, pct, table } from './format.ts'
 import type { LoadResult } from './load.ts'
 import type { FetchResult, OdometerFigures } from './query.ts'
 import type { StoreLoadResult } from './store-load.ts'
+import { ROBOT_PREFIX } from './fleet.ts'
 import {
   describeTarget,
   evaluateTargets,
@@ -293,6 +294,7 @@ export const ROW_LABELS = {
   'bare-ws-corked': 'bare-ws, replies corked per tick',
   'bare-ws-corked-batch': 'bare-ws, replies corked per tick',
   ingest: 'empty store',
+  'ingest-tokens': `empty store, \`--tokens\`, ingest token scoped to \`${ROBOT_PREFIX}*\``,
   'ingest-batch': 'empty store',
   'ingest-10m': 'store holding the fleet preload',
   'ingest-sync-full': 'empty store, `--sync full`',
@@ -310,6 +312,7 @@ export const STORE_LABELS = {
   ceiling: 'the storage ceiling',
   'plain-insert': 'the plain-INSERT ceiling',
   ingest: 'after the empty-store ingest',
+  'ingest-tokens': 'after the ingest with access control on',
   'ingest-batch': 'after the batched-frame ingest',
   fleet: 'the fleet store',
   'sync-full': 'after the `--sync full` ingest',
@@ -514,6 +517,12 @@ export function renderReport(report: RunReport): string {
       'Unpaced: each connection keeps its window of frames in flight. Events/s counts the events answered during the measured window; "Of bare-ws ceiling" divides it by the best bare-ws run with as many lines per frame; the ack latency is from the send of a frame to its reply. "Stored" is the sum of `event_count` over `GET /api/robots` after the run, against the preload plus the `OK` replies.\n',
     )
     out.push(ingestTable(report.ingest, (lines) => bareCeiling(report, lines)))
+    const withTokens = collectFigures(report)['run.ingest_tokens_of_plain_pct']
+    if (withTokens !== undefined) {
+      out.push(
+        `With access control on (\`--tokens\`; the generator sends \`Authorization: Bearer\` on each upgrade, and the server checks each line's robot against the token's \`${ROBOT_PREFIX}*\`): ${fixed(withTokens, 1)} % of the events/s of the row above it, the same load without.\n`,
+      )
+    }
   }
 
   if (report.latency.length > 0) {

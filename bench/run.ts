@@ -26,9 +26,12 @@ import postgres from 'postgres'
 import type { LoadOptions, LoadResult } from './load.ts'
 import {
   killAll,
+  makeTempDir,
+  removeTempDir,
   runJsonProcess,
   startListening,
   waitFor,
+  writeTokens,
   type ListeningProcess,
   type Stopped,
 } from '../test/support/index.ts'
@@ -53,7 +56,7 @@ import {
   type ShutdownRow,
   type StorageRow,
 } from './report.ts'
-import { LIVE_STEP, LIVE_T0, robotName } from './fleet.ts'
+import { LIVE_STEP, LIVE_T0, ROBOT_PREFIX, robotName } from './fleet.ts'
 import {
   backendOf,
   ODOMETER_ROWS,
@@ -358,6 +361,15 @@ class Stores {
 
 // --- the run ---
 
+/** A tokens file the server reads, and the tokens in it the bench uses. */
+interface BenchTokens {
+  readonly file: string
+  /** Sent by the generator: role ingest, scoped to the fleet's robots. */
+  readonly ingest: string
+  /** Sent by the count after the run: role read. */
+  readonly read: string
+}
+
 function say(message: string) {
   process.stderr.write(`${message}\n`)
 }
@@ -499,14 +511,19 @@ class Bench {
    * Starts the real server on store `name`, runs `body` (given the time the
    * process was started, `performance.now()`), counts the events the store
    * holds over HTTP (unless `count` is false or the body stopped the
-   * server), stops the server with SIGTERM (unless the body did, with
-   * {@link stopServer}) and measures the store's bytes on disk.
+   * server; with `readToken` for a server started with `--tokens`), stops
+   * the server with SIGTERM (unless the body did, with {@link stopServer})
+   * and measures the store's bytes on disk.
    */
   async withServer<T>(
     name: StoreName,
     what: string,
     body: (server: ListeningProcess, startedAt: number) => Promise<T>,
-    options: { extraArgs?: readonly string[]; count?: boolean } = {},
+    options: {
+      extraArgs?: readonly string[]
+      count?: boolean
+      readToken?: string
+    } = {},
   ): Promise<{ value: T; server: ServerFigures; stored: number | undefined }> {
     const url = this.stores.url(name)
     const startedAt = performance.now()
@@ -535,12 +552,14 @@ class Bench {
     try {
       outcome = { value: await body(server, startedAt) }
       if (options.count !== false && !this.#stops.has(server)) {
-        stored = await countStored(server.url).catch((error: unknown) => {
-          this.problem(
-            `${what}: cannot list robots after the run: ${(error as Error).message}`,
-          )
-          return undefined
-        })
+        stored = await countStored(server.url, options.readToken).catch(
+          (error: unknown) => {
+            this.problem(
+              `${what}: cannot list robots after the run: ${(error as Error).message}`,
+            )
+            return undefined
+          },
+        )
       }
     } catch (error) {
       outcome = { error }
@@ -691,11 +710,17 @@ class Bench {
     })
   }
 
+  /**
+   * The generator against a fresh server on store `name`, unpaced. With
+   * `tokens` the server reads that tokens file (`--tokens`), the generator
+   * sends the ingest token and the count after the run the read token.
+   */
   async ingestRun(
     id: LoadRowId,
     name: StoreName,
     linesPerFrame: number,
     serverArgs: readonly string[] = [],
+    tokens?: BenchTokens,
   ): Promise<IngestRow> {
     const preloaded = this.preloaded.get(name) ?? 0
     const what = `${id} (${ROW_LABELS[id]}), ${linesPerFrame} line(s)/frame`
@@ -705,10 +730,19 @@ class Bench {
       (server) =>
         this.runLoad(
           server,
-          this.loadOptions(server.upstreamUrl, { linesPerFrame }),
+          this.loadOptions(server.upstreamUrl, {
+            linesPerFrame,
+            token: tokens?.ingest,
+          }),
           what,
         ),
-      { extraArgs: serverArgs },
+      {
+        extraArgs: [
+          ...serverArgs,
+          ...(tokens === undefined ? [] : ['--tokens', tokens.file]),
+        ],
+        readToken: tokens?.read,
+      },
     )
     this.checkStored(what, stored, preloaded + value.load.ok)
     return {
@@ -721,6 +755,39 @@ class Bench {
         stored === undefined
           ? undefined
           : { expected: preloaded + value.load.ok, actual: stored },
+    }
+  }
+
+  /**
+   * Issue 11's cost of access control: the `ingest` load (one line per
+   * frame, the same connections) against a server started with `--tokens`,
+   * whose file holds the generator's ingest token scoped to the fleet by a
+   * prefix, `robot-*`, so that every line passes the scope check, and a
+   * read token for the count after the run. The tokens file is written by
+   * the test kit's `writeTokens`, as `fleet-telemetry token create` writes
+   * it, in a folder of its own removed after the run.
+   */
+  async ingestTokensRun(): Promise<IngestRow> {
+    const dir = makeTempDir('telemetry-bench-tokens-')
+    try {
+      const written = writeTokens(join(dir, 'tokens.json'), [
+        { name: 'bench-ingest', role: 'ingest', robots: [`${ROBOT_PREFIX}*`] },
+        { name: 'bench-read', role: 'read' },
+      ])
+      const tokens: BenchTokens = {
+        file: written.file,
+        ingest: written['bench-ingest']!,
+        read: written['bench-read']!,
+      }
+      return await this.ingestRun(
+        'ingest-tokens',
+        'ingest-tokens',
+        1,
+        [],
+        tokens,
+      )
+    } finally {
+      removeTempDir(dir)
     }
   }
 
@@ -1204,6 +1271,9 @@ class Bench {
     await step('ingest', async () => {
       this.ingest.push(await this.ingestRun('ingest', 'ingest', 1))
     })
+    await step('ingest-tokens', async () => {
+      this.ingest.push(await this.ingestTokensRun())
+    })
     await step('ingest-batch', async () => {
       this.ingest.push(
         await this.ingestRun(
@@ -1234,12 +1304,17 @@ class Bench {
   }
 }
 
-/** Sum of `event_count` over every robot, through `GET /api/robots`. */
-async function countStored(baseUrl: string): Promise<number> {
+/**
+ * Sum of `event_count` over every robot, through `GET /api/robots`; with
+ * `token` (a read token) on a server started with `--tokens`.
+ */
+async function countStored(baseUrl: string, token?: string): Promise<number> {
   let total = 0
   let next: string | undefined = '/api/robots?limit=10000'
+  const headers =
+    token === undefined ? undefined : { authorization: `Bearer ${token}` }
   for (let pages = 0; next !== undefined && pages < 1000; pages++) {
-    const response = await fetch(`${baseUrl}${next}`)
+    const response = await fetch(`${baseUrl}${next}`, { headers })
     if (response.status !== 200) {
       throw new Error(`GET ${next}: ${response.status}`)
     }
@@ -1392,6 +1467,11 @@ async function main(): Promise<number> {
       `npm run bench${args.length > 0 ? ` -- ${args.map(redactStore).join(' ')}` : ''}`,
       '# the server, once per scenario, on that scenario\u2019s store:',
       `node ${s.server === resolve(ROOT) ? '' : `${s.server}/`}dist/src/cli.js --host 127.0.0.1 --port 0 --store ${storeExample(s.store)} --log-level warn`,
+      ...(s.scenarios.includes('ingest-tokens')
+        ? [
+            `# ingest-tokens: the same server with --tokens $TMPDIR/telemetry-bench-tokens-XXXXXX/tokens.json (an ingest token scoped to ${ROBOT_PREFIX}*, a read token), the generator with "token":"<the ingest token>"`,
+          ]
+        : []),
       '# the ceilings:',
       'node dist/bench/bare-ws.js [--cork]',
       `node dist/bench/store-load.js '{"mode":"ceiling","robots":${s.robots},"batchSize":${s.storageBatch},…}'`,

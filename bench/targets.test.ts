@@ -143,6 +143,16 @@ describe('TARGETS', () => {
     )
   })
 
+  it("should hold issue 11's access control to within 5 % of ingest without it", () => {
+    const verdict = (pct: number) =>
+      evaluateTargets({ 'run.ingest_tokens_of_plain_pct': pct }, 'sqlite')
+        .filter((r) => r.target.id === 'ingest-tokens-of-plain')
+        .map((r) => r.verdict)
+    assert.deepStrictEqual(verdict(95), ['met'])
+    assert.deepStrictEqual(verdict(94.9), ['missed'])
+    assert.deepStrictEqual(verdict(103), ['met'])
+  })
+
   it('should show the measured value in the unit of its figure', () => {
     const [result] = evaluateTargets(
       { 'latency.ack_p99_ms': 71.43 },
