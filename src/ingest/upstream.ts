@@ -589,9 +589,18 @@ class UpstreamConnection implements BatchTarget<PendingFrame>, BudgetMember {
     }
   }
 
-  /** Called every keepalive period: pings, or closes a peer that never answered. */
+  /**
+   * Called every keepalive period: pings, or closes a peer that never
+   * answered. Not while the connection is not read (backpressure): its
+   * pong could not be seen, and a commit that stalls longer than the period
+   * would cut off live robots. It is judged again once it is read.
+   */
   keepalive() {
     if (this.#closing) return
+    if (this.#paused !== undefined) {
+      this.#alive = true
+      return
+    }
     if (!this.#alive) {
       this.#log.info('connection closed: no pong within the keepalive period')
       this.#ws.terminate()

@@ -7,8 +7,13 @@
  */
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
+import postgres from 'postgres'
 import {
   IngestClient,
+  TEST_POSTGRES_URL,
+  dropSchemas,
+  freshSchema,
+  postgresSkip,
   assertErrorBody,
   getJson,
   memory,
@@ -232,6 +237,57 @@ describe('keepalive', () => {
     )
     assert.equal(await alive.send('1,1,1,keepalive'), 'OK')
     await alive.end()
+  })
+})
+
+describe('keepalive under backpressure', { skip: await postgresSkip() }, () => {
+  test('keeps a connection that is not read while its commit waits longer than several keepalive periods', async (t) => {
+    // A commit that waits for a lock the test holds: the robot's first
+    // event needs the robot's row, which the test has inserted and not
+    // committed. With one frame in flight the connection is then not read,
+    // so the server cannot see its pongs.
+    const { schema, url } = freshSchema()
+    t.after(() => dropSchemas([schema]))
+    const KEEPALIVE_MS = 100
+    const server = await startServer(
+      ['--keepalive-ms', String(KEEPALIVE_MS), '--max-frames-in-flight', '1'],
+      {},
+      { store: url },
+    )
+    t.after(() => server.dispose())
+    const sql = postgres(TEST_POSTGRES_URL, { max: 1, onnotice: () => {} })
+    t.after(() => sql.end({ timeout: 5 }))
+    const held = await sql.reserve()
+    const client = await IngestClient.connect(server.wsUrl)
+    let reply: Promise<string>
+    try {
+      await held`BEGIN`
+      await held`
+        INSERT INTO ${held(schema)}.robots (name, first_ts, last_ts, last_x,
+          last_y, odometer, odometer_carry, event_count, created_ms,
+          updated_ms)
+        VALUES ('A hold', 0, 0, 0, 0, 0, 0, 0, 0, 0)`
+      reply = client.send('0,0,5,A hold')
+      await waitFor(async () => {
+        const [row] = await held<{ n: number }[]>`
+          SELECT count(*)::int AS n FROM pg_stat_activity
+          WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))`
+        return row!.n > 0
+      }, 'the commit waits for the lock')
+      // Ten keepalive periods while the connection is not read: enough
+      // for a server that expects pongs there to cut it off.
+      await new Promise((resolve) => setTimeout(resolve, 10 * KEEPALIVE_MS))
+    } finally {
+      await held`ROLLBACK`
+      held.release()
+    }
+    assert.equal(await reply, 'OK')
+    assert.equal(client.isClosed, false, 'the connection is still open')
+    // Read again, it is pinged again, and answers.
+    const pings = client.pings
+    await waitFor(() => client.pings >= pings + 2, 'pinged again')
+    assert.equal(await client.send('1,0,6,A hold'), 'OK')
+    await client.close()
   })
 })
 
