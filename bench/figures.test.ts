@@ -117,6 +117,16 @@ describe('deriveFigures', () => {
       ],
       undefined,
     )
+    // Measured twice, in mirrored order: the sums of both pairs.
+    const twice = deriveFigures(
+      {
+        'ingest.events_per_s': 200_000,
+        'ingest-tokens.events_per_s': 150_000,
+      },
+      1,
+      { plain: 100_000, tokens: 135_000 },
+    )
+    assert.equal(twice['run.ingest_tokens_of_plain_pct'], 95)
   })
 
   it('should leave out what the rows do not give', () => {

@@ -275,6 +275,11 @@ export interface RunReport {
   readonly ingest: IngestRow[]
   readonly latency: IngestRow[]
   readonly latencyTargetRate?: number
+  /**
+   * The `ingest` and `ingest-tokens` loads measured a second time, in the
+   * other order, for the ratio of the two (figures.ts).
+   */
+  readonly accessRepeat?: { readonly plain: number; readonly tokens: number }
   readonly preloads: PreloadRow[]
   readonly odometer: OdometerRow[]
   readonly fetch: FetchRow[]
@@ -520,7 +525,11 @@ export function renderReport(report: RunReport): string {
     const withTokens = collectFigures(report)['run.ingest_tokens_of_plain_pct']
     if (withTokens !== undefined) {
       out.push(
-        `With access control on (\`--tokens\`; the generator sends \`Authorization: Bearer\` on each upgrade, and the server checks each line's robot against the token's \`${ROBOT_PREFIX}*\`): ${fixed(withTokens, 1)} % of the events/s of the row above it, the same load without.\n`,
+        `With access control on (\`--tokens\`; the generator sends \`Authorization: Bearer\` on each upgrade, and the server checks each line's robot against the token's \`${ROBOT_PREFIX}*\`): ${fixed(withTokens, 1)} % of the events/s of the same load without${
+          report.accessRepeat === undefined
+            ? ' (the row above it)'
+            : `, over two pairs in mirrored order: the two rows above, then the same loads again, with tokens first (${int(report.accessRepeat.tokens)} events/s) and without second (${int(report.accessRepeat.plain)} events/s), each on the store of its first run`
+        }.\n`,
       )
     }
   }
