@@ -12,6 +12,7 @@ import Fastify, {
   type FastifyReply,
 } from 'fastify'
 import { pino, type Logger } from 'pino'
+import { dashboardPaths, registerDashboard } from './api/dashboard.ts'
 import { registerApi } from './api/routes.ts'
 import { Access, type Refused } from './auth/access.ts'
 import { registerAccess } from './auth/http-access.ts'
@@ -199,11 +200,13 @@ export async function startServer(
       await registerAccess(app, {
         access,
         metrics,
+        openPaths: new Set(['/healthz', ...dashboardPaths()]),
         maxRequestsPerSecond: config.maxTokenRequestsPerSecond,
         onRefused,
       })
     }
     await registerApi(app, { store, metrics })
+    await registerDashboard(app)
     await app.listen({ host: config.host, port: config.port })
   } catch (error) {
     await store.close()

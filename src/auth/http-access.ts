@@ -1,6 +1,6 @@
 /**
  * Access control on HTTP (docs/security.md): every request but
- * `GET /healthz` needs a token whose role may read, and, with
+ * `GET /healthz` and the dashboard's static files needs a token whose role may read, and, with
  * `--max-token-requests-per-second`, no more than that many requests a
  * second per token (`@fastify/rate-limit`, keyed by the token's name).
  */
@@ -18,13 +18,15 @@ declare module 'fastify' {
   }
 }
 
-/** The one route open to anyone: load balancers probe it. */
-const OPEN_PATH = '/healthz'
-
 /** Options of {@link registerAccess}. */
 export interface HttpAccessOptions {
   readonly access: Access
   readonly metrics: Metrics
+  /**
+   * Paths served to anyone: `/healthz` (load balancers probe it) and the
+   * dashboard's files, which hold no data.
+   */
+  readonly openPaths: ReadonlySet<string>
   /** Requests a second of one token; 0: no limit. */
   readonly maxRequestsPerSecond: number
   /** Tells of a refused token: counted and logged by the server. */
@@ -40,7 +42,7 @@ export async function registerAccess(
   app.decorateRequest('identity', null)
   app.addHook('onRequest', async (request, reply) => {
     const path = request.url.split('?', 1)[0]
-    if (path === OPEN_PATH) return
+    if (options.openPaths.has(path!)) return
     const checked = access.check(
       {
         authorization: request.headers.authorization,

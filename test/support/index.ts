@@ -41,6 +41,12 @@ export { makeTempDir, removeTempDir } from './temp-dirs.ts'
 export { newToken, tokenEntry, writeTokens } from './tokens.ts'
 export type { TokenSpec, TokensFile } from './tokens.ts'
 export { httpsRequest, makeCertificate } from './tls.ts'
+export {
+  CHROMIUM_PATH,
+  browserSkip,
+  launchBrowser,
+  pageErrors,
+} from './browser.ts'
 export type { Certificate, HttpsResponse } from './tls.ts'
 export { cpuSeconds, memory, resetPeakRss } from './proc.ts'
 

@@ -1,0 +1,141 @@
+/**
+ * The fleet view: every robot in a table (sortable, filterable by name)
+ * beside the x,y plane with each robot's position and a short trail. It
+ * reads `GET /api/robots` once a second.
+ */
+import { getJson, type Robot } from './api.ts'
+import { Plane, type Mark } from './plane.ts'
+
+/** Positions kept per robot for its trail. */
+const TRAIL = 20
+
+type SortKey = 'name' | 'x' | 'y' | 'seen' | 'odometer' | 'count'
+
+const SORT_VALUE: Record<SortKey, (r: Robot) => number | string> = {
+  name: (r) => r.name,
+  x: (r) => r.last_x,
+  y: (r) => r.last_y,
+  seen: (r) => r.last_timestamp,
+  odometer: (r) => r.odometer ?? Infinity,
+  count: (r) => r.event_count,
+}
+
+/** A number as the tables show it. */
+export function formatNumber(value: number | null): string {
+  if (value === null) return '∞'
+  return Number.isInteger(value)
+    ? String(value)
+    : value.toFixed(Math.abs(value) < 100 ? 3 : 1)
+}
+
+export class FleetView {
+  readonly #body: HTMLTableSectionElement
+  readonly #filter: HTMLInputElement
+  readonly #count: HTMLElement
+  readonly #headers: HTMLTableCellElement[]
+  readonly #plane: Plane
+  #robots: Robot[] = []
+  readonly #trails = new Map<string, [number, number][]>()
+  #sort: { key: SortKey; descending: boolean } = {
+    key: 'name',
+    descending: false,
+  }
+
+  constructor(open: (name: string) => void) {
+    this.#body = document.querySelector('#robots tbody')!
+    this.#filter = document.querySelector('#filter')!
+    this.#count = document.querySelector('#robot-count')!
+    this.#headers = [
+      ...document.querySelectorAll<HTMLTableCellElement>('#robots th'),
+    ]
+    this.#plane = new Plane(document.querySelector('#plane')!)
+    this.#plane.onPick(open)
+    document
+      .querySelector('#fit')!
+      .addEventListener('click', () => this.#plane.fit())
+    this.#filter.addEventListener('input', () => this.#render())
+    for (const th of this.#headers) {
+      th.addEventListener('click', () => {
+        const key = th.dataset.sort as SortKey
+        this.#sort = {
+          key,
+          descending: this.#sort.key === key ? !this.#sort.descending : false,
+        }
+        this.#render()
+      })
+    }
+    this.#body.addEventListener('click', (e) => {
+      const row = (e.target as HTMLElement).closest('tr')
+      if (row?.dataset.robot !== undefined) open(row.dataset.robot)
+    })
+  }
+
+  /** Reads the robots once and shows them. */
+  async refresh(): Promise<void> {
+    this.#robots = await getJson<Robot[]>('/api/robots')
+    for (const robot of this.#robots) {
+      const trail = this.#trails.get(robot.name) ?? []
+      const last = trail.at(-1)
+      if (
+        last === undefined ||
+        last[0] !== robot.last_x ||
+        last[1] !== robot.last_y
+      ) {
+        trail.push([robot.last_x, robot.last_y])
+        if (trail.length > TRAIL) trail.shift()
+      }
+      this.#trails.set(robot.name, trail)
+    }
+    this.#render()
+  }
+
+  #render() {
+    const needle = this.#filter.value.trim().toLowerCase()
+    const shown = this.#robots.filter((r) =>
+      r.name.toLowerCase().includes(needle),
+    )
+    const { key, descending } = this.#sort
+    const value = SORT_VALUE[key]
+    shown.sort((a, b) => {
+      const va = value(a)
+      const vb = value(b)
+      const order = va < vb ? -1 : va > vb ? 1 : 0
+      return descending ? -order : order
+    })
+    for (const th of this.#headers) {
+      th.classList.toggle('sorted-asc', th.dataset.sort === key && !descending)
+      th.classList.toggle('sorted-desc', th.dataset.sort === key && descending)
+    }
+    const rows = shown.map((robot) => {
+      const tr = document.createElement('tr')
+      tr.dataset.robot = robot.name
+      const cells: [string, string][] = [
+        ['name', robot.name],
+        ['x', formatNumber(robot.last_x)],
+        ['y', formatNumber(robot.last_y)],
+        [
+          'seen',
+          `${robot.last_timestamp} (${new Date(robot.updated_time).toLocaleTimeString()})`,
+        ],
+        ['odometer', formatNumber(robot.odometer)],
+        ['count', String(robot.event_count)],
+      ]
+      for (const [name, text] of cells) {
+        const td = document.createElement('td')
+        td.className = name
+        td.textContent = text
+        tr.append(td)
+      }
+      return tr
+    })
+    this.#body.replaceChildren(...rows)
+    this.#count.textContent = `${shown.length} of ${this.#robots.length} robots`
+    const marks: Mark[] = shown.map((robot) => ({
+      name: robot.name,
+      x: robot.last_x,
+      y: robot.last_y,
+      trail: this.#trails.get(robot.name) ?? [],
+    }))
+    this.#plane.show(marks)
+  }
+}

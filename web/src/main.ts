@@ -1,0 +1,72 @@
+/**
+ * The dashboard: the fleet view at `#/`, a robot's view at
+ * `#/robots/{name}`. Every view reads the HTTP API (api.ts); with access
+ * control on it asks for a token first.
+ */
+import { setToken, Unauthorized } from './api.ts'
+import { FleetView } from './fleet.ts'
+import { RobotView } from './robot.ts'
+
+/** How often the fleet view reads the robots again, in ms. */
+const REFRESH_MS = 1000
+
+const views = {
+  token: document.querySelector<HTMLElement>('#token-view')!,
+  fleet: document.querySelector<HTMLElement>('#fleet-view')!,
+  robot: document.querySelector<HTMLElement>('#robot-view')!,
+}
+const status = document.querySelector<HTMLElement>('#status')!
+
+function show(view: keyof typeof views) {
+  for (const [name, element] of Object.entries(views)) {
+    element.hidden = name !== view
+  }
+}
+
+const openRobot = (name: string) => {
+  location.hash = `#/robots/${encodeURIComponent(name)}`
+}
+const fleet = new FleetView(openRobot)
+const robot = new RobotView()
+
+/** Runs a view's work; a 401 shows the token form, other errors the status line. */
+async function guarded(work: () => Promise<void>): Promise<boolean> {
+  try {
+    await work()
+    status.textContent = ''
+    return true
+  } catch (error) {
+    if (error instanceof Unauthorized) {
+      show('token')
+      return false
+    }
+    status.textContent = (error as Error).message
+    return false
+  }
+}
+
+let timer: ReturnType<typeof setTimeout> | undefined
+
+async function route() {
+  clearTimeout(timer)
+  const match = /^#\/robots\/(.+)$/.exec(location.hash)
+  if (match !== null) {
+    show('robot')
+    await guarded(() => robot.open(decodeURIComponent(match[1]!)))
+    return
+  }
+  show('fleet')
+  const tick = async () => {
+    if (await guarded(() => fleet.refresh()))
+      timer = setTimeout(tick, REFRESH_MS)
+  }
+  await tick()
+}
+
+document.querySelector('#token-form')!.addEventListener('submit', (e) => {
+  e.preventDefault()
+  setToken(document.querySelector<HTMLInputElement>('#token')!.value.trim())
+  void route()
+})
+window.addEventListener('hashchange', () => void route())
+void route()
