@@ -126,6 +126,39 @@ describe('dashboard', { skip }, () => {
     })()`)) as number
     assert.ok(painted > 0, 'the plane shows the robots')
     await page.screenshot({ path: join(SCREENSHOTS, 'dashboard-fleet.png') })
+
+    // Zoomed in and panned away, Bender leaves the view; Fit brings it back.
+    const pointOf = async (name: string) =>
+      (await page.evaluate(
+        `document.querySelector('#plane').pointOf(${JSON.stringify(name)})`,
+      )) as [number, number]
+    const canvas = (await page.locator('#plane').boundingBox())!
+    const inside = ([x, y]: [number, number]) =>
+      x >= 0 && y >= 0 && x <= canvas.width && y <= canvas.height
+    assert.ok(inside(await pointOf('Bender')), 'fitted: Bender is in view')
+    await page.mouse.move(
+      canvas.x + canvas.width / 2,
+      canvas.y + canvas.height / 2,
+    )
+    await page.mouse.wheel(0, -2000)
+    await page.mouse.down()
+    await page.mouse.move(
+      canvas.x + canvas.width - 5,
+      canvas.y + canvas.height - 5,
+      {
+        steps: 5,
+      },
+    )
+    await page.mouse.up()
+    assert.ok(!inside(await pointOf('Bender')), 'zoomed and panned away')
+    await page.click('#fit')
+    const [bx, by] = await pointOf('Bender')
+    assert.ok(inside([bx, by]), 'fitted again')
+
+    // A click on a robot's point opens it.
+    await page.mouse.click(canvas.x + bx, canvas.y + by)
+    await until(page, `location.hash === '#/robots/Bender'`)
+    await until(page, `!document.querySelector('#robot-view').hidden`)
     assert.deepEqual(errors, [])
     await page.close()
   })

@@ -31,6 +31,11 @@ export class Plane {
   constructor(canvas: HTMLCanvasElement) {
     this.#canvas = canvas
     this.#context = canvas.getContext('2d')!
+    // Where a robot is drawn, in CSS pixels of the element: for the
+    // browser tests, which click robots as a user would.
+    Object.assign(canvas, {
+      pointOf: (name: string) => this.#pointOf(name),
+    })
     let drag: { x: number; y: number; moved: boolean } | undefined
     canvas.addEventListener('pointerdown', (e) => {
       drag = { x: e.offsetX, y: e.offsetY, moved: false }
@@ -148,6 +153,17 @@ export class Plane {
         c.fillText(mark.name, px + 6, py - 6)
       }
     }
+  }
+
+  #pointOf(name: string): [number, number] | undefined {
+    const mark = this.#marks.find((m) => m.name === name)
+    if (mark === undefined) return undefined
+    const [px, py] = this.#toCanvas(mark.x, mark.y)
+    const rect = this.#canvas.getBoundingClientRect()
+    return [
+      (px * rect.width) / this.#canvas.width,
+      (py * rect.height) / this.#canvas.height,
+    ]
   }
 
   /** CSS pixels of the element to canvas pixels. */
