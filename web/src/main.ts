@@ -29,26 +29,31 @@ const openRobot = (name: string) => {
 const fleet = new FleetView(openRobot)
 const robot = new RobotView()
 
-/** Runs a view's work; a 401 shows the token form, other errors the status line. */
+/**
+ * Runs a view's work: a 401 shows the token form (and says `false`: stop),
+ * another failure shows in the status line (and the work is tried again).
+ */
 async function guarded(work: () => Promise<void>): Promise<boolean> {
   try {
     await work()
     status.textContent = ''
-    return true
   } catch (error) {
     if (error instanceof Unauthorized) {
       show('token')
       return false
     }
     status.textContent = (error as Error).message
-    return false
   }
+  return true
 }
 
 let timer: ReturnType<typeof setTimeout> | undefined
+/** Bumped by each route: a refresh of an earlier one schedules no more. */
+let generation = 0
 
 async function route() {
   clearTimeout(timer)
+  const current = ++generation
   const match = /^#\/robots\/(.+)$/.exec(location.hash)
   if (match !== null) {
     show('robot')
@@ -57,8 +62,9 @@ async function route() {
   }
   show('fleet')
   const tick = async () => {
-    if (await guarded(() => fleet.refresh()))
+    if ((await guarded(() => fleet.refresh())) && current === generation) {
       timer = setTimeout(tick, REFRESH_MS)
+    }
   }
   await tick()
 }
