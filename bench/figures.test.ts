@@ -1,8 +1,14 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { collectFigures, deriveFigures, unitOf } from './figures.ts'
+import type { FrameFigures } from './frames.ts'
 import type { LoadResult } from './load.ts'
-import type { RunConfig, RunReport, ServerFigures } from './report.ts'
+import type {
+  DashboardRow,
+  RunConfig,
+  RunReport,
+  ServerFigures,
+} from './report.ts'
 
 const MB = 1024 * 1024
 
@@ -32,6 +38,7 @@ function report(rows: Partial<RunReport>): RunReport {
     flood: [],
     shutdown: [],
     million: [],
+    dashboard: [],
     disk: [],
     problems: [],
     ...rows,
@@ -206,5 +213,56 @@ describe('collectFigures', () => {
       }),
     )
     assert.equal(counted['million.total_count'], 1_000_000)
+  })
+
+  it("should give the dashboard's frames, long tasks and robots shown, and no frame figures from a recording that missed part of the window", () => {
+    const frames: FrameFigures = {
+      intervals: { count: 590, p50: 16.7, p99: 240, max: 410, mean: 20 },
+      framesPerSecond: 41.5,
+      longTasks: 10,
+      longTaskMs: 2300,
+      longestTaskMs: 400,
+      covered: true,
+    }
+    const row: DashboardRow = {
+      id: 'dashboard',
+      load: { eventsPerSecond: 10_020 } as LoadResult,
+      hz: 10,
+      serverCpuSeconds: 5,
+      windowSeconds: 10,
+      server,
+      frames,
+      shown: { rows: 1000, text: '1000 of 1000 robots' },
+      fullSeconds: 1.8,
+      browser: '156.0',
+      viewport: { width: 1280, height: 900 },
+    }
+    const figures = collectFigures(report({ dashboard: [row] }))
+    assert.deepStrictEqual(
+      Object.fromEntries(
+        Object.entries(figures).filter(([id]) => id.startsWith('dashboard.')),
+      ),
+      {
+        'dashboard.robots_shown': 1000,
+        'dashboard.events_per_s': 10_020,
+        'dashboard.frames_per_s': 41.5,
+        'dashboard.frame_p50_ms': 16.7,
+        'dashboard.frame_p99_ms': 240,
+        'dashboard.frame_max_ms': 410,
+        'dashboard.long_tasks': 10,
+        'dashboard.long_task_ms': 2300,
+        'dashboard.server_cpu_pct': 50,
+        'dashboard.server_peak_rss_mb': 700,
+      },
+    )
+    assert.equal(figures['run.server_peak_rss_mb'], 700)
+    const partial = collectFigures(
+      report({
+        dashboard: [{ ...row, frames: { ...frames, covered: false } }],
+      }),
+    )
+    assert.equal(partial['dashboard.frame_p99_ms'], undefined)
+    assert.equal(partial['dashboard.long_tasks'], undefined)
+    assert.equal(partial['dashboard.robots_shown'], 1000)
   })
 })

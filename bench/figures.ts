@@ -19,6 +19,7 @@ export const SCENARIOS = [
   'ingest-10m',
   'ingest-sync-full',
   'latency',
+  'dashboard',
   'odometer',
   'fetch',
   'disk',
@@ -33,7 +34,8 @@ export type Scenario = (typeof SCENARIOS)[number]
  * (PostgreSQL) of its own: `fleet` is preloaded with the whole fleet (the
  * `ingest-10m` store), `tracks` holds the long tracks of `odometer` and
  * `fetch`; `flood` and `million` are those scenarios' stores, each read
- * again by a second server after the first stopped.
+ * again by a second server after the first stopped; `dashboard` is the
+ * empty store the dashboard scenario streams the fleet into.
  */
 export const STORES = [
   'ceiling',
@@ -45,6 +47,7 @@ export const STORES = [
   'sync-full',
   'latency-max',
   'latency',
+  'dashboard',
   'tracks',
   'flood-small',
   'flood',
@@ -129,6 +132,14 @@ export const MILLION_ROWS = ['million'] as const
 /** One of {@link MILLION_ROWS}. */
 export type MillionRowId = (typeof MILLION_ROWS)[number]
 
+/**
+ * The dashboard's fleet view in headless Chromium while the fleet streams
+ * at 10 Hz a robot: its frames, its long tasks, the robots its table shows.
+ */
+export const DASHBOARD_ROWS = ['dashboard'] as const
+/** One of {@link DASHBOARD_ROWS}. */
+export type DashboardRowId = (typeof DASHBOARD_ROWS)[number]
+
 /** Bytes on disk of one store. */
 export type DiskRowId = `disk-${StoreName}`
 
@@ -141,6 +152,7 @@ export type RowId =
   | FetchRowId
   | ShutdownRowId
   | MillionRowId
+  | DashboardRowId
   | DiskRowId
 
 // --- metrics ---
@@ -192,6 +204,13 @@ export const METRICS = {
   list_first_ms: 'ms',
   list_p50_ms: 'ms',
   total_count: 'robots',
+  robots_shown: 'robots',
+  frames_per_s: 'frames/s',
+  frame_p50_ms: 'ms',
+  frame_p99_ms: 'ms',
+  frame_max_ms: 'ms',
+  long_tasks: 'tasks',
+  long_task_ms: 'ms',
 } as const
 /** One of the keys of {@link METRICS}. */
 export type Metric = keyof typeof METRICS
@@ -248,6 +267,18 @@ export const ROW_METRICS = {
     'list_p50_ms',
     'total_count',
   ],
+  dashboard: [
+    'robots_shown',
+    'events_per_s',
+    'frames_per_s',
+    'frame_p50_ms',
+    'frame_p99_ms',
+    'frame_max_ms',
+    'long_tasks',
+    'long_task_ms',
+    'server_cpu_pct',
+    'server_peak_rss_mb',
+  ],
   run: [
     'seconds',
     'bare_ws_ceiling_events_per_s',
@@ -273,6 +304,7 @@ export type FigureId =
   | `${FetchRowId}.${Of<'fetch'>}`
   | `${ShutdownRowId}.${Of<'shutdown'>}`
   | `${MillionRowId}.${Of<'million'>}`
+  | `${DashboardRowId}.${Of<'dashboard'>}`
   | `${DiskRowId}.${Of<'disk'>}`
   | `run.${Of<'run'>}`
 
@@ -384,6 +416,26 @@ export function collectFigures(report: RunReport): Figures {
         put(`${row.id}.total_count`, r.totalCount)
       }
     }
+  }
+  for (const row of report.dashboard) {
+    const f = row.frames
+    put(`${row.id}.robots_shown`, row.shown.rows)
+    put(`${row.id}.events_per_s`, row.load.eventsPerSecond)
+    // A recording that does not span the window could have missed a
+    // freeze at its edge: its frames judge nothing.
+    if (f.covered) {
+      put(`${row.id}.frames_per_s`, f.framesPerSecond)
+      put(`${row.id}.frame_p50_ms`, f.intervals.p50)
+      put(`${row.id}.frame_p99_ms`, f.intervals.p99)
+      put(`${row.id}.frame_max_ms`, f.intervals.max)
+      put(`${row.id}.long_tasks`, f.longTasks)
+      put(`${row.id}.long_task_ms`, f.longTaskMs)
+    }
+    put(
+      `${row.id}.server_cpu_pct`,
+      (100 * row.serverCpuSeconds) / row.windowSeconds,
+    )
+    put(`${row.id}.server_peak_rss_mb`, row.server.peakRss / MB)
   }
   for (const row of report.disk) {
     const id = `disk-${row.name}` as const

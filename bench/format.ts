@@ -44,6 +44,7 @@ export function formatNumber(value: number, unit: string): string {
     case 'bytes':
     case 'robots':
     case 'bytes/robot':
+    case 'tasks':
       return int(value)
     case 'ms':
       return ms(value)
@@ -54,6 +55,7 @@ export function formatNumber(value: number, unit: string): string {
     case 'MB':
     case 'bytes/event':
     case 'µs/event':
+    case 'frames/s':
     case 's':
       return fixed(value, 1)
     default:

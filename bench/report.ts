@@ -9,6 +9,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import {
   collectFigures,
   type Backend,
+  type DashboardRowId,
   type FetchRowId,
   type LoadRowId,
   type MillionRowId,
@@ -22,6 +23,7 @@ import {
 import { fixed, int, mb, ms, pct, table } from './format.ts'
 import type { LoadResult } from './load.ts'
 import type { FetchResult, OdometerFigures } from './query.ts'
+import type { FrameFigures } from './frames.ts'
 import type { StoreLoadResult } from './store-load.ts'
 import { ROBOT_PREFIX } from './fleet.ts'
 import {
@@ -169,6 +171,34 @@ export interface MillionRow {
   readonly restartServer: ServerFigures | undefined
 }
 
+/**
+ * The dashboard's fleet view in headless Chromium while the load generator
+ * streams the fleet, paced, at `hz` events a robot a second.
+ */
+export interface DashboardRow {
+  readonly id: DashboardRowId
+  /** The paced load (its measured window is the frames' window). */
+  readonly load: LoadResult
+  readonly hz: number
+  /** Server CPU over the measured window. */
+  readonly serverCpuSeconds: number
+  readonly windowSeconds: number
+  readonly server: ServerFigures
+  /** The page's frames and long tasks inside the measured window. */
+  readonly frames: FrameFigures
+  /** The fleet table at the end: its rows and its count line. */
+  /** The robots the fleet table holds (its count line), and that line. */
+  readonly shown: { readonly rows: number; readonly text: string }
+  /**
+   * Seconds from the start of the generator's process to the table first
+   * showing every robot (checked every 250 ms); undefined when it never did.
+   */
+  readonly fullSeconds: number | undefined
+  /** The browser's version, and the page's viewport (CSS pixels). */
+  readonly browser: string
+  readonly viewport: { readonly width: number; readonly height: number }
+}
+
 /** Bytes on disk of one store, after its last server closed. */
 export interface DiskRow {
   readonly name: StoreName
@@ -209,6 +239,8 @@ export interface RunConfig {
   readonly millionRobots: number
   readonly millionLinesPerFrame: number
   readonly millionWindow: number
+  /** The dashboard scenario: events a robot a second, paced. */
+  readonly dashboardHz: number
 }
 
 /** How the Settings table names each count, in its order. */
@@ -236,6 +268,7 @@ const SETTING_LABELS = {
   millionRobots: 'million: robots (one event each)',
   millionLinesPerFrame: 'million: lines per frame',
   millionWindow: 'million: frames in flight (one connection)',
+  dashboardHz: 'dashboard: events per robot per second (paced)',
 } as const satisfies Record<keyof RunConfig, string>
 
 /** The {@link RunConfig} part of an object that has more (run.ts settings). */
@@ -287,6 +320,7 @@ export interface RunReport {
   readonly flood: IngestRow[]
   readonly shutdown: ShutdownRow[]
   readonly million: MillionRow[]
+  readonly dashboard: DashboardRow[]
   readonly disk: DiskRow[]
   readonly problems: string[]
 }
@@ -327,6 +361,7 @@ export const STORE_LABELS = {
   'flood-small': 'after the small-frame flood',
   flood: 'after the flood and its SIGTERM',
   million: 'the million robots',
+  dashboard: 'after the dashboard run',
 } as const satisfies Record<StoreName, string>
 
 // --- formatting ---
@@ -569,6 +604,56 @@ export function renderReport(report: RunReport): string {
           int(r.load.nonOk),
           pct(r.load.clientCpuPercent),
         ]),
+      ),
+    )
+  }
+
+  if (report.dashboard.length > 0) {
+    out.push('## Dashboard\n')
+    const d = report.dashboard[0]!
+    out.push(
+      `The fleet view (\`/\`) in headless Chromium (${d.browser}, ${int(d.viewport.width)}×${int(d.viewport.height)}, \`--disable-gpu\`) while the generator streams ${int(d.load.options.robots)} robots at ${int(d.hz)} Hz each, paced (${int(d.load.options.rate)} events/s, one line per frame, ${int(d.load.options.connections)} connections); the page reads \`GET /api/robots\` once a second and redraws the table and the plane. Over the load's measured window: the interval from each frame's start to the next (\`requestAnimationFrame\`; about 16.7 ms when nothing holds the page up), the long tasks (50 ms or more, \`PerformanceObserver\` \`longtask\`) and their total, and the robots the table shows at the end. Chromium shares the machine's cores with the server and the generator.\n`,
+    )
+    out.push(
+      table(
+        [
+          'Robots',
+          'Asked events/s',
+          'Achieved events/s',
+          'Frames/s',
+          'Frame p50 ms',
+          'Frame p99 ms',
+          'Frame max ms',
+          'Long tasks',
+          'Long-task ms',
+          'Longest task ms',
+          'Table shows',
+          'All shown after s',
+          'Server CPU',
+          'Server peak RSS MB',
+          'Non-OK replies',
+        ],
+        report.dashboard.map((r) => {
+          const f = r.frames
+          const robots = r.load.options.robots
+          return [
+            int(robots),
+            int(r.load.options.rate),
+            int(r.load.eventsPerSecond),
+            fixed(f.framesPerSecond, 1),
+            ms(f.intervals.p50),
+            ms(f.intervals.p99),
+            ms(f.intervals.max),
+            int(f.longTasks),
+            int(f.longTaskMs),
+            int(f.longestTaskMs),
+            `${r.shown.text === '' ? int(r.shown.rows) : r.shown.text} ${r.shown.rows === robots ? '✓' : '✗'}`,
+            r.fullSeconds === undefined ? 'never' : fixed(r.fullSeconds, 1),
+            pct((100 * r.serverCpuSeconds) / r.windowSeconds),
+            mb(r.server.peakRss),
+            int(r.load.nonOk),
+          ]
+        }),
       ),
     )
   }

@@ -25,6 +25,8 @@ import { parseArgs } from 'node:util'
 import postgres from 'postgres'
 import type { LoadOptions, LoadResult } from './load.ts'
 import {
+  browserSkip,
+  CHROMIUM_PATH,
   killAll,
   makeTempDir,
   removeTempDir,
@@ -43,6 +45,7 @@ import {
   configOf,
   ROW_LABELS,
   writeReport,
+  type DashboardRow,
   type DiskRow,
   type FetchRow,
   type IngestRow,
@@ -67,6 +70,8 @@ import {
   type StoreName,
 } from './figures.ts'
 import { compareCommand } from './compare.ts'
+import type { DashboardOptions, DashboardResult } from './dashboard.ts'
+import { frameFigures } from './frames.ts'
 import { jsonBeside, redactStore, writeResults } from './results.ts'
 import type {
   PreloadRobot,
@@ -82,6 +87,7 @@ const BARE_WS = script('./bare-ws.js')
 const LOAD = script('./load.js')
 const STORE_LOAD = script('./store-load.js')
 const QUERY = script('./query.js')
+const DASHBOARD = script('./dashboard.js')
 /** How long a server has to end after SIGTERM before it is killed. */
 const STOP_TIMEOUT_MS = 60_000
 /** Count bound of each flood load (its time bound ends it first). */
@@ -90,6 +96,14 @@ const FLOOD_MAX_EVENTS = 100_000_000
 const MILLION_MAX_MS = 600_000
 /** `GET /api/robots?limit=100` requests timed after the first one. */
 const LIST_REQUESTS = 20
+/** The page of the dashboard scenario, CSS pixels (as the browser test's). */
+const DASHBOARD_VIEWPORT = { width: 1280, height: 900 } as const
+/**
+ * How long the page records after the load's measured window should have
+ * ended: the load starts after the page is open, and opens its connections
+ * first. A recording that still falls short is listed as a problem.
+ */
+const DASHBOARD_MARGIN_MS = 3000
 const MB = 1024 * 1024
 
 // --- settings ---
@@ -224,6 +238,7 @@ function parseSettings(argv: string[]): Settings | CompareSettings | 'help' {
     millionRobots: quick ? 100_000 : 1_000_000,
     millionLinesPerFrame: 5000,
     millionWindow: 32,
+    dashboardHz: 10,
     preloadTimeoutMs: quick ? 5 * 60_000 : 60 * 60_000,
     server: resolve(values.server ?? ROOT),
   }
@@ -394,6 +409,7 @@ class Bench {
   readonly flood: IngestRow[] = []
   readonly shutdown: ShutdownRow[] = []
   readonly million: MillionRow[] = []
+  readonly dashboard: DashboardRow[] = []
   /** The stop of each server, once asked for (see {@link stopServer}). */
   readonly #stops = new Map<ListeningProcess, Promise<Stopped>>()
   /** Bytes on disk per store, measured each time a server on it closed. */
@@ -439,6 +455,8 @@ class Bench {
     options: LoadOptions,
     what: string,
     hooks: {
+      /** Called as the measured window starts, after the CPU is read. */
+      onMeasure?: () => void
       /** Called as the measured window ends, after the CPU is read. */
       onEnd?: () => void
       /** The server is stopped during the load: lost frames are expected. */
@@ -460,6 +478,7 @@ class Bench {
         if (phase === 'measure') {
           cpuAt = cpuSeconds(server.pid)
           tAt = performance.now()
+          hooks.onMeasure?.()
         } else if (phase === 'end' && Number.isFinite(tAt)) {
           cpu = cpuSeconds(server.pid) - cpuAt
           window = (performance.now() - tAt) / 1000
@@ -1284,6 +1303,117 @@ class Bench {
     }
   }
 
+  /**
+   * The dashboard's fleet view in headless Chromium (dashboard.ts, its own
+   * process) while the generator streams the fleet paced at `dashboardHz`
+   * events a robot a second: the page is opened on the empty store first,
+   * then the load runs, and the page's frames and long tasks inside the
+   * load's measured window are kept (frames.ts). Without Chromium the
+   * scenario is skipped with a problem: the bench never downloads a browser.
+   */
+  async dashboardRun() {
+    const skip = browserSkip()
+    if (skip !== false) {
+      this.problem(
+        `dashboard skipped: ${skip}; the bench never downloads a browser`,
+      )
+      return
+    }
+    const hz = this.s.dashboardHz
+    const robots = this.s.robots
+    const rate = robots * hz
+    const what = `dashboard (${fmt(robots)} robots at ${hz} Hz, ${fmt(rate)} events/s paced)`
+    const wall = () => performance.timeOrigin + performance.now()
+    const { value, server, stored } = await this.withServer(
+      'dashboard',
+      what,
+      async (server) => {
+        const options: DashboardOptions = {
+          url: server.url,
+          robots,
+          recordMs: this.s.warmupMs + this.s.durationMs + DASHBOARD_MARGIN_MS,
+          openTimeoutMs: 60_000,
+          viewport: DASHBOARD_VIEWPORT,
+        }
+        let ready: () => void = () => {}
+        const isReady = new Promise<void>((resolve) => (ready = resolve))
+        const page = runJsonProcess<DashboardResult>(DASHBOARD, options, {
+          // Starting the browser and opening the page, then the recording.
+          timeoutMs: 2 * options.openTimeoutMs + options.recordMs + 30_000,
+          onPhase: (phase) => {
+            if (phase === 'ready') ready()
+          },
+        })
+        // A page that fails before it is open ends the scenario here.
+        await Promise.race([isReady, page])
+        let start = NaN
+        let end = NaN
+        const loadStarted = wall()
+        const { load, cpu, window } = await this.runLoad(
+          server,
+          this.loadOptions(server.upstreamUrl, { rate }),
+          what,
+          {
+            onMeasure: () => (start = wall()),
+            onEnd: () => (end = wall()),
+          },
+        )
+        const result = await page
+        return { load, cpu, window, result, start, end, loadStarted }
+      },
+    )
+    const { load, result, start, end } = value
+    this.checkStored(what, stored, load.ok)
+    const frames = frameFigures(result.frames, result.longTasks, start, end)
+    const row: DashboardRow = {
+      id: 'dashboard',
+      load,
+      hz,
+      serverCpuSeconds: value.cpu,
+      windowSeconds: value.window,
+      server,
+      frames,
+      // The robots the table holds, from its count line ("N of N robots"):
+      // it draws only the rows in view.
+      shown: {
+        rows: Number(
+          /^(\d+) of \d+ robots$/.exec(result.countText)?.[1] ?? NaN,
+        ),
+        text: result.countText,
+      },
+      fullSeconds:
+        result.fullAt === null
+          ? undefined
+          : (result.fullAt - value.loadStarted) / 1000,
+      browser: result.browser,
+      viewport: DASHBOARD_VIEWPORT,
+    }
+    say(
+      `  ${what}: frames ${frames.framesPerSecond.toFixed(1)}/s, interval p50 ${ms(frames.intervals.p50)} ms p99 ${ms(frames.intervals.p99)} ms max ${ms(frames.intervals.max)} ms; ${frames.longTasks} long tasks, ${fmt(frames.longTaskMs)} ms; table: ${result.countText} (${fmt(result.rows)} rows); ${fmt(load.eventsPerSecond)} events/s`,
+    )
+    if (!frames.covered) {
+      this.problem(
+        `${what}: the page's recording does not span the load's measured window, so its frames are left out`,
+      )
+    }
+    // The table draws only the rows in view; its count line says how many
+    // robots it holds.
+    if (result.countText !== `${robots} of ${robots} robots`) {
+      this.problem(
+        `${what}: the fleet table says "${result.countText}", not ${fmt(robots)} of ${fmt(robots)} robots`,
+      )
+    }
+    for (const error of result.errors.slice(0, 5)) {
+      this.problem(`${what}: the page logged an error: ${error}`)
+    }
+    if (result.errors.length > 5) {
+      this.problem(
+        `${what}: the page logged ${result.errors.length - 5} more errors`,
+      )
+    }
+    this.dashboard.push(row)
+  }
+
   async diskOnly() {
     // Only when no other scenario closed a server on a store of this run.
     if (this.disk.size > 0) return
@@ -1337,6 +1467,7 @@ class Bench {
       )
     })
     await step('latency', () => this.latencyRun())
+    await step('dashboard', () => this.dashboardRun())
     await step('odometer', () => this.odometerRun())
     await step('fetch', () => this.fetchRun())
     await step('disk', () => this.diskOnly())
@@ -1451,6 +1582,7 @@ async function main(): Promise<number> {
     LOAD,
     STORE_LOAD,
     QUERY,
+    DASHBOARD,
   ]) {
     if (!existsSync(path)) {
       process.stderr.write(`bench: ${path} is missing: run npm run build\n`)
@@ -1519,6 +1651,12 @@ async function main(): Promise<number> {
       '# the load generator (empty-store ingest; other runs change linesPerFrame, rate):',
       `node dist/bench/load.js '${JSON.stringify(example)}'`,
       `node dist/bench/query.js '{"mode":"odometer"|"fetch",…}'`,
+      ...(s.scenarios.includes('dashboard')
+        ? [
+            `# dashboard: the page in headless Chromium (${CHROMIUM_PATH}), then the generator paced at ${s.dashboardHz} events per robot per second`,
+            `node dist/bench/dashboard.js '{"url":"http://127.0.0.1:PORT","robots":${s.robots},…}'`,
+          ]
+        : []),
     ],
     config: configOf(s),
     scenarios: [...s.scenarios],
@@ -1534,6 +1672,7 @@ async function main(): Promise<number> {
     flood: bench.flood,
     shutdown: bench.shutdown,
     million: bench.million,
+    dashboard: bench.dashboard,
     disk: [...bench.disk.values()],
     problems: bench.problems,
   }

@@ -153,6 +153,22 @@ describe('TARGETS', () => {
     assert.deepStrictEqual(verdict(103), ['met'])
   })
 
+  it("should hold issue 12's dashboard to a frame p99 of 50 ms", () => {
+    const verdict = (ms: number) =>
+      evaluateTargets({ 'dashboard.frame_p99_ms': ms }, 'postgres')
+        .filter((r) => r.target.id === 'dashboard-frame-p99')
+        .map((r) => r.verdict)
+    assert.deepStrictEqual(verdict(16.7), ['met'])
+    assert.deepStrictEqual(verdict(50), ['met'])
+    assert.deepStrictEqual(verdict(50.1), ['missed'])
+    assert.deepStrictEqual(
+      evaluateTargets({}, 'sqlite')
+        .filter((r) => r.target.id === 'dashboard-frame-p99')
+        .map((r) => r.verdict),
+      ['not measured'],
+    )
+  })
+
   it('should show the measured value in the unit of its figure', () => {
     const [result] = evaluateTargets(
       { 'latency.ack_p99_ms': 71.43 },

@@ -167,11 +167,11 @@ describe('dashboard', { skip }, () => {
     const { page, errors } = await open()
     await until(
       page,
-      `document.querySelectorAll('#robots tbody tr').length >= 2`,
+      `document.querySelectorAll('#robots tbody tr[data-robot]').length >= 2`,
     )
     const names = async () =>
       (await page.evaluate(
-        `[...document.querySelectorAll('#robots tbody tr')].map((row) => row.dataset.robot)`,
+        `[...document.querySelectorAll('#robots tbody tr[data-robot]')].map((row) => row.dataset.robot)`,
       )) as string[]
     assert.deepEqual(await names(), ['Bender', 'Flexo'])
     // By x: Bender at 6, Flexo at 10; twice for descending.
