@@ -7,12 +7,11 @@
  */
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import postgres from 'postgres'
 import {
   IngestClient,
-  TEST_POSTGRES_URL,
   dropSchemas,
   freshSchema,
+  holdNewRobot,
   postgresSkip,
   assertErrorBody,
   getJson,
@@ -255,31 +254,18 @@ describe('keepalive under backpressure', { skip: await postgresSkip() }, () => {
       { store: url },
     )
     t.after(() => server.dispose())
-    const sql = postgres(TEST_POSTGRES_URL, { max: 1, onnotice: () => {} })
-    t.after(() => sql.end({ timeout: 5 }))
-    const held = await sql.reserve()
     const client = await IngestClient.connect(server.wsUrl)
+    const held = await holdNewRobot(schema, 'A hold')
+    t.after(() => held.release())
     let reply: Promise<string>
     try {
-      await held`BEGIN`
-      await held`
-        INSERT INTO ${held(schema)}.robots (name, first_ts, last_ts, last_x,
-          last_y, odometer, odometer_carry, event_count, created_ms,
-          updated_ms)
-        VALUES ('A hold', 0, 0, 0, 0, 0, 0, 0, 0, 0)`
       reply = client.send('0,0,5,A hold')
-      await waitFor(async () => {
-        const [row] = await held<{ n: number }[]>`
-          SELECT count(*)::int AS n FROM pg_stat_activity
-          WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))`
-        return row!.n > 0
-      }, 'the commit waits for the lock')
+      await held.waited('the commit waits for the lock')
       // Ten keepalive periods while the connection is not read: enough
       // for a server that expects pongs there to cut it off.
       await new Promise((resolve) => setTimeout(resolve, 10 * KEEPALIVE_MS))
     } finally {
-      await held`ROLLBACK`
-      held.release()
+      await held.release()
     }
     assert.equal(await reply, 'OK')
     assert.equal(client.isClosed, false, 'the connection is still open')

@@ -19,16 +19,15 @@
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import postgres from 'postgres'
 import {
   MAX_TIMESTAMP,
   Random,
   RobotModel,
-  TEST_POSTGRES_URL,
   assertOdometer,
   dropSchemas,
   freshSchema,
   getJson,
+  holdNewRobot,
   makeTempDir,
   mapLimit,
   postgresSkip,
@@ -803,37 +802,24 @@ describe(
             return client
           }),
         )
-        const sql = postgres(TEST_POSTGRES_URL, { max: 1, onnotice: () => {} })
-        t.after(() => sql.end({ timeout: 5 }))
-        const held = await sql.reserve()
+        const held = await holdNewRobot(own, 'A hold')
+        t.after(() => held.release())
         let okAt: number
         let waiting: Promise<readonly Send[]>
         try {
-          await held`BEGIN`
-          await held`
-            INSERT INTO ${held(own)}.robots (name, first_ts, last_ts, last_x,
-              last_y, odometer, odometer_carry, event_count, created_ms,
-              updated_ms)
-            VALUES ('A hold', 0, 0, 0, 0, 0, 0, 0, 0, 0)`
           // Process 1: the first event of "A hold" and one of "Robot R"; its
           // batch waits for the row of "A hold".
           waiting = b!.request([
             local.line('A hold', 5, 0, 0),
             local.line('Robot R', 2, 2, 2),
           ])
-          await waitFor(async () => {
-            const [row] = await held<{ n: number }[]>`
-              SELECT count(*)::int AS n FROM pg_stat_activity
-              WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))`
-            return row!.n > 0
-          }, 'process 1 waits for the lock')
+          await held.waited('process 1 waits for the lock')
           // Meanwhile process 0 creates "Robot R" with an older event.
           const [first] = await a!.request([local.line('Robot R', 1, 1, 1)])
           assert.equal(first!.reply, 'OK')
           okAt = Date.now()
         } finally {
-          await held`ROLLBACK`
-          held.release()
+          await held.release()
         }
         // Process 1's batch goes on: "Robot R" now exists; its event is newer.
         assert.deepEqual(

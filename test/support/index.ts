@@ -128,5 +128,6 @@ export {
   TEST_POSTGRES_URL,
   dropSchemas,
   freshSchema,
+  holdNewRobot,
   postgresSkip,
 } from './postgres.ts'

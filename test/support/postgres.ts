@@ -5,6 +5,7 @@
  * that does not answer fails them; elsewhere they skip with a message.
  */
 import postgres from 'postgres'
+import { waitFor } from './wait.ts'
 
 export const TEST_POSTGRES_URL =
   process.env.TELEMETRY_TEST_POSTGRES ??
@@ -48,5 +49,50 @@ export async function dropSchemas(names: readonly string[]): Promise<void> {
     }
   } finally {
     await sql.end({ timeout: 5 })
+  }
+}
+
+/** A robot's row inserted by the test and not committed (see {@link holdNewRobot}). */
+export interface HeldRobot {
+  /** Resolves once another session (a server's commit) waits for the row. */
+  waited(what: string): Promise<void>
+  /** Rolls the insert back, which lets the waiting commit go on. */
+  release(): Promise<void>
+}
+
+/**
+ * Inserts robot `name` into `schema` in a transaction of the test's own
+ * and keeps it open: a server's batch with that robot's first event then
+ * waits for the row's lock, deterministically, until {@link HeldRobot.release}.
+ */
+export async function holdNewRobot(
+  schema: string,
+  name: string,
+): Promise<HeldRobot> {
+  const sql = postgres(TEST_POSTGRES_URL, { max: 1, onnotice: () => {} })
+  const held = await sql.reserve()
+  await held`BEGIN`
+  await held`
+    INSERT INTO ${held(schema)}.robots (name, first_ts, last_ts, last_x,
+      last_y, odometer, odometer_carry, event_count, created_ms, updated_ms)
+    VALUES (${name}, 0, 0, 0, 0, 0, 0, 0, 0, 0)`
+  let released: Promise<void> | undefined
+  return {
+    waited: (what) =>
+      waitFor(async () => {
+        const [row] = await held<{ n: number }[]>`
+          SELECT count(*)::int AS n FROM pg_stat_activity
+          WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))`
+        return row!.n > 0
+      }, what).then(() => {}),
+    release: () =>
+      (released ??= (async () => {
+        try {
+          await held`ROLLBACK`
+          held.release()
+        } finally {
+          await sql.end({ timeout: 5 })
+        }
+      })()),
   }
 }
