@@ -156,6 +156,32 @@ export function judgeBatch(
 }
 
 /**
+ * The lifetime odometer at each accepted event of a judged batch, in batch
+ * order: what the live feed sends with each stored event.
+ */
+export function acceptedOdometers(
+  events: readonly TelemetryEvent[],
+  judgement: BatchJudgement,
+): Float64Array {
+  let accepted = 0
+  for (const change of judgement.changes.values()) accepted += change.ts.length
+  const odometers = new Float64Array(accepted)
+  if (accepted === 0) return odometers
+  // A robot's accepted events are in its change in batch order.
+  const next = new Map<string, number>()
+  let k = 0
+  for (let i = 0; i < events.length; i++) {
+    if (judgement.outcomes[i] !== 'ok') continue
+    const robot = events[i]!.robot
+    const change = judgement.changes.get(robot)!
+    const j = next.get(robot) ?? 0
+    next.set(robot, j + 1)
+    odometers[k++] = change.total[j]! + change.carry[j]!
+  }
+  return odometers
+}
+
+/**
  * The position of `robot` at the timestamp of `event`, older than its
  * current latest: stored before the batch, or accepted earlier in it.
  */

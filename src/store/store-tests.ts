@@ -11,8 +11,9 @@ import {
   RobotModel,
   seedNote,
   testSeed,
+  waitFor,
 } from '../../test/support/index.ts'
-import type { EventPage, Store } from './store.ts'
+import type { EventPage, Store, StoredEvent, Unwatch } from './store.ts'
 
 /** Makes a fresh, empty, not yet initialised store for one test group. */
 export type StoreFactory = () => Store | Promise<Store>
@@ -310,7 +311,68 @@ export function storeTests(
       assert.equal(await store.getRobot('ghost'), undefined)
       assert.equal(await store.odometer('ghost', { start: 0, end: 10 }), 0)
     })
+
+    it('should tell a watcher what each commit stored, in commit order, with lifetime odometers', async () => {
+      const first = watcher(store)
+      const second = watcher(store)
+      await first.ready
+      await second.ready
+      await store.append([ev('watched', 10, 0, 0)])
+      await store.append([
+        ev('watched', 20, 3, 4),
+        ev('watched', 20, 3, 4), // dup: not stored again
+        ev('watched', 5, 0, 0), // stale
+        ev('watched too', 7, 1, 1),
+        ev('watched', 30, 3, 5),
+      ])
+      const expected = [
+        { robot: 'watched', timestamp: 10, x: 0, y: 0, odometer: 0 },
+        { robot: 'watched', timestamp: 20, x: 3, y: 4, odometer: 5 },
+        { robot: 'watched too', timestamp: 7, x: 1, y: 1, odometer: 0 },
+        { robot: 'watched', timestamp: 30, x: 3, y: 5, odometer: 6 },
+      ]
+      assert.deepStrictEqual(await first.until(4), expected)
+      // One list per commit, and nothing for a commit that stored nothing.
+      assert.deepStrictEqual(first.commits, [1, 3])
+
+      first.unwatch()
+      first.unwatch() // idempotent
+      await store.append([ev('watched', 20, 3, 4)]) // dup only
+      await store.append([ev('watched', 40, 3, 6)])
+      // The second watcher hears the last commit: by then the first
+      // would have heard it too, had it still been watching.
+      assert.equal((await second.until(5))[4]!.timestamp, 40)
+      assert.equal(first.heard.length, 4)
+      second.unwatch()
+    })
   })
+}
+
+/** A watcher of a store that keeps what it heard. */
+function watcher(store: Store) {
+  const heard: StoredEvent[] = []
+  const commits: number[] = []
+  let unwatch: Unwatch = () => {}
+  const ready = store
+    .watch({
+      committed(events) {
+        commits.push(events.length)
+        heard.push(...events)
+      },
+      missed() {
+        throw new Error('a watcher of a healthy store missed commits')
+      },
+    })
+    .then((stop) => void (unwatch = stop))
+  return {
+    heard,
+    commits,
+    ready,
+    unwatch: () => unwatch(),
+    /** What it heard, once it heard `n` events (PostgreSQL tells later). */
+    until: (n: number) =>
+      waitFor(() => heard.length >= n && heard, `${n} events heard`),
+  }
 }
 
 // --- a model-based test ---

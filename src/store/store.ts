@@ -54,6 +54,37 @@ export interface TimeRange {
   readonly end?: number
 }
 
+/**
+ * An event as a commit stored it, with its robot's lifetime odometer at
+ * that event: what the live feed sends.
+ */
+export interface StoredEvent {
+  readonly robot: string
+  readonly x: number
+  readonly y: number
+  readonly timestamp: number
+  /** The distance the robot travelled from its first event to this one. */
+  readonly odometer: number
+}
+
+/** Told of what commits stored; see {@link Store.watch}. */
+export interface CommitListener {
+  /**
+   * The events one commit stored, in the order they were stored; called
+   * only after the commit, and for successive commits in commit order.
+   */
+  committed(events: readonly StoredEvent[]): void
+  /**
+   * Commits may have been stored that this listener was not told of (the
+   * connection the backend listens on was lost and is back): what it was
+   * told is no longer known to be complete.
+   */
+  missed(): void
+}
+
+/** Stops a {@link Store.watch}; idempotent. */
+export type Unwatch = () => void
+
 /** Options of {@link Store.readEvents}. */
 export interface ReadEventsOptions extends TimeRange {
   /** At most this many events in all. */
@@ -101,6 +132,12 @@ export interface Store {
    * range; 0 with fewer than two. Costs two index look-ups.
    */
   odometer(name: string, range?: TimeRange): Promise<number>
+  /**
+   * Tells `listener` of every commit from now on, through this store or
+   * (PostgreSQL) through any process sharing the database. Resolves once
+   * the listener is in place: a commit that ends after that is told.
+   */
+  watch(listener: CommitListener): Promise<Unwatch>
   /**
    * How many robots the backend holds in memory now (SQLite loads a robot
    * when a batch or a read first names it); absent where it holds none

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { after, describe, it } from 'node:test'
 import postgres from 'postgres'
 import type { TelemetryEvent } from '../../domain/event.ts'
+import type { StoredEvent } from '../store.ts'
 import { storeTests } from '../store-tests.ts'
 import { POSTGRES_MIGRATIONS } from './postgres-migrations.ts'
 import { createPostgresStore } from './postgres-store.ts'
@@ -11,6 +12,7 @@ import {
   postgresSkip,
   TEST_POSTGRES_URL,
 } from '../../../test/support/postgres.ts'
+import { waitFor } from '../../../test/support/wait.ts'
 
 const skip = await postgresSkip()
 if (skip !== false) console.log(`# skipping PostgreSQL tests: ${skip}`)
@@ -93,6 +95,72 @@ describe('postgres store', { skip }, () => {
       assert.equal(robot?.eventCount, 20)
       assert.equal(robot?.lastTimestamp, 19)
     }
+  })
+
+  it("should tell a watcher of every process's commits once, each robot in timestamp order", async (t) => {
+    const url = freshUrl()
+    const stores = Array.from({ length: 3 }, () =>
+      createPostgresStore({ url, maxConnections: 3 }),
+    )
+    const watching = createPostgresStore({ url, maxConnections: 1 })
+    t.after(() => Promise.all([...stores, watching].map((s) => s.close())))
+    await Promise.all([...stores, watching].map((s) => s.init()))
+    const heard: StoredEvent[] = []
+    await watching.watch({
+      committed: (events) => void heard.push(...events),
+      missed: () => assert.fail('missed commits'),
+    })
+    // Long names and big batches: a batch's events span many payloads.
+    const name = (r: number) => `watched ${r} ${'é'.repeat(140)}`
+    const events = Array.from({ length: 3000 }, (_, i) =>
+      ev(name(i % 7), Math.floor(i / 7), i % 13, -(i % 5)),
+    )
+    await Promise.all(
+      stores.map(async (store) => {
+        for (let b = 0; b < events.length; b += 1000) {
+          await store.append(events.slice(b, b + 1000))
+        }
+      }),
+    )
+    await waitFor(() => heard.length >= events.length, 'every event heard')
+    assert.equal(heard.length, events.length, 'each event heard once')
+    for (let r = 0; r < 7; r++) {
+      const mine = heard.filter((e) => e.robot === name(r))
+      assert.deepEqual(
+        mine.map((e) => e.timestamp),
+        mine.map((_, i) => i),
+        `robot ${r} in timestamp order, without a gap`,
+      )
+      const robot = await watching.getRobot(name(r))
+      assert.equal(mine.at(-1)!.odometer, robot!.odometer)
+    }
+  })
+
+  it('should tell a watcher when its connection was lost, and hear commits again after', async (t) => {
+    const url = freshUrl()
+    const store = createPostgresStore({ url })
+    t.after(() => store.close())
+    await store.init()
+    const heard: StoredEvent[] = []
+    let missed = 0
+    await store.watch({
+      committed: (events) => void heard.push(...events),
+      missed: () => void missed++,
+    })
+    const sql = postgres(TEST_POSTGRES_URL, { max: 1, onnotice: () => {} })
+    t.after(() => sql.end())
+    const schema = new URL(url).searchParams.get('schema')!
+    await sql`
+      SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+      WHERE application_name = 'fleet-telemetry live'
+        AND query LIKE ${`%telemetry_live_${schema}%`}`
+    await waitFor(() => missed > 0, 'the lost connection is told')
+    // Listening again takes a moment: commits until one is heard.
+    for (let ts = 1; heard.length === 0; ts++) {
+      await store.append([ev('after the loss', ts)])
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    assert.equal(heard[0]!.robot, 'after the loss')
   })
 
   it('should refuse to start on a schema newer than it knows', async () => {

@@ -15,14 +15,21 @@
  * 4. the accepted events are inserted with their running odometers, and the
  *    robots' rows updated, each in one statement from arrays (`unnest`),
  *    both sent at once; so is the increment of `robot_count` by the robots
- *    that got their first event.
+ *    that got their first event;
+ * 5. the accepted events, with their odometers, are sent to every process
+ *    that watches the database with `NOTIFY`, delivered only on commit
+ *    (postgres-live.ts).
  * The primary key (robot, ts) would refuse a second copy of an event even if
  * the rules were wrong. A deadlock or serialization failure between
  * processes is retried.
  */
 import postgres from 'postgres'
 import type { TelemetryEvent } from '../../domain/event.ts'
-import { judgeBatch, storedPositionsNeeded } from '../../domain/batch.ts'
+import {
+  acceptedOdometers,
+  judgeBatch,
+  storedPositionsNeeded,
+} from '../../domain/batch.ts'
 import {
   odometerBetween,
   type Outcome,
@@ -31,14 +38,22 @@ import {
 } from '../../domain/rules.ts'
 import {
   robotView,
+  type CommitListener,
   type EventPage,
   type ListRobotsOptions,
   type ReadEventsOptions,
   type Robot,
   type Store,
   type TimeRange,
+  type Unwatch,
 } from '../store.ts'
 import { pagesByTimestamp } from '../paging.ts'
+import { CommitWatchers } from '../watchers.ts'
+import {
+  CommitChannel,
+  liveChannel,
+  notificationPayloads,
+} from './postgres-live.ts'
 import { POSTGRES_MIGRATIONS } from './postgres-migrations.ts'
 
 /** Options of {@link createPostgresStore}. */
@@ -122,12 +137,17 @@ class PostgresStore implements Store {
   readonly #options: PostgresStoreOptions
   readonly #schema: string
   readonly #sql: Sql
+  readonly #channel: string
+  readonly #watchers = new CommitWatchers()
+  readonly #commits: CommitChannel
 
   constructor(options: PostgresStoreOptions) {
     this.#options = options
     this.url = options.url
     const { connect, schema } = parseUrl(options.url)
     this.#schema = schema
+    this.#channel = liveChannel(schema)
+    this.#commits = new CommitChannel(connect, this.#channel, this.#watchers)
     this.#sql = postgres(connect, {
       max: options.maxConnections ?? 10,
       onnotice: () => {},
@@ -288,8 +308,28 @@ class PostgresStore implements Store {
       added === 0
         ? undefined
         : sql`UPDATE robot_count SET robots = robots + ${added}`
-    await Promise.all([inserted, updated, counted])
+    // Delivered to the listeners only if this transaction commits, and
+    // after the commits before it.
+    const payloads = notificationPayloads(
+      events,
+      outcomes,
+      acceptedOdometers(events, { outcomes, changes }),
+    )
+    const notified = sql`
+      SELECT pg_notify(${this.#channel}, p) FROM unnest(${payloads}::text[]) AS p`
+    await Promise.all([inserted, updated, counted, notified])
     return outcomes
+  }
+
+  async watch(listener: CommitListener): Promise<Unwatch> {
+    const unwatch = this.#watchers.add(listener)
+    try {
+      await this.#commits.listen()
+    } catch (error) {
+      unwatch()
+      throw error
+    }
+    return unwatch
   }
 
   // --- reads ---
@@ -369,6 +409,7 @@ class PostgresStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.#commits.close()
     await this.#sql.end({ timeout: 5 })
   }
 }

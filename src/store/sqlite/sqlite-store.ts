@@ -27,10 +27,12 @@ import { dirname, resolve } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import Database from 'better-sqlite3'
 import type { TelemetryEvent } from '../../domain/event.ts'
+import { acceptedOdometers } from '../../domain/batch.ts'
 import { odometerBetween, type Outcome } from '../../domain/rules.ts'
 import { pagesByTimestamp } from '../paging.ts'
 import {
   robotView,
+  type CommitListener,
   type EventPage,
   type ListRobotsOptions,
   type ReadEventsOptions,
@@ -38,7 +40,9 @@ import {
   type Store,
   type SyncMode,
   type TimeRange,
+  type Unwatch,
 } from '../store.ts'
+import { CommitWatchers } from '../watchers.ts'
 import { emptyColumns } from './sqlite-blocks.ts'
 import type { CheckpointerData } from './sqlite-checkpointer.ts'
 import { Fleet } from './sqlite-fleet.ts'
@@ -100,8 +104,24 @@ export interface SqliteStoreOptions {
  * const store = createSqliteStore({ path: './data/telemetry.db' })
  * await store.init()
  */
-export function createSqliteStore(options: SqliteStoreOptions): Store {
-  return new SqliteStore(options)
+export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
+  return new SqliteStoreImpl(options)
+}
+
+/** A committed batch: its outcomes, and the odometers of its accepted events. */
+export interface AppendResult {
+  readonly outcomes: Outcome[]
+  /** The lifetime odometer at each accepted event, in batch order. */
+  readonly odometers: Float64Array
+}
+
+/** The SQLite store, with what its thread (store-thread.ts) needs beyond {@link Store}. */
+export interface SqliteStore extends Store {
+  /**
+   * {@link Store.append}, also giving the odometers the live feed sends,
+   * for a caller that tells its own watchers.
+   */
+  appendBatch(events: readonly TelemetryEvent[]): AppendResult
 }
 
 const MAX_SAFE = Number.MAX_SAFE_INTEGER
@@ -121,7 +141,7 @@ interface Checkpointer {
   readonly exited: Promise<unknown>
 }
 
-class SqliteStore implements Store {
+class SqliteStoreImpl implements SqliteStore {
   readonly url: string
   readonly #options: SqliteStoreOptions
   readonly #maintenance: MaintenanceOptions
@@ -130,6 +150,7 @@ class SqliteStore implements Store {
   #open: Open | undefined
   /** Events logged since the last maintenance. */
   #sinceMaintenance = 0
+  readonly #watchers = new CommitWatchers()
 
   constructor(options: SqliteStoreOptions) {
     this.#options = Object.freeze({ ...options })
@@ -212,6 +233,12 @@ class SqliteStore implements Store {
   // --- writes ---
 
   async append(events: readonly TelemetryEvent[]): Promise<Outcome[]> {
+    const { outcomes, odometers } = this.appendBatch(events)
+    this.#watchers.batch(events, (i) => outcomes[i]!, odometers)
+    return outcomes
+  }
+
+  appendBatch(events: readonly TelemetryEvent[]): AppendResult {
     const open = this.#opened()
     try {
       return this.#append(open, events)
@@ -220,7 +247,11 @@ class SqliteStore implements Store {
     }
   }
 
-  #append(open: Open, events: readonly TelemetryEvent[]): Outcome[] {
+  async watch(listener: CommitListener): Promise<Unwatch> {
+    return this.#watchers.add(listener)
+  }
+
+  #append(open: Open, events: readonly TelemetryEvent[]): AppendResult {
     const logged = open.logInTransaction(events)
     // Committed: only now does the fleet in memory move forward.
     this.#sinceMaintenance += applyLoggedBatch(this.#fleet, logged)
@@ -239,7 +270,10 @@ class SqliteStore implements Store {
         // maintenance changed nothing and runs again after the next events.
       }
     }
-    return logged.judgement.outcomes
+    return {
+      outcomes: logged.judgement.outcomes,
+      odometers: acceptedOdometers(events, logged.judgement),
+    }
   }
 
   // --- reads ---

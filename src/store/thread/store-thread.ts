@@ -81,9 +81,12 @@ port.on('message', (request: Request) => {
     case 'init':
       return void answer(request.id, () => store.init())
     case 'append':
-      return void answer(request.id, async () =>
-        encodeOutcomes(await store.append(decodeBatch(request.batch))),
-      )
+      return void answer(request.id, async () => {
+        const { outcomes, odometers } = store.appendBatch(
+          decodeBatch(request.batch),
+        )
+        return { codes: encodeOutcomes(outcomes), odometers }
+      })
     case 'listRobots':
       return void answer(request.id, () => store.listRobots(request.options))
     case 'getRobot':

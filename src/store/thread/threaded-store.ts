@@ -19,13 +19,16 @@ import { OUTCOMES, type Outcome } from '../../domain/rules.ts'
 import { ERROR_CATALOG, TelemetryError } from '../../errors.ts'
 import type { SqliteStoreOptions } from '../sqlite/sqlite-store.ts'
 import type {
+  CommitListener,
   EventPage,
   ListRobotsOptions,
   ReadEventsOptions,
   Robot,
   Store,
   TimeRange,
+  Unwatch,
 } from '../store.ts'
+import { CommitWatchers } from '../watchers.ts'
 
 /** Pages the thread may send ahead of the reader. */
 export const READ_AHEAD_PAGES = 4
@@ -66,6 +69,14 @@ export type Request =
   /** The reader stopped early. */
   | { readonly op: 'cancel'; readonly id: number }
   | { readonly op: 'close'; readonly id: number }
+
+/** The store thread's answer to an `append`. */
+export interface AppendAnswer {
+  /** One outcome per event ({@link encodeOutcomes}). */
+  readonly codes: Uint8Array
+  /** The lifetime odometer at each accepted event, in batch order. */
+  readonly odometers: Float64Array
+}
 
 /** An error as it crosses the thread boundary. */
 export interface WireError {
@@ -180,6 +191,7 @@ class ThreadedStore implements Store {
   /** Set once the thread is gone: every call fails with it. */
   #gone: Error | undefined
   #closing: Promise<void> | undefined
+  readonly #watchers = new CommitWatchers()
 
   constructor(store: SqliteStoreOptions, options: ThreadedStoreOptions) {
     this.#store = Object.freeze({ ...store })
@@ -218,13 +230,18 @@ class ThreadedStore implements Store {
       numbers[3 * i + 1] = event.y
       numbers[3 * i + 2] = event.timestamp
     }
-    const codes = (await this.#call(
+    const { codes, odometers } = (await this.#call(
       { op: 'append', id: this.#id(), batch: { names, numbers } },
       [numbers.buffer],
-    )) as Uint8Array
+    )) as AppendAnswer
     const outcomes = new Array<Outcome>(codes.length)
     for (let i = 0; i < codes.length; i++) outcomes[i] = OUTCOMES[codes[i]!]!
+    this.#watchers.batch(events, (i) => outcomes[i]!, odometers)
     return outcomes
+  }
+
+  async watch(listener: CommitListener): Promise<Unwatch> {
+    return this.#watchers.add(listener)
   }
 
   async listRobots(options?: ListRobotsOptions): Promise<Robot[]> {
