@@ -175,6 +175,21 @@ export const SETTINGS = {
     help: 'ping period; a connection that misses a pong is closed; 0 = never',
     parse: keepalive,
   }),
+  liveHz: setting({
+    default: 10,
+    help: 'whole-fleet live feed updates a second, at most (GET /api/live)',
+    parse: integer(1, 1000),
+  }),
+  maxLiveStreams: setting({
+    default: 1000,
+    help: 'most open live feed streams; more are refused with 503',
+    parse: integer(1, 1_000_000),
+  }),
+  liveBufferBytes: setting({
+    default: 1024 * 1024,
+    help: 'unsent bytes of one live stream past which a named-robot stream is cut and a fleet stream coalesced',
+    parse: integer(1024, 2 ** 32),
+  }),
   tokens: setting({
     default: '',
     help: 'tokens file (fleet-telemetry token create); without it anyone who reaches the port may read and write',

@@ -57,6 +57,11 @@ export const ERROR_CATALOG = {
     status: 503,
     message: 'too many ingest connections',
   },
+  /** A live feed stream over the limit (`--max-live-streams`). */
+  TOO_MANY_STREAMS: {
+    status: 503,
+    message: 'too many live streams',
+  },
   /** A query parameter is invalid. */
   INVALID_QUERY: { status: 400, message: 'a query parameter is invalid' },
   /** The path has broken percent-encoding. */

@@ -63,6 +63,24 @@ export interface Metrics {
   readonly authFailures: Readonly<Record<Refusal, Increment>>
   /** Requests and upgrades over a per-token limit, by limit. */
   readonly tokenLimited: Readonly<Record<TokenLimit, Increment>>
+  /** The live feed (live/feed.ts). */
+  readonly live: LiveMetrics
+}
+
+/** Why the server ended a live stream, as the `reason` label. */
+export const LIVE_CUTS = ['slow', 'missed'] as const
+export type LiveCut = (typeof LIVE_CUTS)[number]
+
+/** The metrics of the live feed. */
+export interface LiveMetrics {
+  /** Live streams open now. */
+  readonly open: Gauge
+  /** Streams refused over `--max-live-streams`. */
+  readonly refused: Counter
+  /** Streams the server ended, by why. */
+  readonly cut: Readonly<Record<LiveCut, Increment>>
+  /** Fleet ticks a stalled fleet stream was skipped (coalesced) for. */
+  readonly coalesced: Counter
 }
 
 /** The per-token limits of a refused request or upgrade, as the `limit` label. */
@@ -178,6 +196,29 @@ export function createMetrics(sources: MetricSources): Metrics {
       buckets: SECONDS,
       registers,
     }),
+    live: {
+      open: new Gauge({
+        name: 'telemetry_live_streams_open',
+        help: 'Live feed streams (GET /api/live) open now.',
+        registers,
+      }),
+      refused: new Counter({
+        name: 'telemetry_live_streams_refused_total',
+        help: 'Live feed streams refused with 503 over --max-live-streams.',
+        registers,
+      }),
+      cut: labelled(registers, {
+        name: 'telemetry_live_streams_cut_total',
+        help: 'Live feed streams the server ended: reason="slow" for a named-robot stream past --live-buffer-bytes unsent, "missed" when the feed may have missed commits (its database connection was lost).',
+        label: 'reason',
+        values: LIVE_CUTS,
+      }),
+      coalesced: new Counter({
+        name: 'telemetry_live_coalesced_total',
+        help: 'Fleet ticks skipped for a whole-fleet stream past --live-buffer-bytes unsent; it gets the latest positions of what moved once it drains.',
+        registers,
+      }),
+    },
   }
 }
 

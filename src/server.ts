@@ -13,6 +13,7 @@ import Fastify, {
 } from 'fastify'
 import { pino, type Logger } from 'pino'
 import { dashboardPaths, registerDashboard } from './api/dashboard.ts'
+import { registerLive } from './api/live.ts'
 import { registerApi } from './api/routes.ts'
 import { Access, type Refused } from './auth/access.ts'
 import { registerAccess } from './auth/http-access.ts'
@@ -22,6 +23,7 @@ import { errorBody, rawHttpError, TelemetryError } from './errors.ts'
 import { createBatcher } from './ingest/batcher.ts'
 import { InflightBudget } from './ingest/budget.ts'
 import { createUpstream } from './ingest/upstream.ts'
+import { LiveFeed } from './live/feed.ts'
 import { createMetrics } from './metrics.ts'
 import { openStore } from './store/open.ts'
 import type { Store } from './store/store.ts'
@@ -194,6 +196,12 @@ export async function startServer(
     onRefused,
   })
   app.server.on('upgrade', upstream.handleUpgrade)
+  const feed = new LiveFeed(store, {
+    hz: config.liveHz,
+    maxStreams: config.maxLiveStreams,
+    maxBufferBytes: config.liveBufferBytes,
+    metrics: metrics.live,
+  })
 
   try {
     if (access !== undefined) {
@@ -206,6 +214,7 @@ export async function startServer(
       })
     }
     await registerApi(app, { store, metrics })
+    await registerLive(app, { feed })
     await registerDashboard(app)
     await app.listen({ host: config.host, port: config.port })
   } catch (error) {
@@ -253,6 +262,9 @@ export async function startServer(
       closing ??= (async () => {
         const httpClosed = app.close()
         await upstream.close()
+        // Live streams never end by themselves. Ended after ingest: the
+        // last commits reach them first.
+        feed.close()
         // A client that stops reading a streamed response would hold the
         // shutdown forever: past the grace period its connection is cut.
         const grace = setTimeout(

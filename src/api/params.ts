@@ -2,7 +2,7 @@
  * Query parameters of the HTTP API, parsed once at the edge. Every parser
  * takes `unknown` and returns typed values or throws `INVALID_QUERY`.
  */
-import { parseTimestamp } from '../domain/event.ts'
+import { parseTimestamp, robotNameProblem } from '../domain/event.ts'
 import { TelemetryError } from '../errors.ts'
 import type { TimeRange } from '../store/store.ts'
 
@@ -10,6 +10,8 @@ import type { TimeRange } from '../store/store.ts'
 export const MAX_ROBOTS_LIMIT = 10_000
 /** Largest `limit` of `GET /api/robots/{robot}/events`. */
 export const MAX_EVENTS_LIMIT = 100_000
+/** Most `robot` parameters of one `GET /api/live`. */
+export const MAX_LIVE_ROBOTS = 1000
 
 type Query = Record<string, unknown>
 
@@ -93,4 +95,54 @@ export interface RobotsQuery {
 export function parseRobotsQuery(query: unknown): RobotsQuery {
   const q = (query ?? {}) as Query
   return { limit: limitParam(q, MAX_ROBOTS_LIMIT), after: single(q, 'after') }
+}
+
+/** Parameters of `GET /api/live`. */
+export interface LiveQuery {
+  /** The robots asked for, each once; absent for the whole fleet. */
+  readonly robots?: string[]
+}
+
+/**
+ * Parses `robot`, repeatable: names a robot could have (a stream on a name
+ * that ingest refuses would wait forever), at most {@link MAX_LIVE_ROBOTS}.
+ */
+export function parseLiveQuery(query: unknown): LiveQuery {
+  const value = ((query ?? {}) as Query).robot
+  if (value === undefined) return {}
+  const names = typeof value === 'string' ? [value] : (value as unknown[])
+  const robots = [...new Set(names.map(String))]
+  if (robots.length > MAX_LIVE_ROBOTS) {
+    throw invalid(`robot may be given at most ${MAX_LIVE_ROBOTS} times`)
+  }
+  for (const name of robots) {
+    const problem = robotNameProblem(name)
+    if (problem !== undefined) {
+      throw invalid(
+        `robot ${JSON.stringify(name)} is no robot name: ${problem.replace('robot_name ', '')}`,
+      )
+    }
+  }
+  return { robots }
+}
+
+/**
+ * The `Last-Event-ID` header of a live stream: the timestamp of the last
+ * event the client has, for a stream of exactly one robot. Absent or
+ * empty is `undefined`.
+ */
+export function parseLastEventId(
+  header: string | string[] | undefined,
+  robots: readonly string[] | undefined,
+): number | undefined {
+  if (header === undefined || header === '') return undefined
+  const bad = (message: string) =>
+    new TelemetryError('BAD_REQUEST', { message })
+  if (typeof header !== 'string') throw bad('Last-Event-ID must be given once')
+  if (robots?.length !== 1) {
+    throw bad('Last-Event-ID needs a stream of exactly one robot')
+  }
+  const value = parseTimestamp(header, 'Last-Event-ID')
+  if (typeof value === 'string') throw bad(value)
+  return value
 }

@@ -95,6 +95,7 @@ function observed(store: Store) {
     getRobot: (name) => store.getRobot(name),
     readEvents: (name, options) => store.readEvents(name, options),
     odometer: (name, range) => store.odometer(name, range),
+    runningTotal: (name, timestamp) => store.runningTotal(name, timestamp),
     watch: (listener) => store.watch(listener),
     close: () => store.close(),
   }

@@ -310,6 +310,24 @@ export function storeTests(
     it('should report nothing for a robot without events', async () => {
       assert.equal(await store.getRobot('ghost'), undefined)
       assert.equal(await store.odometer('ghost', { start: 0, end: 10 }), 0)
+      assert.equal(await store.runningTotal('ghost', 0), undefined)
+    })
+
+    it('should give the running total of the first event at or after a timestamp', async () => {
+      await store.append([
+        ev('running', 10, 0, 0),
+        ev('running', 20, 3, 4),
+        ev('running', 30, 3, 10),
+      ])
+      const at = (ts: number) => store.runningTotal('running', ts)
+      const sum = (t?: { total: number; carry: number }) =>
+        t === undefined ? undefined : t.total + t.carry
+      assert.equal(sum(await at(0)), 0)
+      assert.equal(sum(await at(10)), 0)
+      assert.equal(sum(await at(11)), 5)
+      assert.equal(sum(await at(20)), 5)
+      assert.equal(sum(await at(30)), 11)
+      assert.equal(await at(31), undefined)
     })
 
     it('should tell a watcher what each commit stored, in commit order, with lifetime odometers', async () => {

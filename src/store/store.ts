@@ -16,6 +16,7 @@ import {
   lifetimeOdometer,
   type Outcome,
   type RobotState,
+  type RunningTotal,
 } from '../domain/rules.ts'
 
 // --- the contract ---
@@ -132,6 +133,16 @@ export interface Store {
    * range; 0 with fewer than two. Costs two index look-ups.
    */
   odometer(name: string, range?: TimeRange): Promise<number>
+  /**
+   * The running odometer stored with the robot's first event at or after
+   * `timestamp` (rules.ts, RunningTotal), `undefined` when there is none:
+   * with it, the lifetime odometer at each later event follows exactly, by
+   * adding its steps as ingest did (the live feed's replay).
+   */
+  runningTotal(
+    name: string,
+    timestamp: number,
+  ): Promise<RunningTotal | undefined>
   /**
    * Tells `listener` of every commit from now on, through this store or
    * (PostgreSQL) through any process sharing the database. Resolves once

@@ -34,6 +34,7 @@ import {
   odometerBetween,
   type Outcome,
   type RobotState,
+  type RunningTotal,
   type StoredPosition,
 } from '../../domain/rules.ts'
 import {
@@ -382,6 +383,17 @@ class PostgresStore implements Store {
       }
       return page
     })
+  }
+
+  async runningTotal(
+    name: string,
+    timestamp: number,
+  ): Promise<RunningTotal | undefined> {
+    const [row] = await this.#sql<{ odo: number; carry: number }[]>`
+      SELECT odo, carry FROM events
+      WHERE robot = ${name} AND ts >= ${timestamp}
+      ORDER BY ts LIMIT 1`
+    return row === undefined ? undefined : { total: row.odo, carry: row.carry }
   }
 
   async odometer(name: string, range: TimeRange = {}): Promise<number> {

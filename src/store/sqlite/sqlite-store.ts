@@ -28,7 +28,11 @@ import { Worker } from 'node:worker_threads'
 import Database from 'better-sqlite3'
 import type { TelemetryEvent } from '../../domain/event.ts'
 import { acceptedOdometers } from '../../domain/batch.ts'
-import { odometerBetween, type Outcome } from '../../domain/rules.ts'
+import {
+  odometerBetween,
+  type Outcome,
+  type RunningTotal,
+} from '../../domain/rules.ts'
 import { pagesByTimestamp } from '../paging.ts'
 import {
   robotView,
@@ -345,6 +349,25 @@ class SqliteStoreImpl implements SqliteStore {
         this.#fleet.releaseLoaded()
       }
     })
+  }
+
+  async runningTotal(
+    name: string,
+    timestamp: number,
+  ): Promise<RunningTotal | undefined> {
+    const slot = this.#slot(name)
+    if (slot === undefined) return undefined
+    const sql = this.#opened().sql
+    const found = runningTotalAt(
+      sql,
+      this.#fleet,
+      slot,
+      timestamp,
+      MAX_SAFE,
+      'first',
+    )
+    this.#fleet.releaseLoaded()
+    return found
   }
 
   async odometer(name: string, range: TimeRange = {}): Promise<number> {

@@ -95,6 +95,10 @@ port.on('message', (request: Request) => {
       return void answer(request.id, () => store.countRobots())
     case 'robotsInMemory':
       return void answer(request.id, async () => store.robotsInMemory!())
+    case 'runningTotal':
+      return void answer(request.id, () =>
+        store.runningTotal(request.name, request.timestamp),
+      )
     case 'odometer':
       return void answer(request.id, () =>
         store.odometer(request.name, request.range),

@@ -15,7 +15,11 @@
  */
 import { Worker } from 'node:worker_threads'
 import type { TelemetryEvent } from '../../domain/event.ts'
-import { OUTCOMES, type Outcome } from '../../domain/rules.ts'
+import {
+  OUTCOMES,
+  type Outcome,
+  type RunningTotal,
+} from '../../domain/rules.ts'
 import { ERROR_CATALOG, TelemetryError } from '../../errors.ts'
 import type { SqliteStoreOptions } from '../sqlite/sqlite-store.ts'
 import type {
@@ -52,6 +56,12 @@ export type Request =
   | { readonly op: 'getRobot'; readonly id: number; readonly name: string }
   | { readonly op: 'countRobots'; readonly id: number }
   | { readonly op: 'robotsInMemory'; readonly id: number }
+  | {
+      readonly op: 'runningTotal'
+      readonly id: number
+      readonly name: string
+      readonly timestamp: number
+    }
   | {
       readonly op: 'odometer'
       readonly id: number
@@ -266,6 +276,18 @@ class ThreadedStore implements Store {
       op: 'robotsInMemory',
       id: this.#id(),
     })) as number
+  }
+
+  async runningTotal(
+    name: string,
+    timestamp: number,
+  ): Promise<RunningTotal | undefined> {
+    return (await this.#call({
+      op: 'runningTotal',
+      id: this.#id(),
+      name,
+      timestamp,
+    })) as RunningTotal | undefined
   }
 
   async odometer(name: string, range?: TimeRange): Promise<number> {
