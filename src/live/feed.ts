@@ -18,8 +18,10 @@
  *   and gets their latest positions once it drains: it is coalesced,
  *   never cut.
  *
- * Memory is thus bounded by `maxStreams` × `maxBufferBytes` plus a name
- * per robot per stalled fleet stream, whatever the ingest rate.
+ * Both are judged before a write, so a client that keeps up takes a commit
+ * or a tick of any size. Memory is thus bounded by `maxStreams` × (
+ * `maxBufferBytes` + one commit or tick) plus a name per robot per stalled
+ * fleet stream, whatever the ingest rate.
  *
  * How a stream starts without a gap or a repeat: it is registered first,
  * collecting what commits meanwhile, then reads the store (the snapshot,
@@ -78,6 +80,12 @@ const CAUGHT_UP = 1000
 const WRITE_AHEAD_BYTES = 64 * 1024
 /** Events a starting named stream may collect before it is cut. */
 const MAX_COLLECTED = 100_000
+
+/**
+ * The event that ends the start of a stream: what came before it was read
+ * from the store (snapshot or replay), what follows is sent as committed.
+ */
+export const LIVE_MARK = 'event: live\ndata: {}\n\n'
 
 /** One `position` or `snapshot` event as SSE text. */
 export function sseEvent(
@@ -308,6 +316,7 @@ export class LiveFeed {
       await this.#aheadOf(stream)
     }
     // The robots that moved since they were read go out at the next tick.
+    stream.sink.write(LIVE_MARK)
     stream.state = 'live'
   }
 
@@ -385,6 +394,7 @@ export class LiveFeed {
     if (stream.sink.closed) return
     const collected = stream.collected
     stream.collected = []
+    stream.sink.write(LIVE_MARK)
     stream.state = 'live'
     this.#deliver(stream, collected)
   }
@@ -439,10 +449,13 @@ export class LiveFeed {
       text += sseEvent('position', event, stream.withId)
     }
     if (text === '') return
-    stream.sink.write(text)
+    // Judged before the write: a client that keeps up takes a commit of
+    // any size; one that left the last ones unread is cut.
     if (stream.sink.buffered > this.#options.maxBufferBytes) {
       this.#cut(stream, 'slow')
+      return
     }
+    stream.sink.write(text)
   }
 
   /**

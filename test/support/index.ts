@@ -70,6 +70,15 @@ export type {
   SentFrame,
 } from './ingest-client.ts'
 
+// The live feed.
+export { LiveClient } from './live-client.ts'
+export type {
+  LiveClientOptions,
+  LiveEnd,
+  LiveEvent,
+  LivePosition,
+} from './live-client.ts'
+
 // The oracle of ingest and odometers.
 export {
   MAX_TIMESTAMP,
