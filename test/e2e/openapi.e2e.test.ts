@@ -293,7 +293,7 @@ describe('the OpenAPI document and the answers it describes', () => {
   }
 
   before(async () => {
-    server = await startServer()
+    server = await startServer(['--max-live-streams', '1'])
     const client = await IngestClient.connect(server.wsUrl)
     const lines = [...BENDER, ...OTHERS, ...FAR]
     assert.equal(
@@ -322,6 +322,7 @@ describe('the OpenAPI document and the answers it describes', () => {
       '/api/robots/{robot}',
       '/api/robots/{robot}/events',
       '/api/robots/{robot}/odometer',
+      '/api/live',
     ])
     // Bearer tokens (docs/security.md): optional unless the server has a
     // tokens file, and never on /healthz.
@@ -685,6 +686,49 @@ describe('the OpenAPI document and the answers it describes', () => {
       assert.equal(answer.status, 200)
       assert.equal(answer.headers.get('content-type'), type, `Accept ${accept}`)
     }
+  })
+
+  test('streams the live feed as the document says, and refuses what it does not serve', async () => {
+    // The stream never ends by itself: read until its start is over.
+    const aborted = new AbortController()
+    const response = await fetch(`${server.url}/api/live?robot=Bender`, {
+      signal: aborted.signal,
+    })
+    const reader = response
+      .body!.pipeThrough(new TextDecoderStream())
+      .getReader()
+    let text = ''
+    while (!text.includes('event: live\n')) {
+      const { value, done } = await reader.read()
+      assert.equal(done, false, 'the stream stays open')
+      text += value
+    }
+    contract.check({
+      method: 'GET',
+      path: '/api/live?robot=Bender',
+      status: response.status,
+      headers: response.headers,
+      text,
+    })
+    assert.match(text, /^retry: 1000\n\nevent: snapshot\nid: 9\n/)
+    // The server allows one stream (--max-live-streams 1): this one.
+    assertError(await call('/api/live'), 503, 'TOO_MANY_STREAMS')
+    aborted.abort()
+    await reader.read().catch(() => {})
+    assertError(
+      await call('/api/live?robot=%20x'),
+      400,
+      'INVALID_QUERY',
+      'robot " x" is no robot name: starts or ends with white space',
+    )
+    assertError(
+      await call('/api/live?robot=a&robot=b', {
+        headers: { 'last-event-id': '1' },
+      }),
+      400,
+      'BAD_REQUEST',
+      'Last-Event-ID needs a stream of exactly one robot',
+    )
   })
 
   test('has seen every documented status, media type and error code', () => {
