@@ -74,13 +74,20 @@ describe('dashboard', { skip }, () => {
   })
 
   /** A page on the dashboard with the viewer's token in its URL. */
-  async function open(hash = ''): Promise<{ page: Page; errors: string[] }> {
+  async function open(
+    hash = '',
+  ): Promise<{ page: Page; errors: string[]; feeds: string[] }> {
     const page = await browser.newPage({
       viewport: { width: 1280, height: 900 },
     })
     const errors = pageErrors(page)
+    // The live feeds the page opens.
+    const feeds: string[] = []
+    page.on('request', (request) => {
+      if (request.resourceType() === 'eventsource') feeds.push(request.url())
+    })
     await page.goto(`${server.url}/?access_token=${tokens.viewer}${hash}`)
-    return { page, errors }
+    return { page, errors, feeds }
   }
 
   test('shows the fleet and follows it live, table and plane', async () => {
@@ -89,7 +96,7 @@ describe('dashboard', { skip }, () => {
         .length,
       2,
     )
-    const { page, errors } = await open()
+    const { page, errors, feeds } = await open()
     await until(
       page,
       `document.querySelector('#robots tbody tr[data-robot="Flexo"]') !== null`,
@@ -103,13 +110,21 @@ describe('dashboard', { skip }, () => {
       await robots.send('3,4,2000,Bender\n6,8,3000,Bender'),
       'OK\nOK',
     )
+    // Positions and odometers come from the live feed; the event count
+    // from the list, read again every 10 s.
+    await until(
+      page,
+      `document.querySelector('#robots tbody tr[data-robot="Bender"] td.x')?.textContent === '6'`,
+    )
+    assert.deepEqual(feeds, [
+      `${server.url}/api/live?access_token=${tokens.viewer}`,
+    ])
+    assert.equal(await cell(page, 'Bender', 'y'), '8')
+    assert.equal(await cell(page, 'Bender', 'odometer'), '10')
     await until(
       page,
       `document.querySelector('#robots tbody tr[data-robot="Bender"] td.count')?.textContent === '3'`,
     )
-    assert.equal(await cell(page, 'Bender', 'x'), '6')
-    assert.equal(await cell(page, 'Bender', 'y'), '8')
-    assert.equal(await cell(page, 'Bender', 'odometer'), '10')
     assert.match(
       (await page.locator('#robot-count').textContent()) ?? '',
       /^2 of 2 robots$/,

@@ -44,6 +44,13 @@ export function pageErrors(page: Page): string[] {
   page.on('requestfailed', (request) => {
     // A download link's object URL is revoked once saved: not a failure.
     if (request.url().startsWith('blob:')) return
+    // The page closed its live feed (it left the view): its own doing.
+    if (
+      request.resourceType() === 'eventsource' &&
+      request.failure()?.errorText === 'net::ERR_ABORTED'
+    ) {
+      return
+    }
     errors.push(`request: ${request.url()} ${request.failure()?.errorText}`)
   })
   return errors

@@ -80,3 +80,34 @@ export function nextPage(response: Response): string | undefined {
 export function robotPath(name: string, rest = ''): string {
   return `/api/robots/${encodeURIComponent(name)}${rest}`
 }
+
+/** A position of the live feed (`GET /api/live`). */
+export interface Position {
+  readonly robot: string
+  readonly x: number
+  readonly y: number
+  readonly timestamp: number
+  readonly odometer: number | null
+}
+
+/**
+ * Follows the live feed (the whole fleet, or `robots`): `onPosition` gets
+ * each `snapshot` and `position`. The browser's EventSource reconnects by
+ * itself; it cannot send a header, so the token goes as `access_token`.
+ * Returns what stops it.
+ */
+export function follow(
+  robots: readonly string[] | undefined,
+  onPosition: (position: Position) => void,
+): () => void {
+  const params = new URLSearchParams()
+  for (const robot of robots ?? []) params.append('robot', robot)
+  if (token !== undefined) params.set('access_token', token)
+  const query = params.size === 0 ? '' : `?${params}`
+  const source = new EventSource(`/api/live${query}`)
+  const take = (e: MessageEvent<string>) =>
+    onPosition(JSON.parse(e.data) as Position)
+  source.addEventListener('snapshot', take)
+  source.addEventListener('position', take)
+  return () => source.close()
+}

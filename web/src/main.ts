@@ -7,8 +7,11 @@ import { setToken, Unauthorized } from './api.ts'
 import { FleetView } from './fleet.ts'
 import { RobotView } from './robot.ts'
 
-/** How often the fleet view reads the robots again, in ms. */
-const REFRESH_MS = 1000
+/**
+ * How often the fleet view reads the robot list again, in ms: positions
+ * come from the live feed, the list adds event counts.
+ */
+const REFRESH_MS = 10_000
 
 const views = {
   token: document.querySelector<HTMLElement>('#token-view')!,
@@ -56,10 +59,12 @@ async function route() {
   const current = ++generation
   const match = /^#\/robots\/(.+)$/.exec(location.hash)
   if (match !== null) {
+    fleet.stop()
     show('robot')
     await guarded(() => robot.open(decodeURIComponent(match[1]!)))
     return
   }
+  robot.stop()
   show('fleet')
   const tick = async () => {
     if ((await guarded(() => fleet.refresh())) && current === generation) {

@@ -2,14 +2,20 @@
  * The robot view: for a time range, the robot's path on the plane, its
  * odometer (the API's own figure), a chart of cumulative distance over
  * time (uPlot), its events page by page, and downloads as CSV or NDJSON.
+ *
+ * While the range ends at the robot's latest event, the view follows the
+ * robot's live feed (`GET /api/live?robot=…`): new events extend the range,
+ * the path, the chart and the odometer, drawn at most once a frame.
  */
 import uPlot from 'uplot'
 import {
+  follow,
   get,
   getJson,
   nextPage,
   robotPath,
   type Event,
+  type Position,
   type Robot,
 } from './api.ts'
 import { formatNumber } from './fleet.ts'
@@ -32,6 +38,13 @@ export class RobotView {
   #chart: uPlot | undefined
   #name = ''
   #nextPath: string | undefined
+  /** The range's events, for the path and the chart. */
+  #rangeEvents: Event[] = []
+  #rangeOdometer: number | null = 0
+  /** The robot's latest timestamp known here. */
+  #latest = -1
+  #unfollow: (() => void) | undefined
+  #drawPending = false
 
   constructor() {
     this.#title = document.querySelector('#robot-name')!
@@ -63,12 +76,56 @@ export class RobotView {
 
   /** Opens robot `name` over its whole life. */
   async open(name: string): Promise<void> {
+    this.stop()
     this.#name = name
     this.#title.textContent = name
     const robot = await getJson<Robot>(robotPath(name))
     this.#start.value = String(robot.first_timestamp)
     this.#end.value = String(robot.last_timestamp)
+    this.#latest = robot.last_timestamp
     await this.#showRange()
+    this.#unfollow = follow([name], (p) => this.#position(p))
+  }
+
+  /** Stops following the robot (another view is shown). */
+  stop(): void {
+    this.#unfollow?.()
+    this.#unfollow = undefined
+  }
+
+  /** A live event: extends the range when it ends at the latest event. */
+  #position(p: Position) {
+    if (p.timestamp <= this.#latest) return
+    const following = Number(this.#end.value) >= this.#latest
+    this.#latest = p.timestamp
+    if (!following) return
+    this.#end.value = String(p.timestamp)
+    const before = this.#rangeEvents.at(-1)
+    if (before !== undefined && this.#rangeOdometer !== null) {
+      this.#rangeOdometer += Math.hypot(p.x - before.x, p.y - before.y)
+    }
+    this.#rangeEvents.push({ timestamp: p.timestamp, x: p.x, y: p.y })
+    if (this.#drawPending) return
+    this.#drawPending = true
+    requestAnimationFrame(() => {
+      this.#drawPending = false
+      this.#odometer.value = formatNumber(this.#rangeOdometer)
+      this.#drawPath(false)
+      this.#drawChart(this.#rangeEvents)
+    })
+  }
+
+  #drawPath(fit: boolean) {
+    const events = this.#rangeEvents
+    const trail = events.map((e) => [e.x, e.y] as const)
+    const last = events.at(-1)
+    this.#path.show(
+      last === undefined
+        ? []
+        : [{ name: this.#name, x: last.x, y: last.y, trail }],
+      this.#name,
+    )
+    if (fit) this.#path.fit()
   }
 
   #query(extra: Record<string, string> = {}): string {
@@ -86,16 +143,12 @@ export class RobotView {
       robotPath(name, `/odometer${this.#query()}`),
     )
     this.#odometer.value = formatNumber(odometer.odometer)
+    this.#rangeOdometer = odometer.odometer
     const events = await getJson<Event[]>(
       robotPath(name, `/events${this.#query({ limit: String(PATH_EVENTS) })}`),
     )
-    const trail = events.map((e) => [e.x, e.y] as const)
-    const last = events.at(-1)
-    this.#path.show(
-      last === undefined ? [] : [{ name, x: last.x, y: last.y, trail }],
-      name,
-    )
-    this.#path.fit()
+    this.#rangeEvents = events
+    this.#drawPath(true)
     this.#drawChart(events)
     await this.#showPage(
       robotPath(name, `/events${this.#query({ limit: String(PAGE) })}`),
