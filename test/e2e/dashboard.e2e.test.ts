@@ -257,6 +257,17 @@ describe('dashboard', { skip }, () => {
         accept === 'text/csv' ? 3 : 2,
       )
     }
+
+    // The range ends at the latest event: the view follows the robot live.
+    assert.equal(await robots.send('6,11,4000,Bender'), 'OK')
+    await until(page, `document.querySelector('#end').value === '4000'`)
+    await until(page, `document.querySelector('#odometer').textContent === '8'`)
+    const live = await readOdometer(
+      { url: server.url, token: tokens.viewer },
+      'Bender',
+      { start_time: 1500, end_time: 4000 },
+    )
+    assert.equal(live.odometer, 8)
     assert.deepEqual(errors, [])
     await page.close()
   })
