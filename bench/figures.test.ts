@@ -5,6 +5,7 @@ import type { FrameFigures } from './frames.ts'
 import type { LoadResult } from './load.ts'
 import type {
   DashboardRow,
+  LiveRow,
   RunConfig,
   RunReport,
   ServerFigures,
@@ -136,6 +137,34 @@ describe('deriveFigures', () => {
     assert.equal(twice['run.ingest_tokens_of_plain_pct'], 95)
   })
 
+  it('should give ingest with live subscribers as a share of the same load without, over both mirrored pairs when measured twice', () => {
+    const once = deriveFigures(
+      {
+        'ingest.events_per_s': 200_000,
+        'ingest-live.events_per_s': 184_000,
+      },
+      1,
+    )
+    assert.equal(once['run.ingest_live_of_plain_pct'], 92)
+    assert.equal(
+      deriveFigures({ 'ingest-live.events_per_s': 184_000 }, 1)[
+        'run.ingest_live_of_plain_pct'
+      ],
+      undefined,
+    )
+    const twice = deriveFigures(
+      {
+        'ingest.events_per_s': 200_000,
+        'ingest-live.events_per_s': 150_000,
+      },
+      1,
+      undefined,
+      { plain: 100_000, live: 120_000 },
+    )
+    assert.equal(twice['run.ingest_live_of_plain_pct'], 90)
+    assert.equal(twice['run.ingest_tokens_of_plain_pct'], undefined)
+  })
+
   it('should leave out what the rows do not give', () => {
     assert.deepStrictEqual(deriveFigures({ 'ingest.events_per_s': 1 }, 2), {
       'run.seconds': 2,
@@ -213,6 +242,43 @@ describe('collectFigures', () => {
       }),
     )
     assert.equal(counted['million.total_count'], 1_000_000)
+  })
+
+  it("should give the live feed's delivery delays of ingest-live, negative ones included", () => {
+    const summary = (p50: number, p99: number) => ({
+      count: 200,
+      p50,
+      p99,
+      max: p99 + 1,
+      mean: p50,
+    })
+    const row: LiveRow = {
+      id: 'ingest-live',
+      fleetStreams: 10,
+      robotStreams: 100,
+      probes: 200,
+      missedSingle: 0,
+      missedFleet: 0,
+      deliveryAfterOk: summary(-0.2, 3),
+      fleetDeliveryAfterOk: summary(50, 101),
+      sendToDelivery: summary(2, 9),
+      readerCpuPct: 40,
+    }
+    const figures = collectFigures(report({ live: [row] }))
+    assert.deepStrictEqual(
+      Object.fromEntries(
+        Object.entries(figures).filter(([id]) => id.startsWith('ingest-live.')),
+      ),
+      {
+        'ingest-live.delivery_after_ok_p50_ms': -0.2,
+        'ingest-live.delivery_after_ok_p99_ms': 3,
+        'ingest-live.fleet_delivery_after_ok_p50_ms': 50,
+        'ingest-live.fleet_delivery_after_ok_p99_ms': 101,
+        'ingest-live.send_to_delivery_p50_ms': 2,
+        'ingest-live.send_to_delivery_p99_ms': 9,
+      },
+    )
+    assert.equal(unitOf('ingest-live.fleet_delivery_after_ok_p99_ms'), 'ms')
   })
 
   it("should give the dashboard's frames, long tasks and robots shown, and no frame figures from a recording that missed part of the window", () => {

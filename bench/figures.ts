@@ -15,6 +15,7 @@ export const SCENARIOS = [
   'store',
   'ingest',
   'ingest-tokens',
+  'ingest-live',
   'ingest-batch',
   'ingest-10m',
   'ingest-sync-full',
@@ -42,6 +43,7 @@ export const STORES = [
   'plain-insert',
   'ingest',
   'ingest-tokens',
+  'ingest-live',
   'ingest-batch',
   'fleet',
   'sync-full',
@@ -74,7 +76,8 @@ export function backendOf(store: string | undefined): Backend {
  * Runs of the load generator: the bare-ws ceilings, the ingest scenarios
  * and the paced latency runs. `latency-max` is the unpaced empty-store run
  * that sets the paced rate when `ingest` is not in the run. `ingest-tokens`
- * is the `ingest` load with access control on. `flood` is the flood of
+ * is the `ingest` load with access control on, `ingest-live` the same load
+ * with live-feed subscribers attached. `flood` is the flood of
  * 10,000-line frames, `flood-small` the same load in 10-line frames.
  */
 export const LOAD_ROWS = [
@@ -83,6 +86,7 @@ export const LOAD_ROWS = [
   'bare-ws-corked-batch',
   'ingest',
   'ingest-tokens',
+  'ingest-live',
   'ingest-batch',
   'ingest-10m',
   'ingest-sync-full',
@@ -140,6 +144,15 @@ export const DASHBOARD_ROWS = ['dashboard'] as const
 /** One of {@link DASHBOARD_ROWS}. */
 export type DashboardRowId = (typeof DASHBOARD_ROWS)[number]
 
+/**
+ * The live feed under the `ingest` load (`ingest-live`, also a load row):
+ * the delay from a probe event's commit (its `OK`) to its delivery on a
+ * single-robot stream and on a whole-fleet stream.
+ */
+export const LIVE_ROWS = ['ingest-live'] as const
+/** One of {@link LIVE_ROWS}. */
+export type LiveRowId = (typeof LIVE_ROWS)[number]
+
 /** Bytes on disk of one store. */
 export type DiskRowId = `disk-${StoreName}`
 
@@ -153,6 +166,7 @@ export type RowId =
   | ShutdownRowId
   | MillionRowId
   | DashboardRowId
+  | LiveRowId
   | DiskRowId
 
 // --- metrics ---
@@ -186,6 +200,7 @@ export const METRICS = {
   ingest_of_bare_ws_pct: '%',
   ingest_10m_of_empty_pct: '%',
   ingest_tokens_of_plain_pct: '%',
+  ingest_live_of_plain_pct: '%',
   ingest_of_plain_insert_pct: '%',
   odometer_large_over_small: '×',
   flood_large_over_small: '×',
@@ -211,6 +226,12 @@ export const METRICS = {
   frame_max_ms: 'ms',
   long_tasks: 'tasks',
   long_task_ms: 'ms',
+  delivery_after_ok_p50_ms: 'ms',
+  delivery_after_ok_p99_ms: 'ms',
+  fleet_delivery_after_ok_p50_ms: 'ms',
+  fleet_delivery_after_ok_p99_ms: 'ms',
+  send_to_delivery_p50_ms: 'ms',
+  send_to_delivery_p99_ms: 'ms',
 } as const
 /** One of the keys of {@link METRICS}. */
 export type Metric = keyof typeof METRICS
@@ -279,12 +300,21 @@ export const ROW_METRICS = {
     'server_cpu_pct',
     'server_peak_rss_mb',
   ],
+  live: [
+    'delivery_after_ok_p50_ms',
+    'delivery_after_ok_p99_ms',
+    'fleet_delivery_after_ok_p50_ms',
+    'fleet_delivery_after_ok_p99_ms',
+    'send_to_delivery_p50_ms',
+    'send_to_delivery_p99_ms',
+  ],
   run: [
     'seconds',
     'bare_ws_ceiling_events_per_s',
     'ingest_of_bare_ws_pct',
     'ingest_10m_of_empty_pct',
     'ingest_tokens_of_plain_pct',
+    'ingest_live_of_plain_pct',
     'ingest_of_plain_insert_pct',
     'odometer_large_over_small',
     'server_peak_rss_mb',
@@ -305,6 +335,7 @@ export type FigureId =
   | `${ShutdownRowId}.${Of<'shutdown'>}`
   | `${MillionRowId}.${Of<'million'>}`
   | `${DashboardRowId}.${Of<'dashboard'>}`
+  | `${LiveRowId}.${Of<'live'>}`
   | `${DiskRowId}.${Of<'disk'>}`
   | `run.${Of<'run'>}`
 
@@ -437,6 +468,20 @@ export function collectFigures(report: RunReport): Figures {
     )
     put(`${row.id}.server_peak_rss_mb`, row.server.peakRss / MB)
   }
+  for (const row of report.live ?? []) {
+    put(`${row.id}.delivery_after_ok_p50_ms`, row.deliveryAfterOk.p50)
+    put(`${row.id}.delivery_after_ok_p99_ms`, row.deliveryAfterOk.p99)
+    put(
+      `${row.id}.fleet_delivery_after_ok_p50_ms`,
+      row.fleetDeliveryAfterOk.p50,
+    )
+    put(
+      `${row.id}.fleet_delivery_after_ok_p99_ms`,
+      row.fleetDeliveryAfterOk.p99,
+    )
+    put(`${row.id}.send_to_delivery_p50_ms`, row.sendToDelivery.p50)
+    put(`${row.id}.send_to_delivery_p99_ms`, row.sendToDelivery.p99)
+  }
   for (const row of report.disk) {
     const id = `disk-${row.name}` as const
     put(`${id}.events`, row.events)
@@ -444,7 +489,12 @@ export function collectFigures(report: RunReport): Figures {
     if (row.events > 0) put(`${id}.bytes_per_event`, row.bytes / row.events)
   }
   return {
-    ...deriveFigures(rows, report.seconds, report.accessRepeat),
+    ...deriveFigures(
+      rows,
+      report.seconds,
+      report.accessRepeat,
+      report.liveRepeat,
+    ),
     ...rows,
   }
 }
@@ -465,6 +515,7 @@ export function deriveFigures(
   rows: Figures,
   seconds: number,
   accessRepeat?: RunReport['accessRepeat'],
+  liveRepeat?: RunReport['liveRepeat'],
 ): Figures {
   const out: Figures = {}
   const put = (id: FigureId, value: number | undefined) => {
@@ -495,6 +546,17 @@ export function deriveFigures(
       ((again === undefined || withTokens === undefined || empty === undefined
         ? ratio(withTokens, empty)
         : ratio(withTokens + again.tokens, empty + again.plain)) ?? NaN),
+  )
+  // The cost of the live feed's subscribers, measured the same way.
+  const withLive = rows['ingest-live.events_per_s']
+  put(
+    'run.ingest_live_of_plain_pct',
+    100 *
+      ((liveRepeat === undefined ||
+      withLive === undefined ||
+      empty === undefined
+        ? ratio(withLive, empty)
+        : ratio(withLive + liveRepeat.live, empty + liveRepeat.plain)) ?? NaN),
   )
   put(
     'run.ingest_of_plain_insert_pct',

@@ -12,6 +12,7 @@ import {
   type DashboardRowId,
   type FetchRowId,
   type LoadRowId,
+  type LiveRowId,
   type MillionRowId,
   type OdometerRowId,
   type PreloadRowId,
@@ -25,6 +26,7 @@ import type { LoadResult } from './load.ts'
 import type { FetchResult, OdometerFigures } from './query.ts'
 import type { FrameFigures } from './frames.ts'
 import type { StoreLoadResult } from './store-load.ts'
+import type { LatencySummary } from './stats.ts'
 import { ROBOT_PREFIX } from './fleet.ts'
 import {
   describeTarget,
@@ -58,6 +60,31 @@ export interface ServerFigures {
    * (polled every 50 ms), bytes; undefined on PostgreSQL.
    */
   readonly peakWalBytes?: number
+}
+
+/**
+ * The live feed's delivery during the `ingest-live` loads: probe events
+ * sent one at a time for a robot of their own, each matched by timestamp
+ * on the probe robot's single-robot stream and on one fleet stream.
+ */
+export interface LiveRow {
+  readonly id: LiveRowId
+  /** Subscribers attached: whole-fleet, single-robot (the probe's not counted). */
+  readonly fleetStreams: number
+  readonly robotStreams: number
+  /** Probe events answered `OK`. */
+  readonly probes: number
+  /** Of those, how many neither stream delivered before the end. */
+  readonly missedSingle: number
+  readonly missedFleet: number
+  /** Delivery on the single-robot stream minus the `OK`'s arrival, ms. */
+  readonly deliveryAfterOk: LatencySummary
+  /** The same on the fleet stream (includes the coalescing tick), ms. */
+  readonly fleetDeliveryAfterOk: LatencySummary
+  /** Delivery on the single-robot stream minus the probe's send, ms. */
+  readonly sendToDelivery: LatencySummary
+  /** The bench process's own CPU while it read the streams, % of a core. */
+  readonly readerCpuPct: number
 }
 
 /** One WebSocket load run, against the real server or bare-ws. */
@@ -313,6 +340,13 @@ export interface RunReport {
    * other order, for the ratio of the two (figures.ts).
    */
   readonly accessRepeat?: { readonly plain: number; readonly tokens: number }
+  /**
+   * The `ingest` and `ingest-live` loads measured a second time, in the
+   * other order, for the ratio of the two (figures.ts).
+   */
+  readonly liveRepeat?: { readonly plain: number; readonly live: number }
+  /** The live feed's delivery delays of `ingest-live`. */
+  readonly live?: LiveRow[]
   readonly preloads: PreloadRow[]
   readonly odometer: OdometerRow[]
   readonly fetch: FetchRow[]
@@ -334,6 +368,7 @@ export const ROW_LABELS = {
   'bare-ws-corked-batch': 'bare-ws, replies corked per tick',
   ingest: 'empty store',
   'ingest-tokens': `empty store, \`--tokens\`, ingest token scoped to \`${ROBOT_PREFIX}*\``,
+  'ingest-live': 'empty store, live-feed subscribers attached',
   'ingest-batch': 'empty store',
   'ingest-10m': 'store holding the fleet preload',
   'ingest-sync-full': 'empty store, `--sync full`',
@@ -352,6 +387,7 @@ export const STORE_LABELS = {
   'plain-insert': 'the plain-INSERT ceiling',
   ingest: 'after the empty-store ingest',
   'ingest-tokens': 'after the ingest with access control on',
+  'ingest-live': 'after the ingest with live-feed subscribers',
   'ingest-batch': 'after the batched-frame ingest',
   fleet: 'the fleet store',
   'sync-full': 'after the `--sync full` ingest',
@@ -565,6 +601,42 @@ export function renderReport(report: RunReport): string {
             ? ' (the row above it)'
             : `, over two pairs in mirrored order: the two rows above, then the same loads again, with tokens first (${int(report.accessRepeat.tokens)} events/s) and without second (${int(report.accessRepeat.plain)} events/s), each on the store of its first run`
         }.\n`,
+      )
+    }
+    const figures = collectFigures(report)
+    const withLive = figures['run.ingest_live_of_plain_pct']
+    if (withLive !== undefined) {
+      out.push(
+        `With live-feed subscribers attached (\`GET /api/live\`: 10 whole-fleet streams, coalesced at the server's \`--live-hz\`, and 100 single-robot streams, each following a robot of the fleet, all read by the bench process): ${fixed(withLive, 1)} % of the events/s of the same load without${
+          report.liveRepeat === undefined
+            ? ' (the `ingest` row)'
+            : `, over two pairs in mirrored order: \`ingest\` and \`ingest-live\`, then the same loads again, with subscribers first (${int(report.liveRepeat.live)} events/s) and without second (${int(report.liveRepeat.plain)} events/s), each on the store of its first run`
+        }.\n`,
+      )
+    }
+    for (const row of report.live ?? []) {
+      out.push(
+        `Live delivery during that load: a probe in the bench process sent one event every 50 ms for a robot of its own over its own connection, waiting for each \`OK\`, and one more single-robot stream followed that robot (the fleet streams see it too). ${int(row.probes)} probe events answered \`OK\`; ${int(row.missedSingle)} not delivered on the single-robot stream by the end, and ${int(row.missedFleet)} not sent on the fleet stream (which sends a robot's latest position per tick: a probe event followed by the next within one tick is coalesced away). Only probe events sent inside the measured window count, over both loads with subscribers when the pair was measured twice. The \`OK\` and the feed are both written right after the same commit, so "after OK" is the delivery's time minus the \`OK\`'s arrival, as read by the one bench process: it may be negative (the feed's bytes read first). The fleet stream's delays include the wait for its next coalescing tick (up to 100 ms at the default 10 Hz). The bench process took ${pct(row.readerCpuPct)} of a core reading the streams and sending the probes, on the cores the server and the generator use.\n`,
+      )
+      out.push(
+        table(
+          ['Stream', 'Measured from', 'Samples', 'p50 ms', 'p99 ms', 'Max ms'],
+          [
+            ['single robot', 'the `OK`', row.deliveryAfterOk],
+            ['whole fleet', 'the `OK`', row.fleetDeliveryAfterOk],
+            ['single robot', 'the send', row.sendToDelivery],
+          ].map(([stream, from, l]) => {
+            const summary = l as LatencySummary
+            return [
+              stream as string,
+              from as string,
+              int(summary.count),
+              ms(summary.p50),
+              ms(summary.p99),
+              ms(summary.max),
+            ]
+          }),
+        ),
       )
     }
   }

@@ -27,7 +27,9 @@ import type { LoadOptions, LoadResult } from './load.ts'
 import {
   browserSkip,
   CHROMIUM_PATH,
+  IngestClient,
   killAll,
+  LiveClient,
   makeTempDir,
   removeTempDir,
   runJsonProcess,
@@ -49,6 +51,7 @@ import {
   type DiskRow,
   type FetchRow,
   type IngestRow,
+  type LiveRow,
   type MillionRow,
   type OdometerRow,
   type PreloadRow,
@@ -376,6 +379,31 @@ class Stores {
 
 // --- the run ---
 
+/** Live-feed subscribers of `ingest-live`: whole-fleet streams. */
+const LIVE_FLEET_STREAMS = 10
+/** Single-robot streams of `ingest-live`, each on a robot of its own. */
+const LIVE_ROBOT_STREAMS = 100
+/** The robot of the live probe: of the bench's prefix, outside the fleet. */
+const PROBE_ROBOT = `${ROBOT_PREFIX}live-probe`
+/** One probe event every so many ms. */
+const PROBE_INTERVAL_MS = 50
+/** At most so many probe events per load (a bound; 50 ms apart, 100 s). */
+const PROBE_MAX = 2000
+
+/** One probe event of `ingest-live` and its times (`performance.now()`). */
+interface ProbeSample {
+  readonly timestamp: number
+  readonly sentAt: number
+  readonly okAt: number
+  readonly ok: boolean
+  /** Sent inside the load's measured window. */
+  readonly inWindow: boolean
+  /** Read on the probe robot's single-robot stream. */
+  readonly singleAt: number | undefined
+  /** Read on the first fleet stream. */
+  readonly fleetAt: number | undefined
+}
+
 /** A tokens file the server reads, and the tokens in it the bench uses. */
 interface BenchTokens {
   readonly file: string
@@ -403,6 +431,9 @@ class Bench {
   latencyTargetRate: number | undefined
   /** The events/s of the `ingest` and `ingest-tokens` loads run again. */
   accessRepeat: { plain: number; tokens: number } | undefined
+  /** The events/s of the `ingest` and `ingest-live` loads run again. */
+  liveRepeat: { plain: number; live: number } | undefined
+  readonly live: LiveRow[] = []
   readonly preloads: PreloadRow[] = []
   readonly odometer: OdometerRow[] = []
   readonly fetch: FetchRow[] = []
@@ -825,30 +856,266 @@ class Bench {
   /**
    * The `ingest` load once more on the store of an earlier load (its
    * timestamps after that load's), with `tokens` as in
-   * {@link ingestRun}; its events/s only.
+   * {@link ingestRun}; its events/s only. `round` is how many loads the
+   * store took before (each gets timestamps past the ones before it), and
+   * `around` runs the load inside something (the live subscribers).
    */
-  async repeatLoad(name: StoreName, tokens?: BenchTokens): Promise<number> {
+  async repeatLoad(
+    name: StoreName,
+    tokens?: BenchTokens,
+    round = 1,
+    around?: (
+      server: ListeningProcess,
+      load: () => Promise<number>,
+    ) => Promise<number>,
+  ): Promise<number> {
     const what = `${name} again`
+    const load = (server: ListeningProcess) => () =>
+      this.runLoad(
+        server,
+        this.loadOptions(server.upstreamUrl, {
+          // Past every timestamp the loads before can have sent.
+          t0: LIVE_T0 + round * LIVE_STEP * this.s.maxEvents,
+          token: tokens?.ingest,
+        }),
+        what,
+      ).then((r) => r.load.eventsPerSecond)
     const { value } = await this.withServer(
       name,
       what,
       (server) =>
-        this.runLoad(
-          server,
-          this.loadOptions(server.upstreamUrl, {
-            // Past every timestamp the first load can have sent.
-            t0: LIVE_T0 + LIVE_STEP * this.s.maxEvents,
-            token: tokens?.ingest,
-          }),
-          what,
-        ),
+        around === undefined ? load(server)() : around(server, load(server)),
       {
         extraArgs: tokens === undefined ? [] : ['--tokens', tokens.file],
         count: false,
       },
     )
-    say(`  ${what}: ${fmt(value.load.eventsPerSecond)} events/s`)
-    return value.load.eventsPerSecond
+    say(`  ${what}: ${fmt(value)} events/s`)
+    return value
+  }
+
+  /**
+   * The `ingest` load (one line per frame, the same connections) against a
+   * fresh server while live-feed subscribers are attached: {@link
+   * LIVE_FLEET_STREAMS} whole-fleet streams and {@link LIVE_ROBOT_STREAMS}
+   * single-robot streams, each following a robot of the fleet, opened and
+   * started before the load and closed after it. A probe measures the
+   * delivery meanwhile ({@link withLive}). With `ingest` before it, the
+   * pair is measured again in mirrored order, as for `ingest-tokens`.
+   */
+  async ingestLiveRun(): Promise<IngestRow> {
+    const samples: ProbeSample[] = []
+    let readerCpuPct = NaN
+    const what = `ingest-live (${ROW_LABELS['ingest-live']}), 1 line(s)/frame`
+    let probesOk = 0
+    const { value, server, stored } = await this.withServer(
+      'ingest-live',
+      what,
+      (server) =>
+        this.withLive(server, 0, samples, (hooks) =>
+          this.runLoad(
+            server,
+            this.loadOptions(server.upstreamUrl, {}),
+            what,
+            hooks,
+          ),
+        ).then((r) => {
+          readerCpuPct = r.readerCpuPct
+          probesOk = r.probesOk
+          return r.value
+        }),
+    )
+    this.checkStored(what, stored, value.load.ok + probesOk)
+    const row: IngestRow = {
+      id: 'ingest-live',
+      load: value.load,
+      serverCpuSeconds: value.cpu,
+      windowSeconds: value.window,
+      server,
+      stored:
+        stored === undefined
+          ? undefined
+          : { expected: value.load.ok + probesOk, actual: stored },
+    }
+    if (this.ingest.some((r) => r.id === 'ingest')) {
+      const liveAgain = await this.repeatLoad(
+        'ingest-live',
+        undefined,
+        1,
+        (server, load) =>
+          this.withLive(server, 1, samples, () => load()).then((r) => r.value),
+      )
+      // The tokens pair's repeat may have used round 1 of `ingest`.
+      const plainAgain = await this.repeatLoad('ingest', undefined, 2)
+      this.liveRepeat = { plain: plainAgain, live: liveAgain }
+    }
+    const window = samples.filter((p) => p.inWindow && p.ok)
+    const after = (at: (p: ProbeSample) => number | undefined) =>
+      window.flatMap((p) => {
+        const t = at(p)
+        return t === undefined ? [] : [t - p.okAt]
+      })
+    const live: LiveRow = {
+      id: 'ingest-live',
+      fleetStreams: LIVE_FLEET_STREAMS,
+      robotStreams: LIVE_ROBOT_STREAMS,
+      probes: window.length,
+      missedSingle: window.filter((p) => p.singleAt === undefined).length,
+      missedFleet: window.filter((p) => p.fleetAt === undefined).length,
+      deliveryAfterOk: summarize(after((p) => p.singleAt)),
+      fleetDeliveryAfterOk: summarize(after((p) => p.fleetAt)),
+      sendToDelivery: summarize(
+        window.flatMap((p) =>
+          p.singleAt === undefined ? [] : [p.singleAt - p.sentAt],
+        ),
+      ),
+      readerCpuPct,
+    }
+    say(
+      `  live delivery after OK: single robot p50 ${ms(live.deliveryAfterOk.p50)} p99 ${ms(live.deliveryAfterOk.p99)} ms, fleet p50 ${ms(live.fleetDeliveryAfterOk.p50)} p99 ${ms(live.fleetDeliveryAfterOk.p99)} ms (${live.probes} probes; bench process ${pct(readerCpuPct)} of a core)`,
+    )
+    // The fleet streams send the latest position of each robot per tick:
+    // a probe event followed by the next within one tick is not sent
+    // there. The probe robot's own stream must have every one.
+    if (live.missedSingle > 0) {
+      this.problem(
+        `ingest-live: of ${live.probes} probe events answered OK, ${live.missedSingle} never came on the probe robot's stream`,
+      )
+    }
+    this.live.push(live)
+    return row
+  }
+
+  /**
+   * Runs `body` (a load, given the hooks of its measured window) while the
+   * live subscribers are attached to `server`, and a probe sends one event
+   * every {@link PROBE_INTERVAL_MS} for {@link PROBE_ROBOT} over an
+   * IngestClient of its own, waiting for each `OK`; one more single-robot
+   * stream follows that robot. Each probe's send, `OK` and delivery times
+   * (on that stream and on the first fleet stream, matched by timestamp)
+   * go to `samples`. `round` keeps the probe's timestamps past those of
+   * an earlier run on the same store.
+   */
+  async withLive<T>(
+    server: ListeningProcess,
+    round: number,
+    samples: ProbeSample[],
+    body: (hooks: { onMeasure: () => void; onEnd: () => void }) => Promise<T>,
+  ): Promise<{ value: T; probesOk: number; readerCpuPct: number }> {
+    const origin = { url: server.url }
+    const clients: LiveClient[] = []
+    let probe: IngestClient | undefined
+    let trim: NodeJS.Timeout | undefined
+    try {
+      const fleet: LiveClient[] = []
+      for (let i = 0; i < LIVE_FLEET_STREAMS; i++) {
+        fleet.push(await LiveClient.open(origin))
+        clients.push(fleet[i]!)
+      }
+      const robots = Math.min(LIVE_ROBOT_STREAMS, this.s.robots)
+      for (let i = 0; i < robots; i++) {
+        const robot = robotName(Math.floor((i * this.s.robots) / robots))
+        clients.push(await LiveClient.open(origin, { robots: [robot] }))
+      }
+      const single = await LiveClient.open(origin, { robots: [PROBE_ROBOT] })
+      clients.push(single)
+      for (const c of clients) {
+        if (c.status !== 200) {
+          throw new Error(`GET /api/live answered ${c.status}: ${c.body}`)
+        }
+      }
+      await Promise.all(clients.map((c) => c.started()))
+      probe = await IngestClient.connect(server.wsUrl)
+      // The streams keep every event they read: keep only the probe's
+      // deliveries on the measured fleet stream, and drop the rest.
+      const fleetAt = new Map<number, number>()
+      const sweep = () => {
+        for (const e of fleet[0]!.events) {
+          if (e.type === 'position' && e.data.robot === PROBE_ROBOT) {
+            if (!fleetAt.has(e.data.timestamp)) {
+              fleetAt.set(e.data.timestamp, e.receivedAt)
+            }
+          }
+        }
+        for (const c of clients) if (c !== single) c.events.length = 0
+      }
+      trim = setInterval(sweep, 200)
+      const mine: ProbeSample[] = []
+      let inWindow = false
+      let stop = false
+      const base = LIVE_T0 + round * LIVE_STEP * this.s.maxEvents
+      const client = probe
+      const loop = (async () => {
+        for (let k = 0; !stop && k < PROBE_MAX; k++) {
+          const due = performance.now() + PROBE_INTERVAL_MS
+          const timestamp = base + k * LIVE_STEP
+          const frame = client.sendFrame(
+            `${(k % 100) / 10},${k % 7},${timestamp},${PROBE_ROBOT}`,
+          )
+          const reply = await frame.replied
+          mine.push({
+            timestamp,
+            sentAt: frame.queuedAt,
+            okAt: frame.repliedAt ?? NaN,
+            ok: reply === 'OK',
+            inWindow,
+            singleAt: undefined,
+            fleetAt: undefined,
+          })
+          const wait = due - performance.now()
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait))
+        }
+      })()
+      const cpu0 = process.cpuUsage()
+      const t0 = performance.now()
+      let value: T
+      try {
+        value = await body({
+          onMeasure: () => (inWindow = true),
+          onEnd: () => (inWindow = false),
+        })
+      } finally {
+        stop = true
+        await loop
+      }
+      const used = process.cpuUsage(cpu0)
+      const readerCpuPct =
+        (100 * (used.user + used.system)) / 1000 / (performance.now() - t0)
+      const okTimes = new Set(mine.filter((p) => p.ok).map((p) => p.timestamp))
+      const singleAt = new Map<number, number>()
+      const delivered = () => {
+        sweep()
+        for (const e of single.events) {
+          if (e.type === 'position' && !singleAt.has(e.data.timestamp)) {
+            singleAt.set(e.data.timestamp, e.receivedAt)
+          }
+        }
+        return [...okTimes].every((t) => singleAt.has(t) && fleetAt.has(t))
+      }
+      // The last probes' deliveries, for at most 2 s.
+      const until = performance.now() + 2000
+      while (!delivered() && performance.now() < until) {
+        await new Promise((r) => setTimeout(r, 50))
+      }
+      for (const p of mine) {
+        samples.push({
+          ...p,
+          singleAt: singleAt.get(p.timestamp),
+          fleetAt: fleetAt.get(p.timestamp),
+        })
+      }
+      if (mine.some((p) => !p.ok)) {
+        this.problem(
+          `ingest-live: ${mine.filter((p) => !p.ok).length} probe events were not answered OK`,
+        )
+      }
+      return { value, probesOk: okTimes.size, readerCpuPct }
+    } finally {
+      clearInterval(trim)
+      await probe?.close()
+      for (const c of clients) c.close()
+      await Promise.all(clients.map((c) => c.ended))
+    }
   }
 
   async latencyRun() {
@@ -1445,6 +1712,9 @@ class Bench {
     await step('ingest-tokens', async () => {
       this.ingest.push(await this.ingestTokensRun())
     })
+    await step('ingest-live', async () => {
+      this.ingest.push(await this.ingestLiveRun())
+    })
     await step('ingest-batch', async () => {
       this.ingest.push(
         await this.ingestRun(
@@ -1640,6 +1910,11 @@ async function main(): Promise<number> {
       `npm run bench${args.length > 0 ? ` -- ${args.map(redactStore).join(' ')}` : ''}`,
       '# the server, once per scenario, on that scenario\u2019s store:',
       `node ${s.server === resolve(ROOT) ? '' : `${s.server}/`}dist/src/cli.js --host 127.0.0.1 --port 0 --store ${storeExample(s.store)} --log-level warn`,
+      ...(s.scenarios.includes('ingest-live')
+        ? [
+            `# ingest-live: the same server, with ${LIVE_FLEET_STREAMS} GET /api/live (whole fleet) and ${LIVE_ROBOT_STREAMS + 1} GET /api/live?robot=NAME streams read by the bench process, and a probe sending an event for ${PROBE_ROBOT} every ${PROBE_INTERVAL_MS} ms`,
+          ]
+        : []),
       ...(s.scenarios.includes('ingest-tokens')
         ? [
             `# ingest-tokens: the same server with --tokens $TMPDIR/telemetry-bench-tokens-XXXXXX/tokens.json (an ingest token scoped to ${ROBOT_PREFIX}*, a read token), the generator with "token":"<the ingest token>"`,
@@ -1666,6 +1941,8 @@ async function main(): Promise<number> {
     latency: bench.latency,
     latencyTargetRate: bench.latencyTargetRate,
     accessRepeat: bench.accessRepeat,
+    liveRepeat: bench.liveRepeat,
+    live: bench.live,
     preloads: bench.preloads,
     odometer: bench.odometer,
     fetch: bench.fetch,
