@@ -162,6 +162,16 @@ describe('deriveFigures', () => {
       { plain: 100_000, live: 120_000 },
     )
     assert.equal(twice['run.ingest_live_of_plain_pct'], 90)
+    assert.equal(
+      deriveFigures(
+        {
+          'ingest.server_cpu_us_per_event': 10,
+          'ingest-live.server_cpu_us_per_event': 12.5,
+        },
+        1,
+      )['run.ingest_live_cpu_of_plain_pct'],
+      125,
+    )
     assert.equal(twice['run.ingest_tokens_of_plain_pct'], undefined)
   })
 

@@ -611,7 +611,7 @@ export function renderReport(report: RunReport): string {
           report.liveRepeat === undefined
             ? ' (the `ingest` row)'
             : `, over two pairs in mirrored order: \`ingest\` and \`ingest-live\`, then the same loads again, with subscribers first (${int(report.liveRepeat.live)} events/s) and without second (${int(report.liveRepeat.plain)} events/s), each on the store of its first run`
-        }.\n`,
+        }. The server's CPU per event with subscribers: ${fixed(figures['run.ingest_live_cpu_of_plain_pct'] ?? NaN, 1)} % of that without (the target's figure: on two cores the reader's CPU is taken from the server, so the events/s ratio measures the reader too).\n`,
       )
     }
     for (const row of report.live ?? []) {

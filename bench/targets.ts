@@ -68,14 +68,16 @@ export const TARGETS = [
   {
     // The live feed is written after each commit, on the thread that
     // answers the robots: 110 subscribers (10 of the whole fleet, 100 of
-    // one robot each) may cost ingest some, not a tenth of it. The share is
-    // looser than the tokens target's 5 %: the feed's work grows with the
-    // subscribers, and the bench process that reads them shares the cores.
-    id: 'ingest-live-of-plain',
-    what: 'ingest with live-feed subscribers attached (10 whole-fleet streams, 100 single-robot streams) as a share of the same load without',
-    figure: 'run.ingest_live_of_plain_pct',
-    comparison: '>=',
-    threshold: 90,
+    // one robot each) may cost the server some CPU per event, not a
+    // quarter more. Judged on the server's CPU per event, not on events/s:
+    // on two cores the bench process that reads the streams (half a core)
+    // takes CPU from the server, so the events/s ratio
+    // (run.ingest_live_of_plain_pct, reported) measures the reader too.
+    id: 'ingest-live-cpu-of-plain',
+    what: 'server CPU per event with live-feed subscribers attached (10 whole-fleet streams, 100 single-robot streams) as a share of the same load without',
+    figure: 'run.ingest_live_cpu_of_plain_pct',
+    comparison: '<=',
+    threshold: 125,
   },
   {
     id: 'ingest-of-plain-insert',
