@@ -3,7 +3,8 @@
  * playwright-core): the fleet table and the plane update while robots
  * stream over /upstream, the table sorts and filters, a robot's view shows
  * the API's odometer for a chosen range and downloads its events, and a
- * token is asked for with access control on. Nothing may be logged to the
+ * token is asked for with access control on; on PostgreSQL, a page on one
+ * process follows robots streaming through another. Nothing may be logged to the
  * browser console as an error. Screenshots of both views go to
  * dist/screenshots/ (docs/ holds copies).
  */
@@ -16,9 +17,12 @@ import {
   IngestClient,
   SAFETY_TIMEOUT_MS,
   browserSkip,
+  dropSchemas,
+  freshSchema,
   launchBrowser,
   makeTempDir,
   pageErrors,
+  postgresSkip,
   readOdometer,
   removeTempDir,
   request,
@@ -291,3 +295,60 @@ describe('dashboard', { skip }, () => {
     await page.close()
   })
 })
+
+const noPostgres = await postgresSkip()
+
+describe(
+  'dashboard on PostgreSQL, two processes',
+  {
+    skip: skip !== false ? skip : noPostgres,
+  },
+  () => {
+    const { schema, url } = freshSchema()
+    let servers: ServerProcess[] = []
+    let browser: Browser
+
+    before(async () => {
+      servers = await Promise.all(
+        [0, 1].map(() => startServer([], {}, { store: url })),
+      )
+      browser = await launchBrowser()
+    })
+    after(async () => {
+      await browser?.close()
+      await Promise.all(servers.map((s) => s.dispose()))
+      await dropSchemas([schema])
+    })
+
+    test('shows on one process the robots that stream through the other, live', async (t) => {
+      const [shown, ingest] = servers as [ServerProcess, ServerProcess]
+      const robots = await IngestClient.connect(ingest.wsUrl)
+      assert.equal(await robots.send('0,0,1,Roberto'), 'OK')
+      const page = await browser.newPage({
+        viewport: { width: 1280, height: 900 },
+      })
+      const errors = pageErrors(page)
+      await page.goto(`${shown.url}/`)
+      await until(
+        page,
+        `document.querySelector('#robots tbody tr[data-robot="Roberto"]') !== null`,
+      )
+      // Committed through the other process: the feed brings it here.
+      assert.equal(await robots.send('3,4,2,Roberto\n6,8,3,Roberto'), 'OK\nOK')
+      await until(
+        page,
+        `document.querySelector('#robots tbody tr[data-robot="Roberto"] td.x')?.textContent === '6'`,
+      )
+      assert.equal(await cell(page, 'Roberto', 'odometer'), '10')
+      // A robot new to the fleet appears without a reload.
+      assert.equal(await robots.send('1,1,1,Calculon'), 'OK')
+      await until(
+        page,
+        `document.querySelector('#robots tbody tr[data-robot="Calculon"]') !== null`,
+      )
+      assert.deepEqual(errors, [])
+      await robots.close()
+      await page.close()
+    })
+  },
+)
