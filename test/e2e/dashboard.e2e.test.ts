@@ -323,6 +323,7 @@ describe(
     test('shows on one process the robots that stream through the other, live', async (t) => {
       const [shown, ingest] = servers as [ServerProcess, ServerProcess]
       const robots = await IngestClient.connect(ingest.wsUrl)
+      t.after(() => robots.close())
       assert.equal(await robots.send('0,0,1,Roberto'), 'OK')
       const page = await browser.newPage({
         viewport: { width: 1280, height: 900 },
@@ -347,7 +348,6 @@ describe(
         `document.querySelector('#robots tbody tr[data-robot="Calculon"]') !== null`,
       )
       assert.deepEqual(errors, [])
-      await robots.close()
       await page.close()
     })
   },
