@@ -5,7 +5,7 @@
  *
  *   npm run send -- '0,0,0,Bender' '1,0,1,Bender'
  *   cat events.txt | npm run send -- --url ws://127.0.0.1:9000/upstream
- *   npm run send -- --token "$TOKEN" '0,0,0,Bender'   # with access control
+ *   npm run send -- --token="$TOKEN" '0,0,0,Bender'   # with access control
  *
  * Exits 0 when every line was answered `OK` or `DUP`, 1 otherwise.
  */
@@ -23,6 +23,7 @@ every line was answered OK or DUP, 1 otherwise, 2 for bad arguments.
 options:
   --url URL     the ingest endpoint (default ws://127.0.0.1:8000/upstream)
   --token TOKEN an ingest or admin token, sent as Authorization: Bearer
+                (write --token=TOKEN when it starts with a dash)
                 (default: TELEMETRY_TOKEN, or none)
   -h, --help    print this text and exit
 `

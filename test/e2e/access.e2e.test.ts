@@ -253,7 +253,9 @@ describe('access control', () => {
         server.upstreamUrl,
         ...args,
       ])
-    const sent = await send(['--token', tokens.fleet!, '0,0,7000,sent'])
+    // `--token=…`: a token may start with a dash, which parseArgs would
+    // take for an option after a space (1 run in 64 failed so).
+    const sent = await send([`--token=${tokens.fleet!}`, '0,0,7000,sent'])
     assert.deepEqual(
       { code: sent.code, stdout: sent.stdout },
       { code: 0, stdout: 'OK\n' },
@@ -265,8 +267,7 @@ describe('access control', () => {
       /^send: the server refused the connection: 401 a token is needed/,
     )
     const forbidden = await send([
-      '--token',
-      tokens.dashboard!,
+      `--token=${tokens.dashboard!}`,
       '0,0,7001,sent',
     ])
     assert.match(forbidden.stderr, /refused the connection: 403 /)
