@@ -23,15 +23,6 @@ import {
   type ServerProcess,
 } from '../support/index.ts'
 
-/** Sends `lines` as one frame and checks that every line was stored. */
-async function ingest(client: IngestClient, lines: readonly string[]) {
-  assert.equal(
-    await client.send(lines.join('\n')),
-    repeatLine('OK', lines.length),
-    `every line is stored: ${lines.join(' | ')}`,
-  )
-}
-
 /** The target of a `Link: <target>; rel="next"` header. */
 function nextTarget(link: string | null): string {
   assert.ok(link !== null, 'a Link header is present')
@@ -64,7 +55,7 @@ describe('HTTP API', () => {
   })
 
   describe('the original system', () => {
-    before(async () => ingest(client, BENDER))
+    before(async () => client.store(BENDER))
 
     test('gives Bender an odometer of 2 overall and 1 over [0,1]', async () => {
       assert.deepEqual(
@@ -133,7 +124,7 @@ describe('HTTP API', () => {
 
   describe('GET /api/robots/{robot}', () => {
     test('returns the robot with its odometer, last position, timestamps and event count', async () => {
-      await ingest(client, [
+      await client.store([
         '0,0,10,Robot one',
         '3,4,20,Robot one',
         '3,0,30,Robot one',
@@ -169,8 +160,7 @@ describe('HTTP API', () => {
         '...',
         'Ａｂｃ',
       ]
-      await ingest(
-        client,
+      await client.store(
         names.map((name, i) => `${i},${2 * i},${i + 1},${name}`),
       )
       for (const [i, name] of names.entries()) {
@@ -227,10 +217,7 @@ describe('HTTP API', () => {
       track.filter((e) => e.timestamp >= start && e.timestamp <= end)
 
     before(async () =>
-      ingest(
-        client,
-        track.map((e) => `${e.x},${e.y},${e.timestamp},${e.robot}`),
-      ),
+      client.store(track.map((e) => `${e.x},${e.y},${e.timestamp},${e.robot}`)),
     )
 
     async function read(query: string, init?: RequestInit) {
@@ -345,7 +332,7 @@ describe('HTTP API', () => {
     })
 
     test('quotes CSV names holding a comma or a double quote as RFC 4180 says', async () => {
-      await ingest(client, [
+      await client.store([
         '1,2,3,say "hi", then go',
         '1,2,3,comma,name',
         '1,2,3,"',
@@ -419,8 +406,7 @@ describe('HTTP API', () => {
 
     test('follows Links for a robot whose name needs URL-encoding', async () => {
       const name = 'paged / robot %'
-      await ingest(
-        client,
+      await client.store(
         Array.from({ length: 5 }, (_, i) => `${i},0,${i},${name}`),
       )
       const timestamps: number[] = []
@@ -478,7 +464,7 @@ describe('HTTP API', () => {
   describe('GET /api/robots/{robot}/odometer', () => {
     // Distances 5, 4 and 3 between consecutive events.
     before(async () =>
-      ingest(client, ['0,0,0,Odo', '3,4,10,Odo', '3,0,20,Odo', '0,0,30,Odo']),
+      client.store(['0,0,0,Odo', '3,4,10,Odo', '3,0,20,Odo', '0,0,30,Odo']),
     )
 
     async function odometer(query: string) {
@@ -560,7 +546,7 @@ describe('HTTP API', () => {
 
     test('gives the exact odometer of an interval even after a long earlier trip', async () => {
       // The trip out and back is 2e16; the last step is 1 and lies alone in [3,4].
-      await ingest(client, [
+      await client.store([
         '0,0,1,Long trip',
         '1e16,0,2,Long trip',
         '0,0,3,Long trip',

@@ -24,7 +24,6 @@ import {
   readEvents,
   readOdometer,
   removeTempDir,
-  repeatLine,
   request,
   scrapeMetrics,
   startServer,
@@ -34,14 +33,6 @@ import {
   type LivePosition,
   type ServerProcess,
 } from '../support/index.ts'
-
-/** Sends `lines` as one frame and checks every line was stored. */
-async function ingest(client: IngestClient, lines: readonly string[]) {
-  assert.equal(
-    await client.send(lines.join('\n')),
-    repeatLine('OK', lines.length),
-  )
-}
 
 /** Lines `x,y,ts,robot` for timestamps `from`..`to`, on a known path. */
 function track(robot: string, from: number, to: number): string[] {
@@ -100,7 +91,7 @@ describe('live feed', () => {
   })
 
   test('sends the snapshot, then every stored event of the robots asked for, and nothing else', async () => {
-    await ingest(client, ['0,0,1,alpha', '3,4,2,alpha', '9,9,5,other'])
+    await client.store(['0,0,1,alpha', '3,4,2,alpha', '9,9,5,other'])
     const live = await LiveClient.open(server, { robots: ['alpha'] })
     assert.equal(live.status, 200)
     assert.match(live.headers['content-type'] ?? '', /^text\/event-stream/)
@@ -131,7 +122,7 @@ describe('live feed', () => {
       ),
       "DUP\nERR conflict another event of this robot is stored at this timestamp\nERR stale the event is older than the robot's latest event\nOK\nOK\nOK",
     )
-    await ingest(client, ['6,8,10,alpha'])
+    await client.store(['6,8,10,alpha'])
     await live.until((e) => e.length >= 5, 'three positions')
     assert.deepEqual(
       live.events.slice(2).map((e) => [e.type, e.id, e.data]),
@@ -167,8 +158,8 @@ describe('live feed', () => {
       ['live'],
       'no snapshot: no events yet',
     )
-    await ingest(client, ['0,0,1,multi a', '0,0,1,multi b'])
-    await ingest(client, ['1,0,2,multi b', '1,0,2,multi a', '2,0,3,multi a'])
+    await client.store(['0,0,1,multi a', '0,0,1,multi b'])
+    await client.store(['1,0,2,multi b', '1,0,2,multi a', '2,0,3,multi a'])
     await live.until((e) => e.length >= 6, 'five positions')
     assert.ok(live.events.every((e) => e.id === undefined))
     assert.deepEqual(
@@ -239,7 +230,7 @@ describe('live feed', () => {
   })
 
   test('replays from Last-Event-ID the odometers the API gives', async () => {
-    await ingest(client, track('odometers', 1, 40))
+    await client.store(track('odometers', 1, 40))
     const live = await LiveClient.open(server, {
       robots: ['odometers'],
       lastEventId: 30,
@@ -254,10 +245,7 @@ describe('live feed', () => {
 
   test('coalesces the whole fleet to the latest position per robot, at most --live-hz times a second', async () => {
     const robots = Array.from({ length: 10 }, (_, r) => `fleet ${r}`)
-    await ingest(
-      client,
-      robots.map((r) => `0,0,1,${r}`),
-    )
+    await client.store(robots.map((r) => `0,0,1,${r}`))
     const opened = performance.now()
     const live = await LiveClient.open(server)
     await live.started()
@@ -358,7 +346,7 @@ describe('live feed limits', () => {
     const sender = await IngestClient.connect(server.wsUrl)
     try {
       for (let round = 0; round < rounds; round++) {
-        await ingest(sender, lines(round))
+        await sender.store(lines(round))
         if (round % 5 === 4 && (await done())) return
       }
       assert.fail(`still not so after ${rounds} frames`)
@@ -517,7 +505,7 @@ describe('live feed with access control', () => {
     const sender = await IngestClient.connect(server.wsUrl, {
       token: tokens.robots,
     })
-    await ingest(sender, ['1,1,1,guarded'])
+    await sender.store(['1,1,1,guarded'])
     for (const tokenInQuery of [false, true]) {
       const live = await LiveClient.open(server, {
         robots: [robot],

@@ -210,6 +210,15 @@ export class IngestClient<Tag = undefined> {
     return this.sendFrame(data, { binary }).replied
   }
 
+  /** Sends `lines` as one frame and checks that every line was stored (`OK`). */
+  async store(lines: readonly string[]): Promise<void> {
+    assert.equal(
+      await this.send(lines.join('\n')),
+      repeatLine('OK', lines.length),
+      `every line is stored: ${lines.join(' | ').slice(0, 300)}`,
+    )
+  }
+
   /** Sends every frame at once, without waiting, and resolves with the replies in order. */
   sendAll(frames: readonly (string | Buffer)[]): Promise<string[]> {
     return Promise.all(frames.map((frame) => this.send(frame)))
