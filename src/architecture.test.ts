@@ -2,7 +2,7 @@
  * The layout rules of the source, checked on the import graph of src/
  * (type imports included): no import cycle; only store/open.ts chooses a
  * backend; the store thread never loads PostgreSQL; the domain imports
- * nothing outside itself.
+ * nothing outside itself; the client nothing but itself and the event parser.
  */
 import assert from 'node:assert/strict'
 import { readdirSync, readFileSync } from 'node:fs'
@@ -100,6 +100,22 @@ describe('the layout of src/', () => {
         targets.filter((t) => !t.startsWith('domain/')),
         [],
         file,
+      )
+    }
+  })
+
+  it('should keep the client to itself and the event parser', () => {
+    // The client runs on robots and in browsers: none of the server comes
+    // along (web/tsconfig.json checks its browser entry has nothing of Node).
+    for (const entry of ['client/node.ts', 'client/browser.ts']) {
+      const loaded = reachable(graph, entry)
+      assert.ok(loaded.has('client/client.ts'), entry)
+      assert.deepStrictEqual(
+        [...loaded].filter(
+          (f) => !f.startsWith('client/') && f !== 'domain/event.ts',
+        ),
+        [],
+        entry,
       )
     }
   })

@@ -540,7 +540,7 @@ export class TelemetryClient {
     if (frame === undefined || lines.length !== frame.length) {
       // Not the protocol: start again on a new connection.
       if (frame !== undefined) this.#frames.unshift(frame)
-      this.#socket?.close(1002, 'unexpected reply')
+      this.#socket?.close(4002, 'unexpected reply')
       return
     }
     const done: Entry[] = []
