@@ -1,7 +1,10 @@
 #!/usr/bin/env node
 /**
  * The command line: `fleet-telemetry [serve] [--host H] [--port P] [--store URL]`,
- * and `fleet-telemetry token create|list` (auth/token-command.ts).
+ * `fleet-telemetry token create|list` (auth/token-command.ts), and the
+ * commands of cli/ (`simulate`, `replay`, `export`; docs/cli.md). Each
+ * command's module is loaded only when it runs, so that `--help` and the
+ * server start without them.
  * Exit codes: 0 after a clean shutdown, 1 when the server cannot start,
  * 2 for unknown flags or bad values.
  */
@@ -29,6 +32,18 @@ async function main(): Promise<number | undefined> {
       out: (text) => process.stdout.write(text),
       err: (text) => process.stderr.write(text),
     })
+  }
+  if (command === 'simulate') {
+    const { runSimulate } = await import('./cli/simulate.ts')
+    return runSimulate(rest)
+  }
+  if (command === 'replay') {
+    const { runReplay } = await import('./cli/replay.ts')
+    return runReplay(rest)
+  }
+  if (command === 'export') {
+    const { runExport } = await import('./cli/export.ts')
+    return runExport(rest)
   }
   // `serve`, or no command: the server.
   const args = command === 'serve' ? rest : process.argv.slice(2)

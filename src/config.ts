@@ -260,7 +260,21 @@ export function usage(): string {
     const shown = row.boolean === true ? 'off' : String(row.default) || 'none'
     return `  --${flagOf(key)} (${envOf(key)}, default ${shown})\n      ${row.help}`
   })
-  return `usage: fleet-telemetry [serve] [options]\n       fleet-telemetry token create|list … (fleet-telemetry token --help)\n\noptions:\n${lines.join('\n')}\n  -h, --help\n      print this text and exit\n`
+  return `usage: fleet-telemetry [serve] [options]
+       fleet-telemetry COMMAND … (fleet-telemetry COMMAND --help)
+
+commands:
+  serve     run the server (the default command), with the options below
+  token     create and list access tokens (create|list)
+  simulate  stream a simulated fleet of robots to a server
+  replay    send a file of x,y,timestamp,robot_name lines to a server
+  export    write a robot's events from a server as CSV or NDJSON
+
+options of serve:
+${lines.join('\n')}
+  -h, --help
+      print this text and exit
+`
 }
 
 const FLAGS = new Map(KEYS.map((key) => [flagOf(key), key]))

@@ -27,6 +27,7 @@ export {
   CLI_PATH,
   SEND_PATH,
   runCli,
+  runCliWithInput,
   startListening,
   startServer,
 } from './server-process.ts'

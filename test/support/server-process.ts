@@ -226,3 +226,29 @@ export async function runCli(
     removeTempDir(cwd)
   }
 }
+
+/**
+ * {@link runCli} with `inputFile` on its standard input, as a user runs
+ * `fleet-telemetry replay - < FILE`: the shell does the redirection.
+ *
+ * @example
+ * const run = await runCliWithInput(['replay', '-', '--url', server.url], file)
+ */
+export function runCliWithInput(
+  args: readonly string[],
+  inputFile: string,
+  env: Readonly<Record<string, string>> = {},
+): Promise<Finished> {
+  return runProcess(
+    '/bin/sh',
+    // $0 is node, "$@" the script and its arguments.
+    [
+      '-c',
+      'exec "$0" "$@" < "$CLI_INPUT"',
+      process.execPath,
+      CLI_PATH,
+      ...args,
+    ],
+    { env: { ...serverEnv(env), CLI_INPUT: inputFile } },
+  )
+}
