@@ -10,13 +10,12 @@ import type { ConnectionStatus, OutcomeStatus } from '../client/client.ts'
  * a token of the wrong role (403), no ingest endpoint at that path (404).
  * 429 and 503 pass with time, and the client retries them.
  */
-const REFUSED = /Unexpected server response: (401|403|404)\b/
+const REFUSED = new Set([401, 403, 404])
 
-const REFUSAL_HINTS: Readonly<Record<string, string>> = {
-  '401':
-    'a token of role ingest or admin is needed (--token or TELEMETRY_TOKEN)',
-  '403': 'the token may not ingest (role ingest or admin is needed)',
-  '404': 'no ingest endpoint there (is --url the server?)',
+const REFUSAL_HINTS: Readonly<Record<number, string>> = {
+  401: 'a token of role ingest or admin is needed (--token or TELEMETRY_TOKEN)',
+  403: 'the token may not ingest (role ingest or admin is needed)',
+  404: 'no ingest endpoint there (is --url the server?)',
 }
 
 /** Follows the client's connection (`onStatus`) for the status line. */
@@ -35,10 +34,10 @@ export class ConnectionWatch {
   readonly onStatus = (status: ConnectionStatus): void => {
     this.#status = status
     this.#since = performance.now()
-    const refusal = REFUSED.exec(status.error ?? '')
-    if (status.state === 'waiting' && refusal !== null) {
+    const refusal = status.httpStatus
+    if (refusal !== undefined && REFUSED.has(refusal)) {
       this.#refused?.(
-        `the server refused the connection: ${refusal[1]}: ${REFUSAL_HINTS[refusal[1]!]}`,
+        `the server refused the connection: ${refusal}: ${REFUSAL_HINTS[refusal]}`,
       )
     }
   }

@@ -63,6 +63,12 @@ export interface ConnectionStatus {
   readonly state: 'connecting' | 'open' | 'waiting' | 'closed'
   /** Why the last connection ended or failed, when it did. */
   readonly error?: string
+  /**
+   * The HTTP status of a refused upgrade (401 without a valid token, 403
+   * for a read token, 503 when the server is full), where the runtime
+   * tells it: Node does, a browser does not.
+   */
+  readonly httpStatus?: number
   /** With `waiting`: how long until the next attempt. */
   readonly retryInMs?: number
 }
@@ -190,6 +196,9 @@ export class TelemetryClient {
   #open_ = false
   #closing = false
   #closed = false
+  #shutdown: Promise<void> | undefined
+  /** Ends the wait of `close` for the flush. */
+  #giveUp: (() => void) | undefined
   #failures = 0
   #timer: ReturnType<typeof setTimeout> | undefined
   #pumpQueued = false
@@ -366,24 +375,26 @@ export class TelemetryClient {
   /**
    * Flushes (for at most `timeoutMs`, when given), then closes the
    * connection. Events still pending get the outcome `unsent`; with a
-   * journal they are sent by the next client that opens it.
+   * journal they are sent by the next client that opens it. It may be
+   * called again while it waits, say with a shorter `timeoutMs` after a
+   * second Ctrl-C: the shortest wait wins, and every call resolves once
+   * the client is closed.
    */
-  async close(options: { timeoutMs?: number } = {}): Promise<void> {
-    if (this.#closed) return
-    this.#closing = true
-    const flushed = this.flush()
-    if (options.timeoutMs === undefined) {
-      await flushed
-    } else {
-      let timer: ReturnType<typeof setTimeout> | undefined
-      await Promise.race([
-        flushed,
-        new Promise(
-          (resolve) => (timer = setTimeout(resolve, options.timeoutMs)),
-        ),
-      ])
-      clearTimeout(timer)
+  close(options: { timeoutMs?: number } = {}): Promise<void> {
+    const closing = (this.#shutdown ??= this.#close())
+    if (options.timeoutMs !== undefined && !this.#closed) {
+      const timer = setTimeout(() => this.#giveUp?.(), options.timeoutMs)
+      void closing.then(() => clearTimeout(timer))
     }
+    return closing
+  }
+
+  async #close(): Promise<void> {
+    this.#closing = true
+    await Promise.race([
+      this.flush(),
+      new Promise<void>((resolve) => (this.#giveUp = resolve)),
+    ])
     this.#closed = true
     clearTimeout(this.#timer)
     const socket = this.#socket
@@ -462,7 +473,14 @@ export class TelemetryClient {
     if (unanswered.length > 0) this.#unshift(unanswered)
     this.#careful = false
     const retryInMs = this.#backoff()
-    this.#options.onStatus?.({ state: 'waiting', error, retryInMs })
+    // How the `ws` package words a refused upgrade.
+    const refused = /^Unexpected server response: (\d{3})$/.exec(error)
+    this.#options.onStatus?.({
+      state: 'waiting',
+      error,
+      retryInMs,
+      ...(refused === null ? {} : { httpStatus: Number(refused[1]) }),
+    })
     this.#timer = setTimeout(() => this.#connect(), retryInMs)
   }
 

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
 import {
   appendFileSync,
+  existsSync,
   mkdtempSync,
   readFileSync,
   rmSync,
@@ -31,7 +33,10 @@ describe('the client journal', () => {
     for (let seq = 0; seq < 10; seq++) journal.added(event(seq))
     journal.finished([0, 1, 2, 5])
     journal.finished([7])
-    // No close: as if the process were killed here.
+    // close() writes nothing: the file is what a killed process leaves.
+    const written = readFileSync(path, 'utf8')
+    journal.close()
+    assert.equal(readFileSync(path, 'utf8'), written)
     const again = new FileJournal(path)
     assert.deepEqual(again.recovered, {
       nextSeq: 10,
@@ -96,5 +101,26 @@ describe('the client journal', () => {
       nextSeq: 50_001,
       events: [event(50_000)],
     })
+  })
+  it('should be open in one client at a time, and taken over from a dead process', () => {
+    const path = fresh()
+    const journal = new FileJournal(path)
+    assert.throws(
+      () => new FileJournal(path),
+      new RegExp(`in use by process ${process.pid}`),
+    )
+    journal.close()
+    new FileJournal(path).close()
+    // A lock left by a process that was killed: taken over.
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid
+    writeFileSync(`${path}.lock`, `${dead}\n`)
+    const after = new FileJournal(path)
+    assert.equal(readFileSync(`${path}.lock`, 'utf8'), `${process.pid}\n`)
+    after.close()
+    assert.equal(existsSync(`${path}.lock`), false)
+    // A file that is no journal leaves no lock behind.
+    writeFileSync(path, 'not a journal\n')
+    assert.throws(() => new FileJournal(path))
+    assert.equal(existsSync(`${path}.lock`), false)
   })
 })

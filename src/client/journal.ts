@@ -17,6 +17,9 @@
  * Once more events are finished than pending (and at least 10,000), the
  * file is rewritten with only the pending ones (a new file, then renamed
  * over the old one), and again each time it is opened.
+ *
+ * `PATH.lock` holds the pid of the process that has the journal open; a
+ * second client is refused while that process lives.
  */
 import {
   closeSync,
@@ -26,6 +29,8 @@ import {
   openSync,
   readFileSync,
   renameSync,
+  rmSync,
+  writeFileSync,
   writeSync,
 } from 'node:fs'
 import type { Journal, SentEvent } from './client.ts'
@@ -55,13 +60,19 @@ export class FileJournal implements Journal {
   constructor(path: string, options: JournalOptions = {}) {
     this.#path = path
     this.#sync = options.sync === true
-    const { nextSeq, events } = existsSync(path)
-      ? readJournal(path)
-      : { nextSeq: 0, events: [] }
-    this.#nextSeq = nextSeq
-    for (const event of events) this.#live.set(event.seq, event)
-    this.recovered = { nextSeq, events }
-    this.#fd = this.#rewrite()
+    lock(path)
+    try {
+      const { nextSeq, events } = existsSync(path)
+        ? readJournal(path)
+        : { nextSeq: 0, events: [] }
+      this.#nextSeq = nextSeq
+      for (const event of events) this.#live.set(event.seq, event)
+      this.recovered = { nextSeq, events }
+      this.#fd = this.#rewrite()
+    } catch (error) {
+      unlock(path)
+      throw error
+    }
   }
 
   added(event: SentEvent) {
@@ -81,8 +92,10 @@ export class FileJournal implements Journal {
   }
 
   close() {
+    if (this.#fd < 0) return
     closeSync(this.#fd)
     this.#fd = -1
+    unlock(this.#path)
   }
 
   #write(text: string) {
@@ -108,6 +121,49 @@ export class FileJournal implements Journal {
     renameSync(temporary, this.#path)
     this.#finished = 0
     return openSync(this.#path, 'a')
+  }
+}
+
+/** Journals this process has open, by lock file. */
+const held = new Set<string>()
+
+/**
+ * Takes `PATH.lock` for this process: one client at a time per journal.
+ * A lock left by a process that is gone (killed) is taken over.
+ */
+function lock(path: string) {
+  const file = `${path}.lock`
+  for (;;) {
+    try {
+      writeFileSync(file, `${process.pid}\n`, { flag: 'wx' })
+      held.add(file)
+      return
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+    }
+    const owner = Number(readFileSync(file, 'utf8').trim())
+    if (held.has(file) || (owner !== process.pid && alive(owner))) {
+      throw new Error(
+        `${path} is in use by process ${owner} (one client at a time per journal)`,
+      )
+    }
+    rmSync(file, { force: true })
+  }
+}
+
+function unlock(path: string) {
+  const file = `${path}.lock`
+  held.delete(file)
+  rmSync(file, { force: true })
+}
+
+function alive(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return false
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
   }
 }
 

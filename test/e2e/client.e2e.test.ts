@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url'
 import {
   connect,
   readJournal,
+  type ConnectionStatus,
   type Outcome,
   type OutcomeStatus,
   type TelemetryClient,
@@ -219,6 +220,13 @@ describe('the client library', () => {
       )
       assert.equal(client.stats().dropped, 3)
     }
+    // A close that would wait for ever, cut short by a second one.
+    const client = connect(url)
+    const outcome = client.send({ robot: 'r', x: 0, y: 0, timestamp: 0 })
+    const first = client.close()
+    const second = client.close({ timeoutMs: 0 })
+    await Promise.all([first, second])
+    assert.equal((await outcome).status, 'unsent')
     t.diagnostic('drop-oldest and drop-newest both dropped three of eight')
   })
 
@@ -252,15 +260,17 @@ describe('the client library', () => {
 
     // Without a token the upgrade is refused: the client keeps trying, and
     // says why.
-    const errors: string[] = []
+    const refusals: ConnectionStatus[] = []
     const anonymous = connect(server.upstreamUrl, {
       maxBackoffMs: 100,
-      onStatus: (s) => s.error !== undefined && errors.push(s.error),
+      onStatus: (s) => s.error !== undefined && refusals.push(s),
     })
     void anonymous.send({ robot: 'bay-7/a', x: 2, y: 2, timestamp: 2 })
-    await waitFor(() => errors.length >= 2, 'two refused upgrades')
+    await waitFor(() => refusals.length >= 2, 'two refused upgrades')
     await anonymous.close({ timeoutMs: 0 })
-    assert.match(errors[0]!, /401/)
+    assert.equal(refusals[0]!.state, 'waiting')
+    assert.equal(refusals[0]!.httpStatus, 401)
+    assert.match(refusals[0]!.error!, /401/)
   })
 
   test('should retry rate_limited events, in order, until stored', async (t) => {
