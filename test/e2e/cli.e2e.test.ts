@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import {
   CLI_PATH,
+  accessFile,
   IngestClient,
   Random,
   getJson,
@@ -25,10 +26,8 @@ import {
   startServer,
   testSeed,
   waitFor,
-  writeTokens,
   type ApiEvent,
   type ServerProcess,
-  type TokensFile,
 } from '../support/index.ts'
 
 const seed = testSeed()
@@ -588,25 +587,10 @@ describe('usage', () => {
 })
 
 describe('with access control', () => {
-  let tokens: TokensFile
   let guarded: ServerProcess
 
   before(async () => {
-    tokens = writeTokens(join(dir, 'tokens.json'), [
-      { name: 'robots', role: 'ingest' },
-      { name: 'reader', role: 'read' },
-    ])
-    guarded = await startServer(
-      [],
-      {},
-      {
-        access: {
-          file: tokens.file,
-          readToken: tokens.reader!,
-          ingestToken: tokens.robots!,
-        },
-      },
-    )
+    guarded = await startServer([], {}, { access: accessFile(dir) })
   })
 
   after(() => guarded?.dispose())
@@ -631,7 +615,7 @@ describe('with access control', () => {
       '--url',
       guarded.url,
       '--token',
-      tokens.robots!,
+      guarded.ingestToken!,
     ])
     assert.equal(run.code, 0, run.stderr)
     assert.equal(run.stdout, 'replayed 2 lines: 2 stored\n')
@@ -650,7 +634,7 @@ describe('with access control', () => {
         '--url',
         guarded.url,
       ],
-      { TELEMETRY_TOKEN: tokens.robots! },
+      { TELEMETRY_TOKEN: guarded.ingestToken! },
     )
     assert.equal(simulated.code, 0, simulated.stderr)
     assert.match(simulated.stdout, /: 5 events sent, 5 stored$/m)
@@ -679,7 +663,7 @@ describe('with access control', () => {
         guarded.url,
       ],
       {
-        TELEMETRY_TOKEN: tokens.reader!,
+        TELEMETRY_TOKEN: guarded.token!,
       },
     )
     assert.equal(run.code, 0, run.stderr)

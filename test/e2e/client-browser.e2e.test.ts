@@ -5,11 +5,11 @@
  * control, its token sent as `?access_token=`.
  */
 import assert from 'node:assert/strict'
-import { join } from 'node:path'
 import { describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { build } from 'esbuild'
 import {
+  accessFile,
   browserSkip,
   launchBrowser,
   makeTempDir,
@@ -17,7 +17,6 @@ import {
   readEvents,
   removeTempDir,
   startServer,
-  writeTokens,
 } from '../support/index.ts'
 
 /** The package's folder, from dist/test/e2e/. */
@@ -45,21 +44,7 @@ describe('the client library in a browser', { skip }, () => {
 
     const dir = makeTempDir('telemetry-client-')
     t.after(() => removeTempDir(dir))
-    const tokens = writeTokens(join(dir, 'tokens.json'), [
-      { name: 'browser', role: 'ingest' },
-      { name: 'reader', role: 'read' },
-    ])
-    const server = await startServer(
-      [],
-      {},
-      {
-        access: {
-          file: tokens.file,
-          readToken: tokens.reader!,
-          ingestToken: tokens.browser!,
-        },
-      },
-    )
+    const server = await startServer([], {}, { access: accessFile(dir) })
     t.after(() => server.dispose())
 
     const browser = await launchBrowser()
@@ -86,7 +71,7 @@ describe('the client library in a browser', { skip }, () => {
         await client.close()
         return outcomes.map((o) => o.status)
       },
-      { url: server.upstreamUrl, token: tokens.browser! },
+      { url: server.upstreamUrl, token: server.ingestToken! },
     )
     assert.deepEqual(statuses, [
       'stored',

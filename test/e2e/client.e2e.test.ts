@@ -12,7 +12,7 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
-import { describe, test } from 'node:test'
+import { describe, test, type TestContext } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import {
   connect,
@@ -29,6 +29,7 @@ import {
 } from '../support/client-traffic.ts'
 import {
   Random,
+  accessFile,
   makeTempDir,
   readEvents,
   removeTempDir,
@@ -37,10 +38,8 @@ import {
   startServer,
   testSeed,
   waitFor,
-  writeTokens,
   type ApiEvent,
   type Origin,
-  type ServerProcess,
 } from '../support/index.ts'
 
 const CHILD = fileURLToPath(
@@ -57,8 +56,38 @@ async function freePort(): Promise<number> {
 }
 
 /** Starts the server on `port` with the SQLite file `storePath`. */
-function serverOn(port: number, storePath: string, args: string[] = []) {
-  return startServer(['--port', String(port), ...args], {}, { storePath })
+function serverOn(port: number, storePath: string) {
+  return startServer(['--port', String(port)], {}, { storePath })
+}
+
+/** A seeded generator whose seed the test prints. */
+function seeded(t: TestContext): Random {
+  const seed = testSeed()
+  t.diagnostic(seedNote(seed))
+  return new Random(seed)
+}
+
+/**
+ * A server on a port and a store of its own, in a folder of its own (for
+ * the test's files too): `restart()` kills it (SIGKILL) and starts it
+ * again on both, so that clients find it where it was.
+ */
+async function restartable(t: TestContext) {
+  const dir = makeTempDir('telemetry-client-')
+  t.after(() => removeTempDir(dir))
+  const storePath = join(dir, 't.db')
+  const port = await freePort()
+  const killable = {
+    dir,
+    server: await serverOn(port, storePath),
+    async restart() {
+      killable.server.kill('SIGKILL')
+      await killable.server.dispose()
+      killable.server = await serverOn(port, storePath)
+    },
+  }
+  t.after(() => killable.server.dispose())
+  return killable
 }
 
 /** The store's events of each robot of `expected`, checked against it. */
@@ -233,23 +262,15 @@ describe('the client library', () => {
   test('should send its token; a robot the token may not write is forbidden, not retried', async (t) => {
     const dir = makeTempDir('telemetry-client-')
     t.after(() => removeTempDir(dir))
-    const tokens = writeTokens(join(dir, 'tokens.json'), [
-      { name: 'bay7', role: 'ingest', robots: ['bay-7/*'] },
-      { name: 'reader', role: 'read' },
-    ])
     const server = await startServer(
       [],
       {},
       {
-        access: {
-          file: tokens.file,
-          readToken: tokens.reader!,
-          ingestToken: tokens.bay7!,
-        },
+        access: accessFile(dir, ['bay-7/*']),
       },
     )
     t.after(() => server.dispose())
-    const client = connect(server.upstreamUrl, { token: tokens.bay7 })
+    const client = connect(server.upstreamUrl, { token: server.ingestToken })
     t.after(() => client.close({ timeoutMs: 0 }))
     const mine = client.send({ robot: 'bay-7/a', x: 1, y: 1, timestamp: 1 })
     const theirs = client.send({ robot: 'bay-8/a', x: 1, y: 1, timestamp: 1 })
@@ -276,27 +297,17 @@ describe('the client library', () => {
   test('should retry rate_limited events, in order, until stored', async (t) => {
     const dir = makeTempDir('telemetry-client-')
     t.after(() => removeTempDir(dir))
-    const tokens = writeTokens(join(dir, 'tokens.json'), [
-      { name: 'robots', role: 'ingest' },
-      { name: 'reader', role: 'read' },
-    ])
     const server = await startServer(
       ['--max-token-events-per-second', '50'],
       {},
-      {
-        access: {
-          file: tokens.file,
-          readToken: tokens.reader!,
-          ingestToken: tokens.robots!,
-        },
-      },
+      { access: accessFile(dir) },
     )
     t.after(() => server.dispose())
     // One line a frame, one frame in flight: each event is judged after
     // every event before it has its outcome, so a retried event keeps its
     // place (docs/client.md says why a wider window may not).
     const client = connect(server.upstreamUrl, {
-      token: tokens.robots,
+      token: server.ingestToken,
       maxLinesPerFrame: 1,
       maxFramesInFlight: 1,
       maxBackoffMs: 100,
@@ -313,15 +324,8 @@ describe('the client library', () => {
 
 describe('the client library, killed and started again', () => {
   test('should store every event exactly once, in order, while the server is killed and restarted', async (t) => {
-    const seed = testSeed()
-    t.diagnostic(seedNote(seed))
-    const random = new Random(seed)
-    const dir = makeTempDir('telemetry-client-')
-    t.after(() => removeTempDir(dir))
-    const storePath = join(dir, 't.db')
-    const port = await freePort()
-    let server: ServerProcess = await serverOn(port, storePath)
-    t.after(() => server.dispose())
+    const random = seeded(t)
+    const killable = await restartable(t)
 
     const STREAMS = 3
     const TOTAL = 3000
@@ -333,7 +337,7 @@ describe('the client library, killed and started again', () => {
     const twice: string[] = []
     const clients: TelemetryClient[] = []
     const streaming = Array.from({ length: STREAMS }, async (_, s) => {
-      const client = connect(server.upstreamUrl, {
+      const client = connect(killable.server.upstreamUrl, {
         maxBackoffMs: 300,
         onOutcome: (event, outcome) => {
           if (reported[s]!.has(event.seq)) twice.push(`${s}#${event.seq}`)
@@ -365,11 +369,8 @@ describe('the client library, killed and started again', () => {
       // And once the clients are back: some outcomes since the restart.
       const wanted = Math.max(at, sinceRestart + 200)
       await waitFor(() => finished() >= wanted, `${wanted} outcomes`)
-      server.kill('SIGKILL')
-      await server.exited
+      await killable.restart()
       t.diagnostic(`kill ${kill} after ${finished()} outcomes`)
-      await server.dispose()
-      server = await serverOn(port, storePath)
       sinceRestart = finished()
     }
     await Promise.all(streaming)
@@ -392,25 +393,18 @@ describe('the client library, killed and started again', () => {
           `stream ${s} #${seq}`,
         )
       }
-      await assertStore(server, plannedStore(s, TOTAL), `stream ${s}`)
+      await assertStore(killable.server, plannedStore(s, TOTAL), `stream ${s}`)
     }
   })
 
   test("should lose nothing when the client's own process is killed and started from its journal", async (t) => {
-    const seed = testSeed()
-    t.diagnostic(seedNote(seed))
-    const random = new Random(seed)
-    const dir = makeTempDir('telemetry-client-')
-    t.after(() => removeTempDir(dir))
-    const storePath = join(dir, 't.db')
-    const port = await freePort()
-    let server: ServerProcess = await serverOn(port, storePath)
-    t.after(() => server.dispose())
+    const random = seeded(t)
+    const killable = await restartable(t)
     const TOTAL = 3000
     const input = {
-      url: server.upstreamUrl,
-      journal: join(dir, 'robot.journal'),
-      outcomes: join(dir, 'outcomes.log'),
+      url: killable.server.upstreamUrl,
+      journal: join(killable.dir, 'robot.journal'),
+      outcomes: join(killable.dir, 'outcomes.log'),
       stream: 7,
       total: TOTAL,
     }
@@ -436,10 +430,7 @@ describe('the client library, killed and started again', () => {
       )
       if (run === 2) {
         // And the server once, while the journal holds what was unanswered.
-        server.kill('SIGKILL')
-        await server.exited
-        await server.dispose()
-        server = await serverOn(port, storePath)
+        await killable.restart()
       }
     }
     const logged = new Map<number, string>()
@@ -457,7 +448,7 @@ describe('the client library, killed and started again', () => {
         `#${seq}`,
       )
     }
-    await assertStore(server, plannedStore(7, TOTAL), 'stream 7')
+    await assertStore(killable.server, plannedStore(7, TOTAL), 'stream 7')
     assert.deepEqual(
       readJournal(input.journal).events,
       [],

@@ -39,7 +39,7 @@ export type {
   StartServerOptions,
 } from './server-process.ts'
 export { makeTempDir, removeTempDir } from './temp-dirs.ts'
-export { newToken, tokenEntry, writeTokens } from './tokens.ts'
+export { accessFile, newToken, tokenEntry, writeTokens } from './tokens.ts'
 export type { TokenSpec, TokensFile } from './tokens.ts'
 export { httpsRequest, makeCertificate } from './tls.ts'
 export {

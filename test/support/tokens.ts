@@ -10,6 +10,8 @@
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import type { ServerAccess } from './server-process.ts'
 
 /** One token to make: its name, role and, for ingest, robot patterns. */
 export interface TokenSpec {
@@ -55,4 +57,32 @@ export function writeTokens(
   })
   writeFileSync(file, JSON.stringify(entries, null, 2), { mode: 0o600 })
   return { ...tokens, file }
+}
+
+/**
+ * Writes `tokens.json` in `dir` with one ingest token (held to `robots`,
+ * when given) and one read token: what {@link startServer}'s `access`
+ * takes, so that the server's reads and `server.ingestToken` work.
+ *
+ * @example
+ * const server = await startServer([], {}, { access: accessFile(dir) })
+ * connect(server.upstreamUrl, { token: server.ingestToken })
+ */
+export function accessFile(
+  dir: string,
+  robots?: readonly string[],
+): ServerAccess {
+  const tokens = writeTokens(join(dir, 'tokens.json'), [
+    {
+      name: 'robots',
+      role: 'ingest',
+      ...(robots === undefined ? {} : { robots }),
+    },
+    { name: 'reader', role: 'read' },
+  ])
+  return {
+    file: tokens.file,
+    readToken: tokens.reader!,
+    ingestToken: tokens.robots!,
+  }
 }
