@@ -208,19 +208,27 @@ describe('the client library', () => {
     t.after(() => removeTempDir(dir))
     const port = await freePort()
     const statuses: string[] = []
+    const waits: number[] = []
     const client = connect(`ws://127.0.0.1:${port}/upstream`, {
+      backoffMs: 40,
       maxBackoffMs: 200,
-      onStatus: (s) => statuses.push(s.state),
+      onStatus: (s) => {
+        statuses.push(s.state)
+        if (s.retryInMs !== undefined) waits.push(s.retryInMs)
+      },
     })
     t.after(() => client.close({ timeoutMs: 0 }))
     const outcomes = Array.from({ length: 100 }, (_, i) =>
       client.send({ robot: 'late', x: i, y: i, timestamp: i }),
     )
-    // Refused at least twice before the server is there.
-    await waitFor(
-      () => statuses.filter((s) => s === 'waiting').length >= 2,
-      'two refused connections',
-    )
+    // Refused at least four times before the server is there, each wait
+    // doubled up to the maximum, of which half is random: 40 ms, then 80,
+    // 160, 200, 200…, each between half of it and all of it.
+    await waitFor(() => waits.length >= 4, 'four refused connections')
+    waits.forEach((wait, i) => {
+      const base = Math.min(200, 40 * 2 ** i)
+      assert.ok(wait >= base / 2 && wait <= base, `wait ${i}: ${wait} ms`)
+    })
     assert.equal(client.stats().connected, false)
     assert.equal(client.pending, 100)
     const server = await serverOn(port, join(dir, 't.db'))
