@@ -278,7 +278,8 @@ export class TelemetryClient {
   /**
    * Sends an event; resolves with its outcome once it has one. It never
    * rejects: an event that cannot be sent gets an outcome too. Throws only
-   * on misuse (after `close`, or numbers without a bound robot).
+   * on misuse (after `close`, or numbers without a bound robot), or when
+   * the journal cannot be written (the event is then not taken).
    */
   send(event: EventInput): Promise<Outcome>
   send(x: number, y: number, timestamp: number): Promise<Outcome>
@@ -324,37 +325,36 @@ export class TelemetryClient {
         : 'line break in the line'
       return this.#refuse(error)
     }
-    return new Promise<Outcome>((resolve) => {
-      const entry: Entry = {
-        seq: this.#seq++,
-        line,
-        robot: parsed.robot,
-        resolve,
-      }
+    let resolve!: (outcome: Outcome) => void
+    const outcome = new Promise<Outcome>((r) => (resolve = r))
+    const entry: Entry = { seq: this.#seq, line, robot: parsed.robot, resolve }
+    const full = this.pending >= this.#maxBuffered
+    const oldest =
+      full && this.#options.overflow !== 'drop-newest'
+        ? this.#pending[this.#head]
+        : undefined
+    if (full && oldest === undefined) {
+      // Dropped at once: the journal never hears of it.
+      this.#seq++
       this.#stats.given++
-      if (this.pending >= this.#maxBuffered) {
-        const oldest =
-          this.#options.overflow === 'drop-newest'
-            ? undefined
-            : this.#pending[this.#head]
-        if (oldest === undefined) {
-          this.#stats.dropped++
-          this.#tell(entry, {
-            status: 'dropped',
-            message: 'the buffer is full',
-          })
-          return
-        }
-        this.#pending[this.#head++] = undefined as unknown as Entry
-        this.#finish(
-          [oldest],
-          [{ status: 'dropped', message: 'the buffer is full' }],
-        )
-      }
-      this.#journal?.added(entry)
-      this.#pending.push(entry)
-      this.#schedulePump()
-    })
+      this.#stats.dropped++
+      this.#tell(entry, { status: 'dropped', message: 'the buffer is full' })
+      return outcome
+    }
+    // First, so that an event the journal cannot take is not taken at all.
+    this.#journal?.added(entry)
+    this.#seq++
+    this.#stats.given++
+    if (oldest !== undefined) {
+      this.#pending[this.#head++] = undefined as unknown as Entry
+      this.#finish(
+        [oldest],
+        [{ status: 'dropped', message: 'the buffer is full' }],
+      )
+    }
+    this.#pending.push(entry)
+    this.#schedulePump()
+    return outcome
   }
 
   /** Resolves once every event given so far has a final outcome. */
