@@ -336,7 +336,6 @@ describe('the client library, killed and started again', () => {
     const killable = await restartable(t)
 
     const STREAMS = 3
-    const TOTAL = 3000
     const KILLS = 4
     const reported = Array.from(
       { length: STREAMS },
@@ -344,56 +343,61 @@ describe('the client library, killed and started again', () => {
     )
     const twice: string[] = []
     const clients: TelemetryClient[] = []
+    // The streams give events until the kills are over, at the pace the
+    // server answers (at most 2,000 pending each): however fast or slow
+    // the machine, there is traffic at every kill.
+    let giving = true
+    const given = Array.from({ length: STREAMS }, () => 0)
     const streaming = Array.from({ length: STREAMS }, async (_, s) => {
       const client = connect(killable.server.upstreamUrl, {
         maxBackoffMs: 300,
+        maxBuffered: 2000,
         onOutcome: (event, outcome) => {
           if (reported[s]!.has(event.seq)) twice.push(`${s}#${event.seq}`)
           reported[s]!.set(event.seq, outcome)
         },
       })
       clients.push(client)
-      for (let k = 0; k < TOTAL; k++) {
-        void client.sendLine(plannedEvent(s, k).line)
-        if (k % 25 === 24) {
-          await new Promise((resolve) => setTimeout(resolve, 5))
+      while (giving) {
+        for (let i = 0; i < 25; i++) {
+          // Never past the bound: nothing is dropped.
           await client.room()
+          void client.sendLine(plannedEvent(s, given[s]!++).line)
         }
+        await new Promise((resolve) => setTimeout(resolve, 5))
       }
       await client.flush()
     })
 
     const finished = () =>
       reported.reduce((n, outcomes) => n + outcomes.size, 0)
-    // Each kill waits for at most its fifth of the traffic and 200 outcomes
-    // more than the last: the fourth comes before 8,000 of the 9,000.
     let sinceRestart = 0
-    for (let kill = 1; kill <= KILLS; kill++) {
-      // Somewhere in each fifth of the traffic.
-      const at = Math.floor(
-        ((kill - 1 + random.next() * 0.8 + 0.1) * STREAMS * TOTAL) /
-          (KILLS + 1),
-      )
-      // And once the clients are back: some outcomes since the restart.
-      const wanted = Math.max(at, sinceRestart + 200)
+    for (let kill = 1; kill <= KILLS + 1; kill++) {
+      // Once the clients are back and streaming: 300 to 1,200 outcomes
+      // since the last restart.
+      const wanted = sinceRestart + 300 + random.below(900)
       await waitFor(() => finished() >= wanted, `${wanted} outcomes`)
+      if (kill > KILLS) break
       await killable.restart()
       t.diagnostic(`kill ${kill} after ${finished()} outcomes`)
       sinceRestart = finished()
     }
+    giving = false
     await Promise.all(streaming)
     for (const client of clients) await client.close()
 
     const stats = clients.map((c) => c.stats())
     const connections = stats.reduce((n, s) => n + s.connections, 0)
     t.diagnostic(
-      `connections ${connections}, resent ${stats.reduce((n, s) => n + s.resent, 0)}, ` +
+      `given ${given.join(', ')}; connections ${connections}, ` +
+        `resent ${stats.reduce((n, s) => n + s.resent, 0)}, ` +
         `duplicates ${stats.reduce((n, s) => n + s.duplicate, 0)}`,
     )
     assert.deepEqual(twice, [], 'no event told two outcomes')
     assert.ok(connections >= STREAMS + KILLS, `${connections} connections`)
     for (let s = 0; s < STREAMS; s++) {
-      assert.equal(reported[s]!.size, TOTAL, `stream ${s}: every outcome`)
+      const total = given[s]!
+      assert.equal(reported[s]!.size, total, `stream ${s}: every outcome`)
       for (const [seq, outcome] of reported[s]!) {
         assertAgrees(
           plannedEvent(s, seq).expect,
@@ -401,7 +405,7 @@ describe('the client library, killed and started again', () => {
           `stream ${s} #${seq}`,
         )
       }
-      await assertStore(killable.server, plannedStore(s, TOTAL), `stream ${s}`)
+      await assertStore(killable.server, plannedStore(s, total), `stream ${s}`)
     }
   })
 
