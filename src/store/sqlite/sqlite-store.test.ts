@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import {
+  copyFileSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -12,12 +13,14 @@ import {
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { after, describe, it } from 'node:test'
+import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
 import type { Store } from '../store.ts'
 import { storeTests } from '../store-tests.ts'
 import { createSqliteStore } from './sqlite-store.ts'
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.ts'
 import { checkpointRound } from './sqlite-checkpoint.ts'
+import { FIXTURE_EVENTS_PER_ROBOT, fixtureEvents } from './layout-fixture.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'sqlite-store-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
@@ -310,5 +313,46 @@ describe('sqlite store memory (issue 10)', () => {
     } finally {
       await second.close()
     }
+  })
+})
+
+describe('sqlite store written by an earlier layout', () => {
+  it('should read back exactly every event and odometer of a store whose blocks hold raw doubles', async () => {
+    // fixtures/blocks-v1.db was written by the store before codec 2, from
+    // fixtureEvents(), and closed cleanly: every event is in a block.
+    const fixture = fileURLToPath(
+      new URL(
+        '../../../../src/store/sqlite/fixtures/blocks-v1.db',
+        import.meta.url,
+      ),
+    )
+    const path = freshFile()
+    mkdirSync(dirname(path), { recursive: true })
+    copyFileSync(fixture, path)
+    const store = createSqliteStore({ path })
+    await store.init()
+    const expected = fixtureEvents()
+    for (const robot of ['fixture-0', 'fixture-1', 'fixture-2']) {
+      const ts: number[] = []
+      const x: number[] = []
+      const y: number[] = []
+      for await (const page of store.readEvents(robot)) {
+        ts.push(...page.ts)
+        x.push(...page.x)
+        y.push(...page.y)
+      }
+      const wanted = expected.filter((e) => e.robot === robot)
+      assert.equal(ts.length, FIXTURE_EVENTS_PER_ROBOT)
+      wanted.forEach((want, i) => {
+        assert.equal(ts[i], want.timestamp, `${robot} #${i}`)
+        assert.ok(Object.is(x[i], want.x), `${robot} #${i} x`)
+        assert.ok(Object.is(y[i], want.y), `${robot} #${i} y`)
+      })
+    }
+    // As the earlier layout computed them, to the last bit.
+    assert.equal(await store.odometer('fixture-0'), 96.88650473592789)
+    assert.equal(await store.odometer('fixture-1'), 473660.0475515942)
+    assert.equal(await store.odometer('fixture-2'), 5.9890158697766474e302)
+    await store.close()
   })
 })
