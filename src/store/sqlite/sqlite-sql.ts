@@ -4,6 +4,7 @@
  * schema itself is in sqlite-migrations.ts.
  */
 import type Database from 'better-sqlite3'
+import { decodeBlock, encodeBlock } from './sqlite-blocks.ts'
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.ts'
 
 /** Columns of one log row, in insert order. */
@@ -19,6 +20,51 @@ export function migrate(db: Database.Database): void {
       db.exec(SQLITE_MIGRATIONS[v]!)
       db.pragma(`user_version = ${v + 1}`)
     })()
+  }
+}
+
+/** `PRAGMA auto_vacuum`'s value for INCREMENTAL. */
+const INCREMENTAL = 2
+
+/**
+ * Makes a store give its free pages (left when the log is emptied into
+ * blocks) back to the file system on a clean close (sqlite-store.ts):
+ * that takes incremental auto-vacuum, which a VACUUM turns on, at once on
+ * a new store, and by rewriting the file once on a store made before.
+ */
+export function useIncrementalVacuum(db: Database.Database): void {
+  if (db.pragma('auto_vacuum', { simple: true }) === INCREMENTAL) return
+  db.pragma('auto_vacuum = INCREMENTAL')
+  db.exec('VACUUM')
+}
+
+/**
+ * Rewrites the blocks of codec 1 (whose first byte is 0) with the codec
+ * of today (sqlite-blocks.ts), 256 a transaction; returns how many. Once,
+ * on a store written before codec 2; a start finds none after that.
+ */
+export function recodeBlocks(db: Database.Database): number {
+  const legacy = db.prepare(
+    `SELECT id, first_ts, data FROM blocks WHERE id > ? AND substr(data, 1, 1) = x'00' ORDER BY id LIMIT 256`,
+  )
+  const update = db.prepare(`UPDATE blocks SET data = ? WHERE id = ?`)
+  let recoded = 0
+  let after = 0
+  for (;;) {
+    const rows = legacy.all(after) as {
+      id: number
+      first_ts: number
+      data: Uint8Array
+    }[]
+    if (rows.length === 0) return recoded
+    db.transaction(() => {
+      for (const row of rows) {
+        const columns = decodeBlock(row.data, row.first_ts)
+        update.run(encodeBlock(columns, 0, columns.ts.length), row.id)
+      }
+    })()
+    recoded += rows.length
+    after = rows.at(-1)!.id
   }
 }
 

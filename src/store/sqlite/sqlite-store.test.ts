@@ -354,5 +354,58 @@ describe('sqlite store written by an earlier layout', () => {
     assert.equal(await store.odometer('fixture-1'), 473660.0475515942)
     assert.equal(await store.odometer('fixture-2'), 5.9890158697766474e302)
     await store.close()
+    // Migrated in place: every block in codec 2, free pages given back.
+    const db = new Database(path, { readonly: true })
+    const legacy = db
+      .prepare(`SELECT count(*) FROM blocks WHERE substr(data, 1, 1) = x'00'`)
+      .pluck()
+      .get()
+    const autoVacuum = db.pragma('auto_vacuum', { simple: true })
+    db.close()
+    assert.equal(legacy, 0, 'no block of codec 1 is left')
+    assert.equal(autoVacuum, 2, 'incremental auto-vacuum')
+    const [before, after] = [statSync(fixture).size, statSync(path).size]
+    assert.ok(after < before, `${before} bytes before, ${after} after`)
+  })
+})
+
+describe('sqlite store on disk', () => {
+  it('should hold a few bytes an event after a clean close, whatever the log grew to', async () => {
+    // 100 robots driving at 10 Hz, positions to the millimetre, in batches
+    // of 1,000: the log holds up to its window before it is packed.
+    const path = freshFile()
+    const store = createSqliteStore({ path })
+    await store.init()
+    const ROBOTS = 100
+    const STEPS = 1000
+    const heading = Array.from({ length: ROBOTS }, (_, r) => r * 0.7)
+    const at = Array.from({ length: ROBOTS }, (_, r) => [r, 2 * r])
+    let batch = []
+    for (let k = 0; k < STEPS; k++) {
+      for (let r = 0; r < ROBOTS; r++) {
+        heading[r]! += Math.sin(k / 30 + r) * 0.05
+        const speed = k % 200 < 40 ? 0 : 1.5
+        const p = at[r]!
+        p[0]! += Math.cos(heading[r]!) * speed * 0.1
+        p[1]! += Math.sin(heading[r]!) * speed * 0.1
+        batch.push({
+          robot: `disk-${r}`,
+          timestamp: 1_700_000_000_000 + k * 100,
+          x: Number(p[0]!.toFixed(3)),
+          y: Number(p[1]!.toFixed(3)),
+        })
+      }
+      if (batch.length >= 1000) {
+        await store.append(batch)
+        batch = []
+      }
+    }
+    await store.close()
+    const db = new Database(path, { readonly: true })
+    const free = db.pragma('freelist_count', { simple: true })
+    db.close()
+    assert.equal(free, 0, 'no free page is left in the file')
+    const perEvent = statSync(path).size / (ROBOTS * STEPS)
+    assert.ok(perEvent < 8, `${perEvent.toFixed(2)} bytes an event`)
   })
 })

@@ -58,7 +58,13 @@ import {
   type MaintenanceOptions,
 } from './sqlite-maintenance.ts'
 import { readPage, runningTotalAt } from './sqlite-reads.ts'
-import { migrate, prepareStatements, type Statements } from './sqlite-sql.ts'
+import {
+  migrate,
+  prepareStatements,
+  recodeBlocks,
+  useIncrementalVacuum,
+  type Statements,
+} from './sqlite-sql.ts'
 import { applyLoggedBatch, logBatch, type LoggedBatch } from './sqlite-write.ts'
 
 /** Options of {@link createSqliteStore}. */
@@ -189,6 +195,8 @@ class SqliteStoreImpl implements SqliteStore {
       }
       db.pragma(`cache_size = -${this.#options.cacheKiB ?? 16384}`)
       migrate(db)
+      recodeBlocks(db)
+      useIncrementalVacuum(db)
       const sql = prepareStatements(db)
       const fleet = this.#fleet
       const logTransaction = db.transaction(
@@ -394,6 +402,9 @@ class SqliteStoreImpl implements SqliteStore {
       // Pack every tail, so that the log is empty and the next start reads
       // no log. A failure here loses nothing: the log still holds the tails.
       packTails(open.db, open.sql, this.#fleet, this.#maintenance, PACK_ALL)
+      // The log's pages, now free, go back to the file system: the file
+      // holds what is stored, however the log grew under the load.
+      open.db.pragma('incremental_vacuum')
     } catch {
       // The next start replays the log.
     }
