@@ -42,6 +42,7 @@ function results(
       storageBatch: 5000,
       preloadBatch: 10_000,
       fleetEvents: 100_000,
+      drivingEvents: 100_000,
       tracks: [1000, 10_000, 100_000],
       fetchEvents: 100_000,
       odometerWarmup: 600,

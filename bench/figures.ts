@@ -33,7 +33,9 @@ export type Scenario = (typeof SCENARIOS)[number]
 /**
  * The stores of a run, one per use, each a folder (SQLite) or a schema
  * (PostgreSQL) of its own: `fleet` is preloaded with the whole fleet (the
- * `ingest-10m` store), `tracks` holds the long tracks of `odometer` and
+ * `ingest-10m` store), `driving` holds a fleet of robots driving at 10 Hz
+ * with positions to the millimetre (the `simulate` motion model, for bytes
+ * on disk), `tracks` holds the long tracks of `odometer` and
  * `fetch`; `flood` and `million` are those scenarios' stores, each read
  * again by a second server after the first stopped; `dashboard` is the
  * empty store the dashboard scenario streams the fleet into.
@@ -46,6 +48,7 @@ export const STORES = [
   'ingest-live',
   'ingest-batch',
   'fleet',
+  'driving',
   'sync-full',
   'latency-max',
   'latency',
@@ -105,7 +108,11 @@ export const STORAGE_ROWS = ['store-append', 'store-plain-insert'] as const
 export type StorageRowId = (typeof STORAGE_ROWS)[number]
 
 /** The preloads, one per preloaded store. */
-export const PRELOAD_ROWS = ['preload-fleet', 'preload-tracks'] as const
+export const PRELOAD_ROWS = [
+  'preload-fleet',
+  'preload-tracks',
+  'preload-driving',
+] as const
 /** One of {@link PRELOAD_ROWS}. */
 export type PreloadRowId = (typeof PRELOAD_ROWS)[number]
 

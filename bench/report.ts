@@ -248,6 +248,8 @@ export interface RunConfig {
   readonly preloadBatch: number
   /** Events of the fleet store, over `robots` robots. */
   readonly fleetEvents: number
+  /** Events of the driving fleet store, over `robots` robots. */
+  readonly drivingEvents: number
   /** Events of the robots of the odometer scenario, smallest first. */
   readonly tracks: readonly number[]
   /** Events of the robot fetched whole. */
@@ -282,6 +284,7 @@ const SETTING_LABELS = {
   storageBatch: 'storage ceiling batch (events)',
   preloadBatch: 'preload batch (events)',
   fleetEvents: 'fleet store preload (events)',
+  drivingEvents: 'driving fleet store preload (events)',
   tracks: 'odometer robots (events)',
   fetchEvents: 'fetched track (events)',
   odometerWarmup: 'odometer warm-up requests (all robots)',
@@ -394,6 +397,7 @@ export const STORE_LABELS = {
   'latency-max': 'after the maximum-rate run',
   latency: 'after the paced run',
   tracks: 'the odometer and fetch tracks',
+  driving: 'the driving fleet store (10 Hz, to the millimetre)',
   'flood-small': 'after the small-frame flood',
   flood: 'after the flood and its SIGTERM',
   million: 'the million robots',

@@ -226,6 +226,7 @@ function parseSettings(argv: string[]): Settings | CompareSettings | 'help' {
     storageBatch: 5000,
     preloadBatch: 10_000,
     fleetEvents: quick ? 100_000 : 10_000_000,
+    drivingEvents: quick ? 100_000 : 2_000_000,
     tracks: quick
       ? [1000, 10_000, fetchEvents]
       : [10_000, fetchEvents, 10_000_000],
@@ -1688,6 +1689,46 @@ class Bench {
     await this.withServer('fleet', 'disk', async () => undefined)
   }
 
+  /**
+   * The driving fleet (the `simulate` motion model at 10 Hz, positions to
+   * the millimetre) loaded into a store of its own, which a server then
+   * opens and closes: its bytes on disk, beside the random walk's.
+   */
+  async drivingDisk() {
+    const per = Math.ceil(this.s.drivingEvents / this.s.robots)
+    const robots = Array.from({ length: this.s.robots }, (_, index) => ({
+      index,
+      events: per,
+    }))
+    const label = `a driving fleet of ${fmt(robots.length)} robots, ${fmt(per)} events each`
+    say(`preloading ${label} …`)
+    const result = await runJsonProcess<StoreLoadResult>(
+      STORE_LOAD,
+      {
+        mode: 'preload',
+        store: this.stores.url('driving'),
+        robots,
+        order: 'interleaved',
+        positions: 'driving',
+        batchSize: this.s.preloadBatch,
+        label,
+      } satisfies StoreLoadOptions,
+      { timeoutMs: this.s.preloadTimeoutMs, echoStderr: true },
+    )
+    if (result.nonOk > 0) {
+      this.problem(`preload ${label}: ${result.nonOk} outcomes not ok`)
+    }
+    this.preloaded.set('driving', result.events)
+    this.preloads.push({
+      id: 'preload-driving',
+      label,
+      robots: robots.length,
+      order: 'interleaved',
+      result,
+    })
+    await this.withServer('driving', 'disk', async () => undefined)
+  }
+
   async run(): Promise<void> {
     const wants = (s: Scenario) => this.s.scenarios.includes(s)
     const step = async (name: Scenario, fn: () => Promise<void>) => {
@@ -1740,7 +1781,10 @@ class Bench {
     await step('dashboard', () => this.dashboardRun())
     await step('odometer', () => this.odometerRun())
     await step('fetch', () => this.fetchRun())
-    await step('disk', () => this.diskOnly())
+    await step('disk', async () => {
+      await this.diskOnly()
+      await this.drivingDisk()
+    })
     await step('flood', () => this.floodRun())
     await step('million', () => this.millionRun())
   }

@@ -17,6 +17,7 @@
 import { performance } from 'node:perf_hooks'
 import type { TelemetryEvent } from '../src/domain/event.ts'
 import postgres from 'postgres'
+import { createFleet } from '../src/cli/motion.ts'
 import { openBackend } from '../src/store/open.ts'
 import {
   LIVE_STEP,
@@ -27,6 +28,9 @@ import {
   robotName,
 } from './fleet.ts'
 import { summarize, type LatencySummary } from './stats.ts'
+
+/** Milliseconds between two events of a robot of the driving fleet (10 Hz). */
+const DRIVING_STEP = 100
 
 /** A robot of a preload and how many events it gets. */
 export interface PreloadRobot {
@@ -54,6 +58,12 @@ export type StoreLoadOptions =
       readonly robots: readonly PreloadRobot[]
       /** `interleaved`: round-robin over robots; `sequential`: one robot after another. */
       readonly order: 'interleaved' | 'sequential'
+      /**
+       * `zigzag` (default): fleet.ts `preloadPosition`, a second apart;
+       * `driving`: the `simulate` motion model (seed 42), robots
+       * interleaved at 10 Hz, positions to the millimetre.
+       */
+      readonly positions?: 'zigzag' | 'driving'
       readonly batchSize: number
       /** Shown in progress lines. */
       readonly label: string
@@ -208,6 +218,10 @@ async function preload(
   // The events in load order, produced lazily batch by batch.
   function* order(): Generator<TelemetryEvent> {
     const names = robots.map((robot) => robotName(robot.index))
+    if (options.positions === 'driving') {
+      yield* driving(names)
+      return
+    }
     const emit = (i: number, k: number): TelemetryEvent => {
       const [x, y] = preloadPosition(robots[i]!.index, k)
       return {
@@ -227,6 +241,25 @@ async function preload(
     for (let k = 0; k < longest; k++) {
       for (let i = 0; i < robots.length; i++) {
         if (k < robots[i]!.events) yield emit(i, k)
+      }
+    }
+  }
+
+  // The motion model's fleet, one step of 100 ms per round of robots.
+  function* driving(names: readonly string[]): Generator<TelemetryEvent> {
+    const fleet = createFleet({ robots: names.length, seed: 42 })
+    const longest = Math.max(...robots.map((r) => r.events))
+    for (let k = 0; k < longest; k++) {
+      const positions = fleet.step(DRIVING_STEP / 1000)
+      for (let i = 0; i < robots.length; i++) {
+        if (k >= robots[i]!.events) continue
+        const { x, y } = positions[i]!
+        yield {
+          robot: names[i]!,
+          timestamp: PRELOAD_T0 + k * DRIVING_STEP,
+          x,
+          y,
+        }
       }
     }
   }

@@ -130,6 +130,14 @@ export const TARGETS = [
     threshold: 48,
   },
   {
+    id: 'disk-driving-bytes-per-event',
+    what: 'bytes on disk per event of the driving fleet store (issue 14: at most 12, stretch 8)',
+    figure: 'disk-driving.bytes_per_event',
+    comparison: '<=',
+    threshold: 12,
+    backend: 'sqlite',
+  },
+  {
     id: 'wal-bounded',
     what: 'SQLite: the write-ahead log at its largest while a server ran (twice the 64 MiB past which the checkpointer makes it start over)',
     figure: 'run.server_peak_wal_mb',
