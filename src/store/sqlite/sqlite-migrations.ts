@@ -55,4 +55,8 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   ) STRICT;
   CREATE UNIQUE INDEX blocks_by_robot ON blocks (robot_id, first_ts);
   `,
+  // Version 2: blocks are written with codec 2 (sqlite-blocks.ts). The
+  // schema is the same; a store at version 1 has its blocks recoded before
+  // this runs (sqlite-store.ts), so a start at version 2 has none to find.
+  `SELECT 1`,
 ]

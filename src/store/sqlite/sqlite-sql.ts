@@ -14,7 +14,7 @@ export const LOG_ROWS_PER_INSERT = 64
 
 /** Applies the migrations the database has not seen, each in its own transaction. */
 export function migrate(db: Database.Database): void {
-  const version = db.pragma('user_version', { simple: true }) as number
+  const version = schemaVersion(db)
   for (let v = version; v < SQLITE_MIGRATIONS.length; v++) {
     db.transaction(() => {
       db.exec(SQLITE_MIGRATIONS[v]!)
@@ -38,10 +38,17 @@ export function useIncrementalVacuum(db: Database.Database): void {
   db.exec('VACUUM')
 }
 
+/** The store's schema version: how many migrations were applied. */
+export function schemaVersion(db: Database.Database): number {
+  return db.pragma('user_version', { simple: true }) as number
+}
+
 /**
  * Rewrites the blocks of codec 1 (whose first byte is 0) with the codec
- * of today (sqlite-blocks.ts), 256 a transaction; returns how many. Once,
- * on a store written before codec 2; a start finds none after that.
+ * of today (sqlite-blocks.ts), 256 a transaction; returns how many. Run on
+ * a store at schema version 1, before the migration to version 2: a start
+ * cut short goes on where it stopped, and a store at version 2 is never
+ * scanned.
  */
 export function recodeBlocks(db: Database.Database): number {
   const legacy = db.prepare(

@@ -361,8 +361,10 @@ describe('sqlite store written by an earlier layout', () => {
       .pluck()
       .get()
     const autoVacuum = db.pragma('auto_vacuum', { simple: true })
+    const version = db.pragma('user_version', { simple: true })
     db.close()
     assert.equal(legacy, 0, 'no block of codec 1 is left')
+    assert.equal(version, SQLITE_MIGRATIONS.length, 'the schema version')
     assert.equal(autoVacuum, 2, 'incremental auto-vacuum')
     const [before, after] = [statSync(fixture).size, statSync(path).size]
     assert.ok(after < before, `${before} bytes before, ${after} after`)

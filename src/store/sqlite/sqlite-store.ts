@@ -62,6 +62,7 @@ import {
   migrate,
   prepareStatements,
   recodeBlocks,
+  schemaVersion,
   useIncrementalVacuum,
   type Statements,
 } from './sqlite-sql.ts'
@@ -194,8 +195,8 @@ class SqliteStoreImpl implements SqliteStore {
         checkpointer = this.#startCheckpointer(path)
       }
       db.pragma(`cache_size = -${this.#options.cacheKiB ?? 16384}`)
+      if (schemaVersion(db) === 1) recodeBlocks(db)
       migrate(db)
-      recodeBlocks(db)
       useIncrementalVacuum(db)
       const sql = prepareStatements(db)
       const fleet = this.#fleet
