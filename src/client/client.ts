@@ -118,6 +118,12 @@ export interface ClientOptions {
   readonly backoffMs?: number
   /** Longest reconnect delay (default 10 s). */
   readonly maxBackoffMs?: number
+  /**
+   * A connection whose oldest frame has had no reply for this long is
+   * given up and made again (default 30 s): a server that stopped, or a
+   * network gone without a word, holds nothing for ever.
+   */
+  readonly replyTimeoutMs?: number
   /** Every event's outcome, also of events recovered from the journal. */
   readonly onOutcome?: (event: SentEvent, outcome: Outcome) => void
   /** Each change of the connection. */
@@ -160,11 +166,16 @@ export type OpenSocket = (url: string, token: string | undefined) => Socket
 
 interface Entry extends SentEvent {
   readonly resolve: ((outcome: Outcome) => void) | undefined
+  /** Sent at least once: it may be stored, so it is never dropped. */
+  sent?: boolean
 }
 
 /** The reply codes that are retried; every other code is final. */
 const RETRIED = new Set(['unavailable', 'rate_limited'])
 const FINAL_CODES = new Set(['stale', 'conflict', 'malformed', 'forbidden'])
+
+/** A UTF-16 surrogate without its pair. */
+const LONE_SURROGATE = /\p{Cs}/u
 
 /** A close code of the server: a frame over its limits (docs/protocol.md). */
 const CLOSE_TOO_BIG = 1009
@@ -191,6 +202,9 @@ export class TelemetryClient {
   #careful = false
   /** Waiting out the backoff before retried events are sent again. */
   #resting = false
+  /** Ends a connection whose oldest frame waits too long for its reply. */
+  #replyTimer: ReturnType<typeof setTimeout> | undefined
+  readonly #replyTimeoutMs: number
 
   #socket: Socket | undefined
   #open_ = false
@@ -241,6 +255,11 @@ export class TelemetryClient {
       'maxFrameBytes',
     )
     this.#window = positive(options.maxFramesInFlight, 32, 'maxFramesInFlight')
+    this.#replyTimeoutMs = positive(
+      options.replyTimeoutMs,
+      30_000,
+      'replyTimeoutMs',
+    )
     if (options.robot !== undefined) {
       const parsed = parseEventLine(`0,0,0,${options.robot}`)
       if (isMalformed(parsed) || parsed.robot !== options.robot) {
@@ -252,7 +271,8 @@ export class TelemetryClient {
       this.#pending.push({ ...event, resolve: undefined })
       this.#stats.given++
     }
-    this.#connect()
+    // After `connect` returns, so that `onStatus` may use the client.
+    queueMicrotask(() => this.#connect())
   }
 
   /** The sequence number the next event gets. */
@@ -325,13 +345,23 @@ export class TelemetryClient {
         : 'line break in the line'
       return this.#refuse(error)
     }
+    // UTF-8 cannot carry it: the server would read U+FFFD instead.
+    if (LONE_SURROGATE.test(line)) {
+      return this.#refuse('robot_name holds a lone surrogate')
+    }
     let resolve!: (outcome: Outcome) => void
     const outcome = new Promise<Outcome>((r) => (resolve = r))
     const entry: Entry = { seq: this.#seq, line, robot: parsed.robot, resolve }
     const full = this.pending >= this.#maxBuffered
+    // The oldest event never sent: one that was (and came back after a
+    // lost connection) may be stored already.
+    let at = this.#head
+    if (full && this.#options.overflow !== 'drop-newest') {
+      while (this.#pending[at]?.sent === true) at++
+    }
     const oldest =
       full && this.#options.overflow !== 'drop-newest'
-        ? this.#pending[this.#head]
+        ? this.#pending[at]
         : undefined
     if (full && oldest === undefined) {
       // Dropped at once: the journal never hears of it.
@@ -346,13 +376,23 @@ export class TelemetryClient {
     this.#seq++
     this.#stats.given++
     if (oldest !== undefined) {
-      this.#pending[this.#head++] = undefined as unknown as Entry
+      if (at === this.#head) {
+        this.#pending[this.#head++] = undefined as unknown as Entry
+      } else {
+        this.#pending.splice(at, 1)
+      }
+    }
+    // In the buffer before the dropped event is told: a send from its
+    // outcome comes after this one, and the buffer is never seen with room
+    // it does not have.
+    this.#pending.push(entry)
+    this.#compact()
+    if (oldest !== undefined) {
       this.#finish(
         [oldest],
         [{ status: 'dropped', message: 'the buffer is full' }],
       )
     }
-    this.#pending.push(entry)
     this.#schedulePump()
     return outcome
   }
@@ -400,12 +440,8 @@ export class TelemetryClient {
     const socket = this.#socket
     this.#socket = undefined
     this.#open_ = false
-    if (socket !== undefined) {
-      socket.onclose = socket.onmessage = socket.onopen = null
-      // Closing a socket that is still connecting is an error event: not ours.
-      socket.onerror = () => {}
-      socket.close(1000)
-    }
+    clearTimeout(this.#replyTimer)
+    if (socket !== undefined) shut(socket, 1000, 'closed')
     const unsent = [
       ...this.#retry,
       ...this.#frames.flat(),
@@ -441,7 +477,7 @@ export class TelemetryClient {
       this.#options.onStatus?.({ state: 'open' })
       this.#pump()
     }
-    socket.onmessage = (message) => this.#reply(String(message.data))
+    socket.onmessage = (message) => this.#reply(socket, String(message.data))
     socket.onerror = (event) => {
       error = (event as { message?: string }).message ?? 'connection error'
     }
@@ -458,11 +494,19 @@ export class TelemetryClient {
     }
   }
 
+  /** Gives up on a connection at once: nothing more is read from it. */
+  #drop(socket: Socket, code: number, reason: string) {
+    shut(socket, code, reason)
+    this.#lost(socket, reason)
+  }
+
   /** The connection ended: everything unanswered goes back in front, in order. */
   #lost(socket: Socket | undefined, error: string) {
     if (socket !== undefined && socket !== this.#socket) return
     this.#socket = undefined
     this.#open_ = false
+    clearTimeout(this.#replyTimer)
+    this.#replyTimer = undefined
     if (this.#closed) return
     clearTimeout(this.#timer)
     this.#resting = false
@@ -522,6 +566,7 @@ export class TelemetryClient {
         const size = entry.line.length * 3 + 1
         if (frame.length > 0 && bytes + size > this.#maxBytes) break
         bytes += size
+        entry.sent = true
         frame.push(entry)
         this.#pending[this.#head++] = undefined as unknown as Entry
       }
@@ -529,6 +574,12 @@ export class TelemetryClient {
       this.#stats.frames++
       socket.send(frame.map((e) => e.line).join('\n'))
     }
+    if (this.#frames.length > 0) this.#armReplyTimer(socket)
+    this.#compact()
+  }
+
+  /** Lets go of the slots of events that left the front of `#pending`. */
+  #compact() {
     if (this.#head === this.#pending.length) {
       this.#pending = []
       this.#head = 0
@@ -536,6 +587,15 @@ export class TelemetryClient {
       this.#pending = this.#pending.slice(this.#head)
       this.#head = 0
     }
+  }
+
+  #armReplyTimer(socket: Socket) {
+    if (this.#replyTimer !== undefined) return
+    const ms = this.#replyTimeoutMs
+    this.#replyTimer = setTimeout(() => {
+      this.#replyTimer = undefined
+      this.#drop(socket, 4000, `no reply for ${ms} ms`)
+    }, ms)
   }
 
   /** Puts events back in front of the pending ones, in their order. */
@@ -552,15 +612,21 @@ export class TelemetryClient {
 
   // --- replies ---
 
-  #reply(text: string) {
+  #reply(socket: Socket, text: string) {
     const frame = this.#frames.shift()
     const lines = text.split('\n')
     if (frame === undefined || lines.length !== frame.length) {
-      // Not the protocol: start again on a new connection.
+      // Not the protocol: nothing more is read from this connection (a
+      // later reply would be matched to the wrong frame), and everything
+      // unanswered goes again on a new one.
       if (frame !== undefined) this.#frames.unshift(frame)
-      this.#socket?.close(4002, 'unexpected reply')
+      this.#drop(socket, 4002, 'unexpected reply')
       return
     }
+    // The next frame's reply has its full time again.
+    clearTimeout(this.#replyTimer)
+    this.#replyTimer = undefined
+    if (this.#frames.length > 0) this.#armReplyTimer(socket)
     const done: Entry[] = []
     const outcomes: Outcome[] = []
     let retried = false
@@ -656,10 +722,10 @@ export class TelemetryClient {
       }
       this.#flushes = waiting
     }
-    if (this.#rooms.length > 0 && this.pending < this.#maxBuffered) {
-      const rooms = this.#rooms
-      this.#rooms = []
-      for (const resolve of rooms) resolve()
+    const free = this.#maxBuffered - this.pending
+    if (this.#rooms.length > 0 && free > 0) {
+      // As many producers as there are free places.
+      for (const resolve of this.#rooms.splice(0, free)) resolve()
     }
   }
 
@@ -682,4 +748,22 @@ function positive(value: number | undefined, fallback: number, name: string) {
     throw new TypeError(`${name} must be a positive integer`)
   }
   return value
+}
+
+/**
+ * Closes a socket whose events no longer matter, and ends it for good if
+ * its close handshake has not ended within a second (`ws` would wait 30 s
+ * for a peer that stopped answering, and keep the process alive).
+ */
+function shut(socket: Socket, code: number, reason: string) {
+  socket.onclose = socket.onmessage = socket.onopen = null
+  // Closing a socket that is still connecting is an error event: not ours.
+  socket.onerror = () => {}
+  socket.close(code, reason)
+  const terminate = (socket as { terminate?: () => void }).terminate
+  if (terminate !== undefined) {
+    const timer = setTimeout(() => terminate.call(socket), 1000) as unknown
+    // In Node: the timer alone keeps no process alive.
+    ;(timer as { unref?: () => void }).unref?.()
+  }
 }

@@ -26,6 +26,7 @@ import {
   existsSync,
   fdatasyncSync,
   fsyncSync,
+  linkSync,
   openSync,
   readFileSync,
   renameSync,
@@ -76,9 +77,10 @@ export class FileJournal implements Journal {
   }
 
   added(event: SentEvent) {
+    // Written first: an event the file did not take is not kept either.
+    this.#write(`e ${event.seq} ${event.line}\n`)
     this.#live.set(event.seq, event)
     this.#nextSeq = Math.max(this.#nextSeq, event.seq + 1)
-    this.#write(`e ${event.seq} ${event.line}\n`)
   }
 
   finished(seqs: readonly number[]) {
@@ -86,8 +88,10 @@ export class FileJournal implements Journal {
     this.#write(`d ${ranges(seqs)}\n`)
     this.#finished += seqs.length
     if (this.#finished >= COMPACT_AFTER && this.#finished > this.#live.size) {
-      closeSync(this.#fd)
+      // The new file is in place before the old one is let go of.
+      const old = this.#fd
       this.#fd = this.#rewrite()
+      closeSync(old)
     }
   }
 
@@ -107,17 +111,20 @@ export class FileJournal implements Journal {
   #rewrite(): number {
     const temporary = `${this.#path}.compacting`
     const fd = openSync(temporary, 'w')
-    let text = `${HEADER}\nn ${this.#nextSeq}\n`
-    for (const event of this.#live.values()) {
-      text += `e ${event.seq} ${event.line}\n`
-      if (text.length > 1 << 20) {
-        writeSync(fd, text)
-        text = ''
+    try {
+      let text = `${HEADER}\nn ${this.#nextSeq}\n`
+      for (const event of this.#live.values()) {
+        text += `e ${event.seq} ${event.line}\n`
+        if (text.length > 1 << 20) {
+          writeSync(fd, text)
+          text = ''
+        }
       }
+      writeSync(fd, text)
+      fsyncSync(fd)
+    } finally {
+      closeSync(fd)
     }
-    writeSync(fd, text)
-    fsyncSync(fd)
-    closeSync(fd)
     renameSync(temporary, this.#path)
     this.#finished = 0
     return openSync(this.#path, 'a')
@@ -133,21 +140,35 @@ const held = new Set<string>()
  */
 function lock(path: string) {
   const file = `${path}.lock`
-  for (;;) {
-    try {
-      writeFileSync(file, `${process.pid}\n`, { flag: 'wx' })
-      held.add(file)
-      return
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+  // Written whole beside it, then linked into place: never seen empty.
+  const mine = `${file}.${process.pid}`
+  writeFileSync(mine, `${process.pid}\n`)
+  try {
+    for (;;) {
+      try {
+        linkSync(mine, file)
+        held.add(file)
+        return
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+      }
+      let owner: number
+      try {
+        owner = Number(readFileSync(file, 'utf8').trim())
+      } catch (error) {
+        // Let go of between the two calls: try again.
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue
+        throw error
+      }
+      if (held.has(file) || (owner !== process.pid && alive(owner))) {
+        throw new Error(
+          `${path} is in use by process ${owner} (one client at a time per journal)`,
+        )
+      }
+      rmSync(file, { force: true })
     }
-    const owner = Number(readFileSync(file, 'utf8').trim())
-    if (held.has(file) || (owner !== process.pid && alive(owner))) {
-      throw new Error(
-        `${path} is in use by process ${owner} (one client at a time per journal)`,
-      )
-    }
-    rmSync(file, { force: true })
+  } finally {
+    rmSync(mine, { force: true })
   }
 }
 

@@ -46,5 +46,11 @@ export function connect(
     options.journal === undefined
       ? undefined
       : new FileJournal(options.journal, { sync: options.journalSync })
-  return new TelemetryClient(url, options, openSocket, journal)
+  try {
+    return new TelemetryClient(url, options, openSocket, journal)
+  } catch (error) {
+    // A bad option: the journal is not kept open (and locked) for nothing.
+    journal?.close()
+    throw error
+  }
 }
