@@ -11,7 +11,7 @@ import type { TelemetryEvent } from '../../domain/event.ts'
 export const FIXTURE_EVENTS_PER_ROBOT = 700
 
 /** A small seeded generator (mulberry32), so the fixture needs nothing else. */
-function generator(seed: number): () => number {
+export function generator(seed: number): () => number {
   let a = seed >>> 0
   return () => {
     a = (a + 0x6d2b79f5) >>> 0

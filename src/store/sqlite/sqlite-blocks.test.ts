@@ -6,18 +6,8 @@ import {
   encodeBlock,
   type EventColumns,
 } from './sqlite-blocks.ts'
-
-/** A seeded generator (mulberry32): the same columns every run. */
-function generator(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+// A seeded generator (mulberry32): the same columns every run.
+import { generator } from './layout-fixture.ts'
 
 function columnsOf(
   n: number,
