@@ -24,7 +24,13 @@ import {
 /** A robot as the API shows it. */
 export interface Robot {
   readonly name: string
-  /** Distance travelled over the robot's whole life. */
+  /**
+   * Every figure below covers the robot's whole life, including events a
+   * retention pass removed since (Store.removeBefore); only a deletion
+   * (Store.deleteRobot) starts them again.
+   *
+   * Distance travelled over the robot's whole life.
+   */
   readonly odometer: number
   readonly lastX: number
   readonly lastY: number
@@ -85,6 +91,14 @@ export interface CommitListener {
 
 /** Stops a {@link Store.watch}; idempotent. */
 export type Unwatch = () => void
+
+/** What one {@link Store.removeBefore} pass removed. */
+export interface RetentionPass {
+  /** Events removed. */
+  readonly events: number
+  /** Blocks (SQLite) or partitions (PostgreSQL) removed. */
+  readonly units: number
+}
 
 /** Options of {@link Store.readEvents}. */
 export interface ReadEventsOptions extends TimeRange {
@@ -149,6 +163,22 @@ export interface Store {
    * the listener is in place: a commit that ends after that is told.
    */
   watch(listener: CommitListener): Promise<Unwatch>
+  /**
+   * Removes robot `name` and every event of it, in one transaction: a
+   * batch that names it and commits afterwards starts a new robot. Resolves
+   * `false` when the robot had no stored event (nothing was removed).
+   */
+  deleteRobot(name: string): Promise<boolean>
+  /**
+   * One retention pass: removes stored events with a timestamp before
+   * `cutoff`, in whole blocks (SQLite) or partitions (PostgreSQL), so some
+   * older events may stay until a later pass; never an event at or after
+   * `cutoff`. Robots keep their lifetime figures ({@link Robot}) and the
+   * state the rules need, so a robot whose every event was removed is
+   * still listed, and still refuses events older than its latest. Works in
+   * short transactions, so ingest goes on while it runs.
+   */
+  removeBefore(cutoff: number): Promise<RetentionPass>
   /**
    * How many robots the backend holds in memory now (SQLite loads a robot
    * when a batch or a read first names it); absent where it holds none
