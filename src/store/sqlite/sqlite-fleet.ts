@@ -16,7 +16,7 @@
  * robots.
  */
 import type { RobotState } from '../../domain/rules.ts'
-import type { EventColumns } from './sqlite-blocks.ts'
+import type { EventColumns } from '../block-codec.ts'
 
 /** A robot's events not yet in a block, with their running odometers. */
 export interface Tail extends EventColumns {

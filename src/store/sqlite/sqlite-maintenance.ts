@@ -9,7 +9,7 @@
  * transaction would stall ingest.
  */
 import type Database from 'better-sqlite3'
-import { encodeBlock } from './sqlite-blocks.ts'
+import { encodeBlock } from '../block-codec.ts'
 import type { Fleet, Tail } from './sqlite-fleet.ts'
 import type { Statements } from './sqlite-sql.ts'
 

@@ -14,7 +14,7 @@ import {
   decodeBlock,
   emptyColumns,
   type EventColumns,
-} from './sqlite-blocks.ts'
+} from '../block-codec.ts'
 import type { Fleet, Tail } from './sqlite-fleet.ts'
 import type { BlockRow, Statements } from './sqlite-sql.ts'
 

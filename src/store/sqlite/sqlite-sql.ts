@@ -4,7 +4,7 @@
  * schema itself is in sqlite-migrations.ts.
  */
 import type Database from 'better-sqlite3'
-import { decodeBlock, encodeBlock } from './sqlite-blocks.ts'
+import { decodeBlock, encodeBlock } from '../block-codec.ts'
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.ts'
 
 /** Columns of one log row, in insert order. */

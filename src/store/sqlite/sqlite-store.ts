@@ -47,7 +47,7 @@ import {
   type Unwatch,
 } from '../store.ts'
 import { CommitWatchers } from '../watchers.ts'
-import { emptyColumns } from './sqlite-blocks.ts'
+import { emptyColumns } from '../block-codec.ts'
 import type { CheckpointerData } from './sqlite-checkpointer.ts'
 import { Fleet } from './sqlite-fleet.ts'
 import { loadFleet, loadRobot } from './sqlite-load.ts'

@@ -1,6 +1,6 @@
 /**
- * Blocks: how the SQLite store packs a run of one robot's events into one
- * row, and reads it back bit for bit.
+ * Blocks: how a store packs a run of one robot's events into one row (a
+ * BLOB in SQLite, a `bytea` in PostgreSQL), and reads it back bit for bit.
  *
  * Codec 2 (written since issue 14), column by column after a header:
  *

@@ -5,9 +5,9 @@ import {
   emptyColumns,
   encodeBlock,
   type EventColumns,
-} from './sqlite-blocks.ts'
+} from './block-codec.ts'
 // A seeded generator (mulberry32): the same columns every run.
-import { generator } from './layout-fixture.ts'
+import { generator } from './sqlite/layout-fixture.ts'
 
 function columnsOf(
   n: number,
