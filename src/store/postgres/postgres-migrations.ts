@@ -52,4 +52,46 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   INSERT INTO robot_count (robots)
     SELECT count(*) FROM robots WHERE event_count > 0;
   `,
+  // 4: the compressed layout (issue 14). A robot's events go first to
+  // `recent`, one row each (the table `events` was until now), and are
+  // packed by the batch that brings a robot's recent events to a block's
+  // worth into one row of `blocks`: 256 events in a `bytea` of the block
+  // codec (src/store/block-codec.ts), with the running odometer at the
+  // first. `robots.packed` counts the robot's events ever packed, so its
+  // recent ones number `event_count - packed`.
+  //
+  // `blocks` is partitioned by range of `last_ts`, `layout.partition_ms`
+  // wide (a day of milliseconds), so a retention pass drops whole
+  // partitions, each holding only events older than its upper bound.
+  // Partitions are made when a block first needs one
+  // (postgres-blocks.ts). A database's events of the older layout stay in
+  // `recent` until the store packs them, once, at start.
+  `
+  ALTER TABLE events RENAME TO recent;
+  ALTER TABLE recent RENAME CONSTRAINT events_pkey TO recent_pkey;
+  ALTER TABLE robots ADD COLUMN packed bigint NOT NULL DEFAULT 0;
+  CREATE TABLE layout (
+    one          boolean PRIMARY KEY DEFAULT true CHECK (one),
+    partition_ms bigint NOT NULL,
+    block_events integer NOT NULL
+  );
+  INSERT INTO layout (partition_ms, block_events) VALUES (86400000, 256);
+  CREATE TABLE blocks (
+    robot     text COLLATE "C" NOT NULL,
+    first_ts  bigint NOT NULL,
+    last_ts   bigint NOT NULL,
+    count     integer NOT NULL,
+    -- The running odometer at the first event (rules.ts, RunningTotal).
+    odo       double precision NOT NULL,
+    odo_carry double precision NOT NULL,
+    data      bytea NOT NULL
+  ) PARTITION BY RANGE (last_ts);
+  -- Already packed: never worth compressing again.
+  ALTER TABLE blocks ALTER COLUMN data SET STORAGE EXTERNAL;
+  CREATE INDEX blocks_by_robot ON blocks (robot, last_ts);
+  -- Rows leave recent as fast as they come: vacuum it often, so that
+  -- their space is used again (the store also runs VACUUM itself).
+  ALTER TABLE recent SET (autovacuum_vacuum_scale_factor = 0.02,
+                          autovacuum_vacuum_threshold = 5000);
+  `,
 ]

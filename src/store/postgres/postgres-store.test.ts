@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import { after, describe, it } from 'node:test'
 import postgres from 'postgres'
 import type { TelemetryEvent } from '../../domain/event.ts'
@@ -13,6 +15,11 @@ import {
   TEST_POSTGRES_URL,
 } from '../../../test/support/postgres.ts'
 import { waitFor } from '../../../test/support/wait.ts'
+import { RobotModel } from '../../../test/support/oracle.ts'
+import {
+  FIXTURE_EVENTS_PER_ROBOT,
+  fixtureEvents,
+} from '../sqlite/layout-fixture.ts'
 
 const skip = await postgresSkip()
 if (skip !== false) console.log(`# skipping PostgreSQL tests: ${skip}`)
@@ -30,6 +37,17 @@ if (skip === false) {
     // Another process on the same schema, as a restarted server is.
     reopen: (store) => createPostgresStore({ url: store.url }),
   })
+  // Blocks of 4 events and partitions 10 ms wide: the small traffic of the
+  // conformance suite packs blocks, reads across them and drops partitions.
+  storeTests(
+    'postgres, small blocks',
+    () =>
+      createPostgresStore({
+        url: freshUrl(),
+        newLayout: { blockEvents: 4, partitionMs: 10 },
+      }),
+    { reopen: (store) => createPostgresStore({ url: store.url }) },
+  )
 }
 
 const ev = (
@@ -178,5 +196,206 @@ describe('postgres store', { skip }, () => {
     const newer = createPostgresStore({ url })
     await assert.rejects(newer.init(), /version 99, newer than this server's/)
     await newer.close()
+  })
+
+  it("should pack each robot's events into blocks of 256, keep fewer than 256 in recent, and read them back exactly", async (t) => {
+    const url = freshUrl()
+    const store = createPostgresStore({ url })
+    t.after(() => store.close())
+    await store.init()
+    const models = new Map<string, RobotModel>()
+    const events: TelemetryEvent[] = []
+    for (let i = 0; i < 1300; i++) {
+      const robot = i % 4 === 0 ? 'q' : 'p'
+      events.push(ev(robot, i * 100, Number((i * 0.137).toFixed(3)), i % 7))
+    }
+    for (let b = 0; b < events.length; b += 37) {
+      const batch = events.slice(b, b + 37)
+      await store.append(batch)
+      for (const e of batch) {
+        if (!models.has(e.robot)) models.set(e.robot, new RobotModel(e.robot))
+        models.get(e.robot)!.apply(e.x, e.y, e.timestamp)
+      }
+    }
+    const sql = postgres(url.replace(/\?.*/, ''), {
+      max: 1,
+      onnotice: () => {},
+    })
+    t.after(() => sql.end())
+    const schema = new URL(url).searchParams.get('schema')!
+    const tables = await sql<
+      { robot: string; blocks: number; recent: number; packed: number }[]
+    >`
+      SELECT r.name AS robot, r.packed::int AS packed,
+        (SELECT count(*) FROM ${sql(schema)}.blocks b WHERE b.robot = r.name)::int AS blocks,
+        (SELECT count(*) FROM ${sql(schema)}.recent e WHERE e.robot = r.name)::int AS recent
+      FROM ${sql(schema)}.robots r ORDER BY r.name`
+    // p: 975 events, 3 blocks and 207 recent; q: 325, 1 block and 69.
+    assert.deepEqual(
+      tables.map((r) => ({ ...r })),
+      [
+        { robot: 'p', packed: 768, blocks: 3, recent: 207 },
+        { robot: 'q', packed: 256, blocks: 1, recent: 69 },
+      ],
+    )
+    for (const model of models.values()) {
+      const read: { timestamp: number; x: number; y: number }[] = []
+      for await (const page of store.readEvents(model.name, {
+        pageSize: 100,
+      })) {
+        page.ts.forEach((timestamp, i) =>
+          read.push({ timestamp, x: page.x[i]!, y: page.y[i]! }),
+        )
+      }
+      assert.deepEqual(
+        read,
+        model.events.map(({ timestamp, x, y }) => ({ timestamp, x, y })),
+      )
+      for (const [start, end] of [
+        [0, 1e12],
+        [250, 77_777],
+        [25_600, 25_600],
+        [30_000, 129_900],
+      ] as const) {
+        assert.equal(
+          await store.odometer(model.name, { start, end }),
+          model.odometer(start, end),
+          `${model.name} [${start}, ${end}]`,
+        )
+      }
+    }
+  })
+
+  it('should read back exactly every event and odometer of a database written by the layout before blocks', async (t) => {
+    // fixtures/schema-v3.sql: pg_dump of a schema written by the store of
+    // schema version 3 (every event a row of `events`) from
+    // fixtureEvents(), sent 30 a batch with a resend in each.
+    const url = freshUrl()
+    const schema = new URL(url).searchParams.get('schema')!
+    const dump = readFileSync(
+      fileURLToPath(
+        new URL(
+          '../../../../src/store/postgres/fixtures/schema-v3.sql',
+          import.meta.url,
+        ),
+      ),
+      'utf8',
+    ).replaceAll('fixture_v3', schema)
+    const sql = postgres(TEST_POSTGRES_URL, { max: 1, onnotice: () => {} })
+    t.after(() => sql.end())
+    await sql.unsafe(dump)
+    const store = createPostgresStore({ url })
+    t.after(() => store.close())
+    await store.init()
+    const expected = fixtureEvents()
+    for (const robot of ['fixture-0', 'fixture-1', 'fixture-2']) {
+      const ts: number[] = []
+      const x: number[] = []
+      const y: number[] = []
+      for await (const page of store.readEvents(robot)) {
+        ts.push(...page.ts)
+        x.push(...page.x)
+        y.push(...page.y)
+      }
+      const wanted = expected.filter((e) => e.robot === robot)
+      assert.equal(ts.length, FIXTURE_EVENTS_PER_ROBOT)
+      wanted.forEach((want, i) => {
+        assert.equal(ts[i], want.timestamp, `${robot} #${i}`)
+        assert.ok(Object.is(x[i], want.x), `${robot} #${i} x`)
+        assert.ok(Object.is(y[i], want.y), `${robot} #${i} y`)
+      })
+      const robotRow = await store.getRobot(robot)
+      assert.equal(robotRow?.eventCount, FIXTURE_EVENTS_PER_ROBOT)
+    }
+    // As the earlier layout computed them, to the last bit.
+    assert.equal(await store.odometer('fixture-0'), 96.88650473592789)
+    assert.equal(await store.odometer('fixture-1'), 473660.0475515942)
+    assert.equal(await store.odometer('fixture-2'), 5.9890158697766474e302)
+    const model = new RobotModel(
+      'fixture-0',
+      expected.filter((e) => e.robot === 'fixture-0'),
+    )
+    const first = expected[0]!.timestamp
+    for (const [start, end] of [
+      [first + 10_000, first + 300_000],
+      [first + 500_000, first + 1e9],
+    ] as const) {
+      assert.equal(
+        await store.odometer('fixture-0', { start, end }),
+        model.odometer(start, end),
+      )
+    }
+    // Migrated in place: 700 events each, two blocks packed and 188 left.
+    const [counts] = await sql<{ blocks: number; recent: number }[]>`
+      SELECT (SELECT count(*) FROM ${sql(schema)}.blocks)::int AS blocks,
+             (SELECT count(*) FROM ${sql(schema)}.recent)::int AS recent`
+    assert.deepEqual({ ...counts }, { blocks: 6, recent: 3 * 188 })
+    // And it goes on: a resend is a duplicate, also of an event now in a
+    // block; another position at a packed timestamp a conflict; an older
+    // event at no stored timestamp stale.
+    const last = expected[FIXTURE_EVENTS_PER_ROBOT - 1]!
+    const packed = expected[5]!
+    assert.deepEqual(
+      await store.append([
+        last,
+        packed,
+        { ...packed, x: packed.x + 1 },
+        { ...packed, timestamp: packed.timestamp + 1 },
+      ]),
+      ['dup', 'dup', 'conflict', 'stale'],
+    )
+  })
+
+  it('should keep every event a store acknowledged after a robot was deleted while other stores wrote it', async (t) => {
+    const url = freshUrl()
+    const writers = Array.from({ length: 3 }, () =>
+      createPostgresStore({ url, maxConnections: 2 }),
+    )
+    const deleter = createPostgresStore({ url, maxConnections: 1 })
+    t.after(() => Promise.all([...writers, deleter].map((s) => s.close())))
+    await Promise.all([...writers, deleter].map((s) => s.init()))
+    // Each writer sends its own timestamps of robot R (w, w + 3, …), one
+    // event a batch, while the deleter deletes R after the 40th answer.
+    const answered: { ts: number; outcome: string; afterDelete: boolean }[] = []
+    let deleted = false
+    let deletion: Promise<boolean> | undefined
+    await Promise.all(
+      writers.map(async (store, w) => {
+        for (let k = 0; k < 60; k++) {
+          const ts = 1000 + k * 3 + w
+          const [outcome] = await store.append([ev('R', ts, k, w)])
+          answered.push({ ts, outcome: outcome!, afterDelete: deleted })
+          if (answered.length === 40) {
+            deletion = deleter.deleteRobot('R').then((d) => {
+              deleted = true
+              return d
+            })
+          }
+        }
+      }),
+    )
+    assert.equal(await deletion, true)
+    const stored: number[] = []
+    for await (const page of deleter.readEvents('R')) stored.push(...page.ts)
+    const ok = new Set(
+      answered.filter((a) => a.outcome === 'ok').map((a) => a.ts),
+    )
+    // Nothing stored that was not acknowledged; everything acknowledged
+    // once the delete had ended is stored.
+    for (const ts of stored) assert.ok(ok.has(ts), `${ts} was acknowledged`)
+    for (const a of answered) {
+      if (a.afterDelete && a.outcome === 'ok') {
+        assert.ok(
+          stored.includes(a.ts),
+          `${a.ts}, acknowledged after the delete, is stored`,
+        )
+      }
+    }
+    assert.ok(stored.length < ok.size, 'the delete removed events')
+    // The robot's figures are those of what is stored: it started again.
+    const robot = await deleter.getRobot('R')
+    assert.equal(robot?.eventCount, stored.length)
+    assert.equal(robot?.firstTimestamp, stored[0])
+    assert.equal(await deleter.countRobots(), 1)
   })
 })

@@ -1,0 +1,215 @@
+/**
+ * The blocks of the PostgreSQL store (migration 4): how a robot's recent
+ * events are packed into `blocks`, how the partitions of `blocks` are made
+ * and dropped, and how a block read back gives an event and its running
+ * odometer.
+ *
+ * A robot's events are, oldest first, in its blocks (each of
+ * `layout.block_events` events, packed with src/store/block-codec.ts) and
+ * then in `recent`, one row each. Both are written in the batch's
+ * transaction, under the lock of the robot's row (postgres-store.ts), so
+ * a reader's single statement sees every event in exactly one of them.
+ *
+ * `blocks` is partitioned by range of `last_ts`: partition `blocks_pN`
+ * holds the blocks whose last event is in
+ * [N × partition_ms, (N + 1) × partition_ms). A retention pass drops the
+ * partitions whose upper bound is at or before its cutoff: every event in
+ * them is older. Partitions are made on demand: a batch whose block finds
+ * no partition fails with 23514, and is retried once
+ * {@link createPartitionFor} has made it.
+ */
+import type postgres from 'postgres'
+import { runningTotalAlong, type RunningTotal } from '../../domain/rules.ts'
+import { lowerBound } from '../../domain/timestamps.ts'
+import { decodeBlock, encodeBlock, type EventColumns } from '../block-codec.ts'
+import type { RetentionPass } from '../store.ts'
+
+type Sql = postgres.Sql<Record<string, never>>
+
+/** The layout a database was made with (table `layout`). */
+export interface Layout {
+  /** Width of a partition of `blocks`, in timestamp units (ms). */
+  readonly partitionMs: number
+  /** Events a block holds. */
+  readonly blockEvents: number
+}
+
+/** Reads the database's layout. */
+export async function readLayout(sql: Sql): Promise<Layout> {
+  const [row] = await sql<{ partition_ms: number; block_events: number }[]>`
+    SELECT partition_ms, block_events FROM layout`
+  return { partitionMs: row!.partition_ms, blockEvents: row!.block_events }
+}
+
+/** A run of one robot's events with their running odometers. */
+export interface RunningColumns extends EventColumns {
+  readonly total: number[]
+  readonly carry: number[]
+}
+
+/** A row of `blocks` as written. */
+export interface BlockInsert {
+  readonly robot: string
+  readonly first_ts: number
+  readonly last_ts: number
+  readonly count: number
+  readonly odo: number
+  readonly odo_carry: number
+  readonly data: Buffer
+}
+
+/**
+ * The blocks of the first `count` events of `events` (a multiple of
+ * `blockEvents`), `blockEvents` a row.
+ */
+export function packBlocks(
+  robot: string,
+  events: RunningColumns,
+  count: number,
+  blockEvents: number,
+): BlockInsert[] {
+  const rows: BlockInsert[] = []
+  for (let from = 0; from < count; from += blockEvents) {
+    const to = Math.min(count, from + blockEvents)
+    rows.push({
+      robot,
+      first_ts: events.ts[from]!,
+      last_ts: events.ts[to - 1]!,
+      count: to - from,
+      odo: events.total[from]!,
+      odo_carry: events.carry[from]!,
+      // The codec's buffer is reused by the next call: copied.
+      data: Buffer.from(encodeBlock(events, from, to)),
+    })
+  }
+  return rows
+}
+
+/** A block as read: enough to find an event in it and its running odometer. */
+export interface BlockRead {
+  readonly first_ts: number
+  readonly odo: number
+  readonly odo_carry: number
+  readonly data: Uint8Array
+}
+
+/** An event found in a block or in `recent`, with its running odometer. */
+export interface FoundEvent {
+  readonly ts: number
+  readonly running: RunningTotal
+}
+
+/**
+ * In a block that holds such an event: the first event at or after
+ * `bound` (`'first'`) or the last at or before it (`'last'`). A block keeps
+ * the running odometer of its first event only; the others' are recomputed
+ * by adding the steps as ingest did.
+ */
+export function eventInBlock(
+  block: BlockRead,
+  bound: number,
+  which: 'first' | 'last',
+): FoundEvent | undefined {
+  const columns = decodeBlock(block.data, block.first_ts)
+  const index =
+    which === 'first'
+      ? lowerBound(columns.ts, bound)
+      : lowerBound(columns.ts, bound + 1) - 1
+  if (index < 0 || index >= columns.ts.length) return undefined
+  return {
+    ts: columns.ts[index]!,
+    running: runningTotalAlong(
+      { total: block.odo, carry: block.odo_carry },
+      columns.x,
+      columns.y,
+      index,
+    ),
+  }
+}
+
+// --- partitions ---
+
+const PARTITION_PREFIX = 'blocks_p'
+/** Serializes the making and dropping of partitions between processes. */
+const PARTITION_LOCK = 0x7e1e_0002
+/** SQLSTATE check_violation: what an insert into no partition fails with. */
+const CHECK_VIOLATION = '23514'
+
+/** The partition that holds a block whose last event is at `lastTs`. */
+export function partitionOf(lastTs: number, layout: Layout): number {
+  return Math.floor(lastTs / layout.partitionMs)
+}
+
+/**
+ * The `last_ts` of a block that found no partition, read from the error of
+ * its insert; `undefined` for any other error.
+ */
+export function missingPartitionTs(error: unknown): number | undefined {
+  const { code, detail, message } = error as {
+    code?: string
+    detail?: string
+    message?: string
+  }
+  if (code !== CHECK_VIOLATION) return undefined
+  if (!(message ?? '').includes('no partition of relation')) return undefined
+  const match = /\(last_ts\) = \((\d+)\)/.exec(detail ?? '')
+  return match === null ? undefined : Number(match[1])
+}
+
+/** Makes the partition of blocks whose last event is at `lastTs`, if missing. */
+export async function createPartitionFor(
+  sql: Sql,
+  lastTs: number,
+  layout: Layout,
+): Promise<void> {
+  const n = partitionOf(lastTs, layout)
+  const from = n * layout.partitionMs
+  const to = from + layout.partitionMs
+  await sql.begin(async (tx) => {
+    await tx`SELECT pg_advisory_xact_lock(${PARTITION_LOCK})`
+    await tx.unsafe(
+      `CREATE TABLE IF NOT EXISTS ${PARTITION_PREFIX}${n} PARTITION OF blocks
+       FOR VALUES FROM (${from}) TO (${to})`,
+    )
+  })
+}
+
+/**
+ * Drops, one transaction each, the partitions of `blocks` whose every
+ * event is older than `cutoff`. A transaction that dropped a partition
+ * held `blocks` exclusively for the drop only; ingest waits that long.
+ */
+export async function dropPartitionsBefore(
+  sql: Sql,
+  cutoff: number,
+  layout: Layout,
+): Promise<RetentionPass> {
+  const parts = await sql<{ name: string }[]>`
+    SELECT c.relname AS name FROM pg_inherits i
+    JOIN pg_class c ON c.oid = i.inhrelid
+    WHERE i.inhparent = 'blocks'::regclass`
+  const old = parts
+    .map((p) => Number(p.name.slice(PARTITION_PREFIX.length)))
+    .filter((n) => (n + 1) * layout.partitionMs <= cutoff)
+    .sort((a, b) => a - b)
+  let events = 0
+  let units = 0
+  for (const n of old) {
+    const name = `${PARTITION_PREFIX}${n}`
+    const removed = await sql.begin(async (tx) => {
+      await tx`SELECT pg_advisory_xact_lock(${PARTITION_LOCK})`
+      const [found] = await tx<{ here: string | null }[]>`
+        SELECT to_regclass(${name}) AS here`
+      if (found?.here === null) return undefined // another process dropped it
+      const [sum] = await tx.unsafe<{ events: number }[]>(
+        `SELECT coalesce(sum(count), 0)::bigint AS events FROM ${name}`,
+      )
+      await tx.unsafe(`DROP TABLE ${name}`)
+      return sum!.events
+    })
+    if (removed === undefined) continue
+    events += removed
+    units++
+  }
+  return { events, units }
+}
