@@ -55,9 +55,11 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   // 4: the compressed layout (issue 14). A robot's events go first to
   // `recent`, one row each (the table `events` was until now), and are
   // packed by the batch that brings a robot's recent events to a block's
-  // worth into one row of `blocks`: 256 events in a `bytea` of the block
+  // worth into one row of `blocks`: 64 events in a `bytea` of the block
   // codec (src/store/block-codec.ts), with the running odometer at the
-  // first. `robots.packed` counts the robot's events ever packed, so its
+  // first. 64, not SQLite's 256: rows come into `recent` and leave it as
+  // fast as events arrive, and the fewer it holds the less space that
+  // churn takes (docs/storage.md has the measure). `robots.packed` counts the robot's events ever packed, so its
   // recent ones number `event_count - packed`.
   //
   // `blocks` is partitioned by range of `last_ts`, `layout.partition_ms`
@@ -75,7 +77,7 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
     partition_ms bigint NOT NULL,
     block_events integer NOT NULL
   );
-  INSERT INTO layout (partition_ms, block_events) VALUES (86400000, 256);
+  INSERT INTO layout (partition_ms, block_events) VALUES (86400000, 64);
   CREATE TABLE blocks (
     robot     text COLLATE "C" NOT NULL,
     first_ts  bigint NOT NULL,

@@ -198,7 +198,7 @@ describe('postgres store', { skip }, () => {
     await newer.close()
   })
 
-  it("should pack each robot's events into blocks of 256, keep fewer than 256 in recent, and read them back exactly", async (t) => {
+  it("should pack each robot's events into blocks of 64, keep fewer than 64 in recent, and read them back exactly", async (t) => {
     const url = freshUrl()
     const store = createPostgresStore({ url })
     t.after(() => store.close())
@@ -230,12 +230,12 @@ describe('postgres store', { skip }, () => {
         (SELECT count(*) FROM ${sql(schema)}.blocks b WHERE b.robot = r.name)::int AS blocks,
         (SELECT count(*) FROM ${sql(schema)}.recent e WHERE e.robot = r.name)::int AS recent
       FROM ${sql(schema)}.robots r ORDER BY r.name`
-    // p: 975 events, 3 blocks and 207 recent; q: 325, 1 block and 69.
+    // p: 975 events, 15 blocks and 15 recent; q: 325, 5 blocks and 5.
     assert.deepEqual(
       tables.map((r) => ({ ...r })),
       [
-        { robot: 'p', packed: 768, blocks: 3, recent: 207 },
-        { robot: 'q', packed: 256, blocks: 1, recent: 69 },
+        { robot: 'p', packed: 960, blocks: 15, recent: 15 },
+        { robot: 'q', packed: 320, blocks: 5, recent: 5 },
       ],
     )
     for (const model of models.values()) {
@@ -325,11 +325,11 @@ describe('postgres store', { skip }, () => {
         model.odometer(start, end),
       )
     }
-    // Migrated in place: 700 events each, two blocks packed and 188 left.
+    // Migrated in place: 700 events each, ten blocks packed and 60 left.
     const [counts] = await sql<{ blocks: number; recent: number }[]>`
       SELECT (SELECT count(*) FROM ${sql(schema)}.blocks)::int AS blocks,
              (SELECT count(*) FROM ${sql(schema)}.recent)::int AS recent`
-    assert.deepEqual({ ...counts }, { blocks: 6, recent: 3 * 188 })
+    assert.deepEqual({ ...counts }, { blocks: 30, recent: 3 * 60 })
     // And it goes on: a resend is a duplicate, also of an event now in a
     // block; another position at a packed timestamp a conflict; an older
     // event at no stored timestamp stale.

@@ -3,7 +3,7 @@
  * share one database: nothing is decided from a process's memory.
  *
  * Where events are (migration 4, postgres-blocks.ts): a robot's older
- * events packed 256 a row in `blocks` (partitioned by time, so retention
+ * events packed 64 a row in `blocks` (partitioned by time, so retention
  * drops whole partitions), its newest in `recent`, one row each.
  *
  * A batch is judged inside its transaction:
@@ -98,7 +98,7 @@ export interface PostgresStoreOptions {
   /**
    * Events this process packs into blocks between two `VACUUM`s of
    * `recent`, which make the space of the rows packed away usable again;
-   * default 65536.
+   * default 16384.
    */
   readonly vacuumEvery?: number
   /**
@@ -436,7 +436,7 @@ class PostgresStore implements Store {
     writes.push(sql`
       SELECT pg_notify(${this.#channel}, p) FROM unnest(${payloads}::text[]) AS p`)
     await Promise.all(writes)
-    if (this.#packedSinceVacuum >= (this.#options.vacuumEvery ?? 65_536)) {
+    if (this.#packedSinceVacuum >= (this.#options.vacuumEvery ?? 16_384)) {
       this.#vacuumRecent()
     }
     return outcomes
