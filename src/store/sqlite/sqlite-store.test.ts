@@ -39,8 +39,13 @@ storeTests('sqlite file', () => createSqliteStore({ path: freshFile() }), {
   crash,
 })
 // Tiny blocks and a short log window: every read and every rule crosses
-// blocks, tails and packed partial tails.
-const TINY = { blockEvents: 3, maintenanceEvents: 2, logWindow: 7 }
+// blocks, tails and packed partial tails; and a retention pass, chunks.
+const TINY = {
+  blockEvents: 3,
+  maintenanceEvents: 2,
+  logWindow: 7,
+  blocksPerRetention: 2,
+}
 storeTests(
   'sqlite file, tiny blocks',
   () => createSqliteStore({ path: freshFile(), ...TINY }),
