@@ -14,9 +14,9 @@
  * holds the blocks whose last event is in
  * [N × partition_ms, (N + 1) × partition_ms). A retention pass drops the
  * partitions whose upper bound is at or before its cutoff: every event in
- * them is older. Partitions are made on demand: a batch whose block finds
- * no partition fails with 23514, and is retried once
- * {@link createPartitionFor} has made it.
+ * them is older. Partitions are made on demand: a batch whose blocks need
+ * a partition that does not exist is rolled back ({@link checkPartitions}),
+ * and retried once {@link createPartitions} has made it.
  */
 import type postgres from 'postgres'
 import { runningTotalAlong, type RunningTotal } from '../../domain/rules.ts'
@@ -25,6 +25,7 @@ import { decodeBlock, encodeBlock, type EventColumns } from '../block-codec.ts'
 import type { RetentionPass } from '../store.ts'
 
 type Sql = postgres.Sql<Record<string, never>>
+type Tx = postgres.TransactionSql<Record<string, never>>
 
 /** The layout a database was made with (table `layout`). */
 export interface Layout {
@@ -156,21 +157,64 @@ export function missingPartitionTs(error: unknown): number | undefined {
   return match === null ? undefined : Number(match[1])
 }
 
-/** Makes the partition of blocks whose last event is at `lastTs`, if missing. */
-export async function createPartitionFor(
+/**
+ * Thrown inside a batch's transaction when its blocks need partitions that
+ * do not exist: the transaction is rolled back, the partitions made by
+ * {@link createPartitions}, and the batch retried.
+ */
+export class MissingPartitions extends Error {
+  override readonly name = 'MissingPartitions'
+  readonly partitions: readonly number[]
+  constructor(partitions: readonly number[]) {
+    super(`blocks needs partitions ${partitions.join(', ')}`)
+    this.partitions = partitions
+  }
+}
+
+/** The partitions of `blocks` that exist, by number. */
+export async function listPartitions(sql: Sql | Tx): Promise<Set<number>> {
+  const parts = await sql<{ name: string }[]>`
+    SELECT c.relname AS name FROM pg_inherits i
+    JOIN pg_class c ON c.oid = i.inhrelid
+    WHERE i.inhparent = 'blocks'::regclass`
+  return new Set(
+    parts.map((p) => Number(p.name.slice(PARTITION_PREFIX.length))),
+  )
+}
+
+/**
+ * Throws {@link MissingPartitions} when `blocks` lack a partition; `known`
+ * (the partitions seen so far) is read again before.
+ */
+export async function checkPartitions(
+  sql: Tx,
+  blocks: readonly BlockInsert[],
+  layout: Layout,
+  known: Set<number>,
+): Promise<void> {
+  const needed = [...new Set(blocks.map((b) => partitionOf(b.last_ts, layout)))]
+  if (needed.every((n) => known.has(n))) return
+  for (const n of await listPartitions(sql)) known.add(n)
+  const missing = needed.filter((n) => !known.has(n))
+  if (missing.length > 0) throw new MissingPartitions(missing)
+}
+
+/** Makes partitions `numbers` of `blocks` where missing, in one transaction. */
+export async function createPartitions(
   sql: Sql,
-  lastTs: number,
+  numbers: readonly number[],
   layout: Layout,
 ): Promise<void> {
-  const n = partitionOf(lastTs, layout)
-  const from = n * layout.partitionMs
-  const to = from + layout.partitionMs
   await sql.begin(async (tx) => {
+    // Two processes never make the same partition at once.
     await tx`SELECT pg_advisory_xact_lock(${PARTITION_LOCK})`
-    await tx.unsafe(
-      `CREATE TABLE IF NOT EXISTS ${PARTITION_PREFIX}${n} PARTITION OF blocks
-       FOR VALUES FROM (${from}) TO (${to})`,
-    )
+    for (const n of numbers) {
+      const from = n * layout.partitionMs
+      await tx.unsafe(
+        `CREATE TABLE IF NOT EXISTS ${PARTITION_PREFIX}${n} PARTITION OF blocks
+         FOR VALUES FROM (${from}) TO (${from + layout.partitionMs})`,
+      )
+    }
   })
 }
 
@@ -184,12 +228,7 @@ export async function dropPartitionsBefore(
   cutoff: number,
   layout: Layout,
 ): Promise<RetentionPass> {
-  const parts = await sql<{ name: string }[]>`
-    SELECT c.relname AS name FROM pg_inherits i
-    JOIN pg_class c ON c.oid = i.inhrelid
-    WHERE i.inhparent = 'blocks'::regclass`
-  const old = parts
-    .map((p) => Number(p.name.slice(PARTITION_PREFIX.length)))
+  const old = [...(await listPartitions(sql))]
     .filter((n) => (n + 1) * layout.partitionMs <= cutoff)
     .sort((a, b) => a - b)
   let events = 0

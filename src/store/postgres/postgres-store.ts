@@ -71,10 +71,13 @@ import {
 } from './postgres-live.ts'
 import { POSTGRES_MIGRATIONS } from './postgres-migrations.ts'
 import {
-  createPartitionFor,
+  checkPartitions,
+  createPartitions,
   dropPartitionsBefore,
   eventInBlock,
+  MissingPartitions,
   missingPartitionTs,
+  partitionOf,
   packBlocks,
   readLayout,
   type BlockInsert,
@@ -124,8 +127,11 @@ const MAX_SAFE = Number.MAX_SAFE_INTEGER
 const MIGRATION_LOCK = 0x7e1e_0001
 /** SQLSTATEs worth retrying: serialization_failure, deadlock_detected. */
 const RETRY_CODES = new Set(['40001', '40P01'])
-/** Partitions one batch may make before it gives up. */
-const MAX_NEW_PARTITIONS = 64
+/**
+ * Times a batch may find a partition gone that it saw (another process's
+ * retention pass dropped it meanwhile) before it gives up.
+ */
+const MAX_PARTITIONS_GONE = 8
 
 type Sql = postgres.Sql<Record<string, never>>
 
@@ -184,6 +190,8 @@ class PostgresStore implements Store {
   readonly #watchers = new CommitWatchers()
   readonly #commits: CommitChannel
   #layout: Layout | undefined
+  /** Partitions of `blocks` known to exist (a cache; see checkPartitions). */
+  #partitions = new Set<number>()
   /** Events packed by this process since its last VACUUM of `recent`. */
   #packedSinceVacuum = 0
   #vacuum: Promise<void> | undefined
@@ -265,14 +273,20 @@ class PostgresStore implements Store {
   ): Promise<T> {
     const attempts = this.#options.attempts ?? 5
     let failures = 0
-    let partitions = 0
+    let partitionsGone = 0
     for (;;) {
       try {
         return (await this.#sql.begin(work)) as T
       } catch (error) {
-        const missing = missingPartitionTs(error)
-        if (missing !== undefined && ++partitions <= MAX_NEW_PARTITIONS) {
-          await createPartitionFor(this.#sql, missing, this.#blocks)
+        if (error instanceof MissingPartitions) {
+          await createPartitions(this.#sql, error.partitions, this.#blocks)
+          continue
+        }
+        const gone = missingPartitionTs(error)
+        if (gone !== undefined && ++partitionsGone <= MAX_PARTITIONS_GONE) {
+          const n = partitionOf(gone, this.#blocks)
+          this.#partitions.delete(n)
+          await createPartitions(this.#sql, [n], this.#blocks)
           continue
         }
         const code = (error as { code?: string }).code
@@ -376,6 +390,7 @@ class PostgresStore implements Store {
         add.carry.push(keep.carry[i]!)
       }
     }
+    await checkPartitions(sql, blocks, this.#blocks, this.#partitions)
     // The writes are independent: sent together, one round trip.
     const writes: Promise<unknown>[] = []
     if (add.ts.length > 0) {
@@ -534,6 +549,7 @@ class PostgresStore implements Store {
           const all = (await this.#recentOf(sql, [name])).get(name)!
           const count = Math.floor(all.ts.length / blockEvents) * blockEvents
           const blocks = packBlocks(name, all, count, blockEvents)
+          await checkPartitions(sql, blocks, this.#blocks, this.#partitions)
           for (let i = 0; i < blocks.length; i += 64) {
             const some = blocks.slice(i, i + 64)
             await insertBlocks(sql, some)
@@ -582,7 +598,9 @@ class PostgresStore implements Store {
   }
 
   async removeBefore(cutoff: number): Promise<RetentionPass> {
-    return dropPartitionsBefore(this.#sql, cutoff, this.#blocks)
+    const pass = await dropPartitionsBefore(this.#sql, cutoff, this.#blocks)
+    this.#partitions.clear()
+    return pass
   }
 
   async watch(listener: CommitListener): Promise<Unwatch> {
