@@ -293,7 +293,7 @@ export async function registerApi(app: FastifyInstance, options: ApiOptions) {
         tags: ROBOT_TAGS,
         params: ROBOT_PARAMS,
         response: {
-          204: { description: 'Deleted; no body' },
+          204: { type: 'null', description: 'Deleted; no body.' },
           400: errorResponse(
             400,
             ['INVALID_URL', 'BAD_REQUEST'],
