@@ -37,6 +37,8 @@ describe('loadConfig', () => {
       maxTokenEventsPerSecond: 0,
       maxTokenConnections: 0,
       maxTokenRequestsPerSecond: 0,
+      retain: 0,
+      retainEvery: 60000,
     })
   })
 
@@ -239,6 +241,8 @@ describe('loadConfig', () => {
           'max-token-requests-per-second',
           'TELEMETRY_MAX_TOKEN_REQUESTS_PER_SECOND',
         ],
+        ['retain', 'TELEMETRY_RETAIN'],
+        ['retain-every', 'TELEMETRY_RETAIN_EVERY'],
       ],
     )
   })
@@ -300,5 +304,92 @@ describe('loadConfig', () => {
       )
       assert.doesNotThrow(() => loadConfig([flag, '5', '--tokens', 't'], {}))
     }
+  })
+
+  it('should read --retain and --retain-every as durations with a unit', () => {
+    const cases: [string, number][] = [
+      ['500ms', 500],
+      ['45s', 45_000],
+      ['90m', 5_400_000],
+      ['12h', 43_200_000],
+      ['30d', 2_592_000_000],
+      ['2w', 1_209_600_000],
+    ]
+    for (const [text, ms] of cases) {
+      assert.equal((loadConfig(['--retain', text], {}) as Config).retain, ms)
+      assert.equal(
+        (loadConfig([], { TELEMETRY_RETAIN: text }) as Config).retain,
+        ms,
+        text,
+      )
+    }
+    assert.deepStrictEqual(
+      loadConfig(['--retain', '1h', '--retain-every', '1s'], {}),
+      { ...DEFAULT_CONFIG, retain: 3_600_000, retainEvery: 1000 },
+    )
+    assert.deepStrictEqual(
+      loadConfig([], { TELEMETRY_RETAIN: '7d', TELEMETRY_RETAIN_EVERY: '5m' }),
+      { ...DEFAULT_CONFIG, retain: 604_800_000, retainEvery: 300_000 },
+    )
+  })
+
+  it('should refuse a duration that is 0, has no unit or is not one, naming the setting', () => {
+    const junk = (name: string, text: string) =>
+      `${name} must be a duration: a positive integer and a unit (ms, s, m, h, d or w), such as 30d or 12h, not ${JSON.stringify(text)}`
+    const cases: [string[], Record<string, string>, string][] = [
+      [['--retain', '0'], {}, junk('retain', '0')],
+      [['--retain', '0d'], {}, junk('retain', '0d')],
+      [['--retain', 'banana'], {}, junk('retain', 'banana')],
+      [['--retain', '5'], {}, junk('retain', '5')],
+      [['--retain', '1.5h'], {}, junk('retain', '1.5h')],
+      [['--retain', '-1d'], {}, junk('retain', '-1d')],
+      [['--retain', '+1d'], {}, junk('retain', '+1d')],
+      [['--retain', '1 d'], {}, junk('retain', '1 d')],
+      [['--retain', '1D'], {}, junk('retain', '1D')],
+      [['--retain', '1d2h'], {}, junk('retain', '1d2h')],
+      [['--retain', '01d'], {}, junk('retain', '01d')],
+      [['--retain', ''], {}, junk('retain', '')],
+      [['--retain', 'd'], {}, junk('retain', 'd')],
+      [
+        ['--retain', '9999999999999999w'],
+        {},
+        'retain must be from 1 ms to 9007199254740991 ms, not "9999999999999999w"',
+      ],
+      [[], { TELEMETRY_RETAIN: '0' }, junk('TELEMETRY_RETAIN', '0')],
+      [[], { TELEMETRY_RETAIN: '' }, junk('TELEMETRY_RETAIN', '')],
+      [
+        ['--retain', '1d', '--retain-every', '5'],
+        {},
+        junk('retain-every', '5'),
+      ],
+      [
+        ['--retain', '1d', '--retain-every', '5ms'],
+        {},
+        'retain-every must be from 10 ms to 86400000 ms, not "5ms"',
+      ],
+      [
+        ['--retain', '1d', '--retain-every', '2d'],
+        {},
+        'retain-every must be from 10 ms to 86400000 ms, not "2d"',
+      ],
+      [['--retain-every', '1s'], {}, '--retain-every needs --retain'],
+    ]
+    for (const [args, env, message] of cases) {
+      assert.throws(
+        () => loadConfig(args, env),
+        (error: unknown) =>
+          error instanceof ConfigError && error.message === message,
+        `${args.join(' ')} ${JSON.stringify(env)}`,
+      )
+    }
+  })
+
+  it('should show retention as off in the usage, and its interval as 1m', () => {
+    const text = usage()
+    assert.match(text, /^ {2}--retain \(TELEMETRY_RETAIN, default off\)$/m)
+    assert.match(
+      text,
+      /^ {2}--retain-every \(TELEMETRY_RETAIN_EVERY, default 1m\)$/m,
+    )
   })
 })

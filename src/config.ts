@@ -38,6 +38,12 @@ export class ConfigError extends Error {
 
 type Parse<T> = (text: string, name: string) => T
 
+/**
+ * The longest `--retain`: the largest timestamp, 2^53−1 ms (285,616
+ * years), so that every duration is an exact number of milliseconds.
+ */
+const MAX_RETAIN_MS = Number.MAX_SAFE_INTEGER
+
 function integer(min: number, max: number): Parse<number> {
   return (text, name) => {
     const value = /^\d+$/.test(text) ? Number(text) : NaN
@@ -94,6 +100,45 @@ const keepalive: Parse<number> = (text, name) => {
   return value
 }
 
+/** The units of a duration, in milliseconds each. */
+export const DURATION_UNITS = {
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+  w: 604_800_000,
+} as const
+
+/**
+ * A duration `<integer><unit>` (`30d`, `12h`, `90m`, `45s`, `500ms`, `2w`)
+ * in milliseconds, from `min` to `max` milliseconds. Strict on purpose: no
+ * bare number (is `5` seconds or days?), no fraction, no sign, no space, no
+ * 0. Written here rather than taken from `ms`, which the project does not
+ * depend on and which reads `5` as 5 ms and `1.5h` and `0` as durations.
+ *
+ * @example
+ * duration(1, 86_400_000)('90m', 'retain-every') // 5_400_000
+ */
+export function duration(min: number, max: number): Parse<number> {
+  return (text, name) => {
+    const match = /^([1-9][0-9]{0,15})(ms|s|m|h|d|w)$/.exec(text)
+    const value =
+      match === null
+        ? NaN
+        : Number(match[1]) *
+          DURATION_UNITS[match[2] as keyof typeof DURATION_UNITS]
+    if (!(value >= min && value <= max)) {
+      throw new ConfigError(
+        match === null
+          ? `${name} must be a duration: a positive integer and a unit (ms, s, m, h, d or w), such as 30d or 12h, not ${JSON.stringify(text)}`
+          : `${name} must be from ${min} ms to ${max} ms, not ${JSON.stringify(text)}`,
+      )
+    }
+    return value
+  }
+}
+
 // --- the settings ---
 
 interface Setting<T> {
@@ -102,6 +147,8 @@ interface Setting<T> {
   readonly boolean?: boolean
   /** One line for the usage text. */
   readonly help: string
+  /** The default as the usage text shows it, when not `String(default)`. */
+  readonly shown?: string
   readonly parse: Parse<T>
 }
 
@@ -226,6 +273,19 @@ export const SETTINGS = {
     help: 'HTTP requests a second of one token; more are answered 429; 0 = no limit',
     parse: integer(0, 1_000_000_000),
   }),
+  retain: setting({
+    // In milliseconds; 0 (the default, which no value can give) is off.
+    default: 0,
+    shown: 'off',
+    help: 'remove events whose timestamp (ms since the Unix epoch) is older than this, e.g. 30d, 12h, 90m; the robot figures stay lifetime totals',
+    parse: duration(1, MAX_RETAIN_MS),
+  }),
+  retainEvery: setting({
+    default: 60_000,
+    shown: '1m',
+    help: 'time between the start of two retention passes (--retain), e.g. 1m, 30s',
+    parse: duration(10, 86_400_000),
+  }),
 }
 
 type Settings = typeof SETTINGS
@@ -257,7 +317,9 @@ export const DEFAULT_CONFIG: Config = Object.freeze(
 export function usage(): string {
   const lines = KEYS.map((key) => {
     const row: Setting<unknown> = SETTINGS[key]
-    const shown = row.boolean === true ? 'off' : String(row.default) || 'none'
+    const shown =
+      row.shown ??
+      (row.boolean === true ? 'off' : String(row.default) || 'none')
     return `  --${flagOf(key)} (${envOf(key)}, default ${shown})\n      ${row.help}`
   })
   return `usage: fleet-telemetry [serve] [options]
@@ -361,6 +423,7 @@ export function loadConfig(
             : row.default
   }
   checkAccess(config as Config)
+  checkRetention(config as Config)
   return Object.freeze(config) as Config
 }
 
@@ -399,5 +462,15 @@ function checkAccess(config: Config) {
         'Give a tokens file (fleet-telemetry token create --tokens tokens.json --name NAME --role admin, then --tokens tokens.json), ' +
         'or --insecure if the network itself is trusted (docs/security.md).',
     )
+  }
+}
+
+/** `--retain-every` only means something with `--retain`. */
+function checkRetention(config: Config) {
+  if (
+    config.retain === 0 &&
+    config.retainEvery !== SETTINGS.retainEvery.default
+  ) {
+    throw new ConfigError('--retain-every needs --retain')
   }
 }

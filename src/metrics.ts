@@ -65,6 +65,24 @@ export interface Metrics {
   readonly tokenLimited: Readonly<Record<TokenLimit, Increment>>
   /** The live feed (live/feed.ts). */
   readonly live: LiveMetrics
+  /** Retention passes (store/retention.ts). */
+  readonly retention: RetentionMetrics
+}
+
+/** The metrics of retention (`--retain`). */
+export interface RetentionMetrics {
+  /** Passes that ended, whatever they removed. */
+  readonly passes: Counter
+  /** Passes that failed; the next one tries again. */
+  readonly failures: Counter
+  /** Events the passes removed. */
+  readonly removedEvents: Counter
+  /** Blocks (SQLite) or partitions (PostgreSQL) the passes removed. */
+  readonly removedUnits: Counter
+  /** How long each pass took, failed ones included. */
+  readonly seconds: Histogram
+  /** The cutoff of the latest pass that ended, in seconds since the epoch. */
+  readonly cutoff: Gauge
 }
 
 /** Why the server ended a live stream, as the `reason` label. */
@@ -216,6 +234,39 @@ export function createMetrics(sources: MetricSources): Metrics {
       coalesced: new Counter({
         name: 'telemetry_live_coalesced_total',
         help: 'Fleet ticks skipped for a whole-fleet stream past --live-buffer-bytes unsent; it gets the latest positions of what moved once it drains.',
+        registers,
+      }),
+    },
+    retention: {
+      passes: new Counter({
+        name: 'telemetry_retention_passes_total',
+        help: 'Retention passes (--retain) that ended, whether they removed anything or not.',
+        registers,
+      }),
+      failures: new Counter({
+        name: 'telemetry_retention_failures_total',
+        help: 'Retention passes that failed (logged); the next pass tries again.',
+        registers,
+      }),
+      removedEvents: new Counter({
+        name: 'telemetry_retention_removed_events_total',
+        help: 'Events removed by retention passes.',
+        registers,
+      }),
+      removedUnits: new Counter({
+        name: 'telemetry_retention_removed_units_total',
+        help: 'Storage units removed by retention passes: blocks of events, or partitions.',
+        registers,
+      }),
+      seconds: new Histogram({
+        name: 'telemetry_retention_pass_duration_seconds',
+        help: 'How long a retention pass took, failed ones included.',
+        buckets: [...SECONDS, 10, 30, 60, 300],
+        registers,
+      }),
+      cutoff: new Gauge({
+        name: 'telemetry_retention_cutoff_seconds',
+        help: 'The cutoff of the latest retention pass that ended, in seconds since the Unix epoch: events with an earlier timestamp were to go; 0 before the first.',
         registers,
       }),
     },

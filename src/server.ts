@@ -26,6 +26,7 @@ import { createUpstream } from './ingest/upstream.ts'
 import { LiveFeed } from './live/feed.ts'
 import { createMetrics } from './metrics.ts'
 import { openStore } from './store/open.ts'
+import { startRetention, type Retention } from './store/retention.ts'
 import type { Store } from './store/store.ts'
 
 /** A started server. */
@@ -43,8 +44,9 @@ export interface TelemetryServer {
    */
   reload(): void
   /**
-   * Stops accepting, answers every event already received (committed ones
-   * `OK`), closes every connection and the store. Idempotent.
+   * Stops accepting and the retention passes, answers every event already
+   * received (committed ones `OK`), closes every connection, waits for a
+   * retention pass in progress, and closes the store. Idempotent.
    */
   close(): Promise<void>
 }
@@ -221,6 +223,18 @@ export async function startServer(
     await store.close()
     throw error
   }
+  // Started once nothing can fail the start any more: the first pass runs
+  // now, in the background, while the server serves.
+  const retention: Retention | undefined =
+    config.retain === 0
+      ? undefined
+      : startRetention({
+          store,
+          retainMs: config.retain,
+          everyMs: config.retainEvery,
+          logger,
+          metrics: metrics.retention,
+        })
   const address = app.server.address() as AddressInfo
   const host =
     address.family === 'IPv6' ? `[${address.address}]` : address.address
@@ -260,6 +274,9 @@ export async function startServer(
     reload,
     close() {
       closing ??= (async () => {
+        // No pass starts from now on; one in progress ends before the store
+        // closes.
+        const retentionStopped = retention?.close()
         const httpClosed = app.close()
         await upstream.close()
         // Live streams never end by themselves. Ended after ingest: the
@@ -273,6 +290,7 @@ export async function startServer(
         )
         await httpClosed
         clearTimeout(grace)
+        await retentionStopped
         await store.close()
       })()
       return closing

@@ -284,6 +284,48 @@ export async function registerApi(app: FastifyInstance, options: ApiOptions) {
     },
   )
 
+  app.delete<{ Params: RobotParams }>(
+    '/api/robots/:robot',
+    {
+      schema: {
+        summary:
+          'Deletes a robot and every event of it; 404 when it has no stored event. With a tokens file, only an admin token may (403 FORBIDDEN to read and ingest tokens). An event of that name committed afterwards starts a new robot.',
+        tags: ROBOT_TAGS,
+        params: ROBOT_PARAMS,
+        response: {
+          204: { type: 'null', description: 'Deleted; no body.' },
+          400: errorResponse(
+            400,
+            ['INVALID_URL', 'BAD_REQUEST'],
+            `${invalidUrl}; ${badPath}.`,
+          ),
+          404: errorResponse(
+            404,
+            ['ROBOT_NOT_FOUND'],
+            'ROBOT_NOT_FOUND: the robot has no stored event (never had one, or was deleted already).',
+          ),
+          default: DEFAULT_RESPONSE,
+        },
+      },
+      config: { need: 'delete' },
+    },
+    async (request, reply) => {
+      // Decoded as the GET route decodes it: the same router, the same
+      // parameter, so the name is the one GET finds.
+      const name = request.params.robot
+      if (!(await store.deleteRobot(name))) {
+        throw new TelemetryError('ROBOT_NOT_FOUND', {
+          message: `robot ${JSON.stringify(name)} has no stored event`,
+        })
+      }
+      request.log.info(
+        { robot: name, token: request.identity?.name },
+        'robot deleted',
+      )
+      return reply.code(204).send()
+    },
+  )
+
   const queryErrors = errorResponse(
     400,
     ['INVALID_QUERY', 'INVALID_URL', 'BAD_REQUEST'],

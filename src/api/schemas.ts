@@ -281,7 +281,7 @@ export async function registerSchemas(app: FastifyInstance): Promise<void> {
         title: 'Fleet telemetry API',
         version: '0.1.0',
         description:
-          'Reads what robots streamed to ws://HOST:PORT/upstream (docs/protocol.md); docs/api.md has an example of every route. Every route is a GET (HEAD works too). In a query an empty value means absent, unknown parameters are ignored, and a parameter given twice or out of its range is 400 INVALID_QUERY naming it. Every error has the body of the Error schema, with a code of docs/errors.md.',
+          'Reads what robots streamed to ws://HOST:PORT/upstream (docs/protocol.md); docs/api.md has an example of every route. Every route is a GET (HEAD works too), but DELETE /api/robots/{robot}, which only an admin token may use. In a query an empty value means absent, unknown parameters are ignored, and a parameter given twice or out of its range is 400 INVALID_QUERY naming it. Every error has the body of the Error schema, with a code of docs/errors.md.',
       },
       tags: [
         {
@@ -296,7 +296,7 @@ export async function registerSchemas(app: FastifyInstance): Promise<void> {
             type: 'http',
             scheme: 'bearer',
             description:
-              'A token of role read or admin (docs/security.md), when the server runs with --tokens; without it no token is needed. GET requests may give it as the access_token query parameter instead (RFC 6750 §2.3). No token or an unknown one: 401 UNAUTHORIZED with WWW-Authenticate: Bearer; an ingest token: 403 FORBIDDEN; over --max-token-requests-per-second: 429 TOO_MANY_REQUESTS.',
+              'A token of role read or admin (docs/security.md), when the server runs with --tokens; without it no token is needed. DELETE /api/robots/{robot} takes an admin token only (403 FORBIDDEN to the others). GET requests may give it as the access_token query parameter instead (RFC 6750 §2.3). No token or an unknown one: 401 UNAUTHORIZED with WWW-Authenticate: Bearer; an ingest token: 403 FORBIDDEN; over --max-token-requests-per-second: 429 TOO_MANY_REQUESTS.',
           },
         },
       },

@@ -15,14 +15,34 @@ import {
   type TokenTable,
 } from './tokens.ts'
 
-/** What a request asks to do: write events, or read anything but `/healthz`. */
-export type Need = 'ingest' | 'read'
+/**
+ * What a request asks to do: write events (`/upstream`), read anything but
+ * `/healthz`, or delete a robot (`DELETE /api/robots/{robot}`).
+ */
+export const NEEDS = ['ingest', 'read', 'delete'] as const
+export type Need = (typeof NEEDS)[number]
 
-/** Which needs each role meets. */
+/**
+ * Which needs each role meets: the one table of who may do what
+ * (docs/security.md, "What is protected").
+ */
 const GRANTS: Readonly<Record<Role, readonly Need[]>> = {
   ingest: ['ingest'],
   read: ['read'],
-  admin: ['ingest', 'read'],
+  admin: ['ingest', 'read', 'delete'],
+}
+
+/** Why a role may not: the message of its 403. */
+function forbidden(role: Role, need: Need): string {
+  const a = role === 'ingest' || role === 'admin' ? 'an' : 'a'
+  switch (need) {
+    case 'ingest':
+      return `${a} ${role} token may not write events`
+    case 'read':
+      return `${a} ${role} token may only write events on /upstream`
+    case 'delete':
+      return `${a} ${role} token may not delete robots: only an admin token may`
+  }
 }
 
 /** What a request presented: its headers and the query of its URL. */
@@ -156,10 +176,7 @@ export class Access {
         reason: 'forbidden',
         name: identity.name,
         error: new TelemetryError('FORBIDDEN', {
-          message:
-            need === 'ingest'
-              ? `a ${identity.role} token may not write events`
-              : `an ${identity.role} token may only write events on /upstream`,
+          message: forbidden(identity.role, need),
         }),
       }
     }

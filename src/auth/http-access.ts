@@ -1,6 +1,8 @@
 /**
  * Access control on HTTP (docs/security.md): every request but
- * `GET /healthz` and the dashboard's static files needs a token whose role may read, and, with
+ * `GET /healthz` and the dashboard's static files needs a token whose role
+ * meets the route's need (`config.need`: to read unless the route says
+ * otherwise, as `DELETE /api/robots/{robot}` does), and, with
  * `--max-token-requests-per-second`, no more than that many requests a
  * second per token (`@fastify/rate-limit`, keyed by the token's name).
  */
@@ -8,13 +10,23 @@ import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance } from 'fastify'
 import { errorBody, TelemetryError } from '../errors.ts'
 import type { Metrics } from '../metrics.ts'
-import { CHALLENGE, isRefused, type Access, type Refused } from './access.ts'
+import {
+  CHALLENGE,
+  isRefused,
+  type Access,
+  type Need,
+  type Refused,
+} from './access.ts'
 import type { Identity } from './tokens.ts'
 
 declare module 'fastify' {
   interface FastifyRequest {
     /** Who made the request, with access control on. */
     identity: Identity | null
+  }
+  interface FastifyContextConfig {
+    /** What a token's role must meet to use the route; default `read`. */
+    need?: Need
   }
 }
 
@@ -49,7 +61,9 @@ export async function registerAccess(
         url: request.url,
         queryAllowed: request.method === 'GET' || request.method === 'HEAD',
       },
-      'read',
+      // Routes that match no request (the not-found handler) need `read`,
+      // so a reader still gets 404 ROUTE_NOT_FOUND for them.
+      request.routeOptions.config.need ?? 'read',
     )
     if (isRefused(checked)) {
       options.onRefused(checked, request.socket.remoteAddress)

@@ -188,6 +188,13 @@ class Contract {
       )
     }
 
+    if (response.content === undefined) {
+      // A response documented without content (204) has no body.
+      assert.equal(answer.text, '', `${what}: no body`)
+      assert.equal(type, '', `${what}: no content type`)
+      this.seen.add(`${method.toUpperCase()} ${found.template} ${key} -`)
+      return
+    }
     assert.ok(
       response.content?.[media] !== undefined,
       `${what}: content type ${type} not documented (${Object.keys(response.content ?? {}).join(', ')})`,
@@ -213,7 +220,7 @@ class Contract {
   /**
    * Every `METHOD /template STATUS x` the document promises, apart from
    * `default`: x is each error code of an error response, else each media
-   * type.
+   * type, or `-` for a response without content.
    */
   promised(): string[] {
     const all: string[] = []
@@ -221,6 +228,9 @@ class Contract {
       for (const [method, operation] of Object.entries(item)) {
         for (const [key, response] of Object.entries(operation.responses)) {
           if (key === 'default') continue
+          if (response.content === undefined) {
+            all.push(`${method.toUpperCase()} ${template} ${key} -`)
+          }
           for (const [media, content] of Object.entries(
             response.content ?? {},
           )) {
@@ -369,6 +379,37 @@ describe('the OpenAPI document and the answers it describes', () => {
       '</api/robots?limit=2&after=Far>; rel="next"',
     )
     assert.equal(robotsPage.headers.get('x-total-count'), '11')
+  })
+
+  test('deletes a robot as the document says: 204 without a body, then 404 ROBOT_NOT_FOUND', async () => {
+    const client = await IngestClient.connect(server.wsUrl)
+    assert.equal(await client.send('1,1,1,Doomed 1'), 'OK')
+    await client.close()
+    const deleted = await call('/api/robots/Doomed%201', { method: 'DELETE' })
+    assert.equal(deleted.status, 204)
+    assertError(
+      await call('/api/robots/Doomed%201', { method: 'DELETE' }),
+      404,
+      'ROBOT_NOT_FOUND',
+      'robot "Doomed 1" has no stored event',
+    )
+    assertError(
+      await call('/api/robots/%E0%A4%A', { method: 'DELETE' }),
+      400,
+      'INVALID_URL',
+      'the URL has broken percent-encoding',
+    )
+    assertError(
+      await call(`/api/robots/${'x'.repeat(5000)}`, { method: 'DELETE' }),
+      400,
+      'BAD_REQUEST',
+    )
+    assertError(
+      await call('/api/robots/', { method: 'DELETE' }),
+      404,
+      'ROUTE_NOT_FOUND',
+      'no route for DELETE /api/robots/',
+    )
   })
 
   test('answers an infinite odometer as null, which the document allows', async () => {
