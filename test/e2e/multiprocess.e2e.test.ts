@@ -20,6 +20,7 @@ import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import {
+  IngestClient,
   MAX_TIMESTAMP,
   Random,
   RobotModel,
@@ -66,6 +67,7 @@ const tokensDir = makeTempDir('telemetry-multi-tokens-')
 const TOKEN_SPECS = [
   { name: 'robots', role: 'ingest' },
   { name: 'readers', role: 'read' },
+  { name: 'operators', role: 'admin' },
 ] as const
 const tokens = writeTokens(join(tokensDir, 'tokens.json'), TOKEN_SPECS)
 
@@ -847,6 +849,111 @@ describe(
             `updated_time is when the latest event was committed: ${where}`,
           )
         }
+      },
+    )
+
+    test(
+      'a robot deleted through one process while two processes store its events keeps only events answered OK, every one sent after the delete was answered',
+      { timeout: 120_000 },
+      async (t) => {
+        const { schema: own, url } = freshSchema()
+        otherSchemas.push(own)
+        const pair = await Promise.all([startOn(url), startOn(url)])
+        t.after(() => Promise.all(pair.map((s) => s.dispose())))
+        const robot = 'mp deleted ☃'
+        /** Events answered before the DELETE is sent: surely deleted. */
+        const FIRST = 150
+        /** Events each process gets after the DELETE's answer: surely kept. */
+        const LAST = 100
+        let end = Infinity
+        // Process p sends timestamps 2i + p: the two interleave, and one
+        // that falls behind the other gets `ERR stale`, never a loss.
+        const streams = await Promise.all(
+          pair.map(async (server, p) => {
+            const client = await IngestClient.connect<number>(server.wsUrl, {
+              token: server.ingestToken,
+            })
+            let sent = 0
+            const done = client.stream(() => {
+              if (sent >= end) return undefined
+              const ts = 2 * sent++ + p + 1
+              return { data: `${ts % 50},${p},${ts},${robot}`, tag: ts }
+            }, 4)
+            return { client, done, sentNow: () => sent }
+          }),
+        )
+        await waitFor(
+          () => streams.reduce((n, s) => n + s.client.answered, 0) >= FIRST,
+          `${FIRST} events answered`,
+        )
+        const answeredBefore = streams.map((s) =>
+          s.client.frames.slice(0, s.client.answered),
+        )
+        const response = await request(
+          { url: pair[0]!.url, token: tokens.operators },
+          robotPath(robot),
+          { method: 'DELETE' },
+        )
+        assert.equal(response.status, 204, response.text)
+        const sentWhenAnswered = streams.map((s) => s.sentNow())
+        end = Math.max(...sentWhenAnswered) + LAST
+        await Promise.all(streams.map((s) => s.done))
+        for (const s of streams) {
+          assert.equal(s.client.unanswered, 0, 'every event got an answer')
+          await s.client.end()
+        }
+
+        const stored = await readEvents(pair[1]!, robot)
+        assert.deepEqual(await readEvents(pair[0]!, robot), stored)
+        const ok = new Set(
+          streams.flatMap((s) =>
+            s.client.frames.filter((f) => f.reply === 'OK').map((f) => f.tag),
+          ),
+        )
+        const storedTs = new Set(stored.map((e) => e.timestamp))
+        for (const ts of storedTs) {
+          assert.ok(ok.has(ts), `stored ${ts} was answered OK`)
+        }
+        streams.forEach((s, p) => {
+          for (const frame of answeredBefore[p]!) {
+            assert.ok(
+              !storedTs.has(frame.tag),
+              `${frame.tag}, answered before the DELETE was sent, is gone`,
+            )
+          }
+          for (const frame of s.client.frames.slice(sentWhenAnswered[p]!)) {
+            if (frame.reply === 'OK') {
+              assert.ok(
+                storedTs.has(frame.tag),
+                `${frame.tag}, answered OK after the DELETE, is stored`,
+              )
+            }
+          }
+          // A process's replies are OK or, behind the other, stale (the
+          // last frame is end()'s probe).
+          const odd = s.client.frames
+            .slice(0, -1)
+            .map((f) => f.reply ?? 'no reply')
+            .filter((r) => r !== 'OK' && !r.startsWith('ERR stale '))
+          assert.deepEqual(odd, [], `process ${p}'s replies`)
+        })
+        assert.ok(stored.length > 0, 'the robot came back')
+        const robotView = await getJson(pair[1]!, robotPath(robot))
+        const body = robotView.body as Record<string, unknown>
+        assert.equal(body.event_count, stored.length)
+        assert.equal(body.first_timestamp, stored[0]!.timestamp)
+        const again = await request(
+          { url: pair[1]!.url, token: tokens.operators },
+          robotPath(robot),
+          { method: 'DELETE' },
+        )
+        assert.equal(again.status, 204, 'the robot that came back is deleted')
+        const gone = await request(
+          { url: pair[0]!.url, token: tokens.operators },
+          robotPath(robot),
+          { method: 'DELETE' },
+        )
+        assert.equal(gone.status, 404)
       },
     )
   },
