@@ -195,9 +195,15 @@ describe('retention passes', () => {
       [...robots, 'filler'],
     )
     assert.equal(listed.headers.get('x-total-count'), '4')
-    // A robot still refuses an event older than its latest.
+    // A robot still refuses an event older than its latest; one that was
+    // removed, sent again, has nothing stored to be a duplicate of.
     assert.match(
       await client.send(`0,0,${now - 5 * DAY},Bender`),
+      /^ERR stale /,
+    )
+    const first = sent.get('Bender')![0]!
+    assert.match(
+      await client.send(`${first.x},${first.y},${first.timestamp},Bender`),
       /^ERR stale /,
     )
     await client.end()
