@@ -81,7 +81,7 @@ export interface RetentionMetrics {
   readonly removedUnits: Counter
   /** How long each pass took, failed ones included. */
   readonly seconds: Histogram
-  /** The cutoff of the latest pass that ended, in seconds since the epoch. */
+  /** The cutoff of the latest pass that succeeded, in seconds since the epoch. */
   readonly cutoff: Gauge
 }
 
@@ -266,7 +266,7 @@ export function createMetrics(sources: MetricSources): Metrics {
       }),
       cutoff: new Gauge({
         name: 'telemetry_retention_cutoff_seconds',
-        help: 'The cutoff of the latest retention pass that ended, in seconds since the Unix epoch: events with an earlier timestamp were to go; 0 before the first.',
+        help: 'The cutoff of the latest retention pass that succeeded, in seconds since the Unix epoch: events with an earlier timestamp were to go; 0 before the first.',
         registers,
       }),
     },

@@ -208,7 +208,7 @@ export async function registerApi(app: FastifyInstance, options: ApiOptions) {
     {
       schema: {
         summary:
-          'Every robot with a stored event, sorted by name in code point order, with paging.',
+          'Every robot that stored an event and was not deleted since (retention does not remove robots), sorted by name in code point order, with paging.',
         tags: ROBOT_TAGS,
         querystring: ROBOTS_QUERY,
         response: {

@@ -55,16 +55,21 @@ export const ROBOT_SCHEMA = {
   properties: {
     name: { type: 'string', description: 'Exact and case-sensitive.' },
     odometer: distance(
-      'Distance travelled over the whole life: the sum of the straight-line distances between consecutive stored events',
+      'Distance travelled over the whole life: the sum of the straight-line distances between consecutive stored events, those retention removed since included',
     ),
     last_x: { type: 'number', description: 'Position of the latest event.' },
     last_y: { type: 'number' },
-    first_timestamp: { ...timestamp, description: 'Of the first event.' },
+    first_timestamp: {
+      ...timestamp,
+      description:
+        'Of the first event ever stored, even if retention removed it.',
+    },
     last_timestamp: { ...timestamp, description: 'Of the latest event.' },
     event_count: {
       type: 'integer',
       minimum: 1,
-      description: 'Stored events (DUP and rejected lines are not counted).',
+      description:
+        'Events ever stored, those retention removed since included (DUP and rejected lines are not counted).',
     },
     created_time: {
       type: 'string',
@@ -192,7 +197,7 @@ export const TOTAL_COUNT_HEADER = {
     type: 'string',
     pattern: '^(0|[1-9][0-9]*)$',
     description:
-      'How many robots have a stored event, on every page: counted without reading them (Store.countRobots).',
+      'How many robots are listed (they stored an event and were not deleted since), on every page: counted without reading them (Store.countRobots).',
   },
 } as const
 
