@@ -398,4 +398,48 @@ describe('postgres store', { skip }, () => {
     assert.equal(robot?.firstTimestamp, stored[0])
     assert.equal(await deleter.countRobots(), 1)
   })
+
+  it('should stop growing on disk under a steady load with retention passes', async (t) => {
+    const url = freshUrl()
+    const store = createPostgresStore({ url })
+    t.after(() => store.close())
+    await store.init()
+    const sql = postgres(TEST_POSTGRES_URL, { max: 1, onnotice: () => {} })
+    t.after(() => sql.end())
+    const schema = new URL(url).searchParams.get('schema')!
+    const bytes = async () => {
+      const [row] = await sql<{ bytes: number }[]>`
+        SELECT sum(pg_total_relation_size(c.oid))::float8 AS bytes
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = ${schema} AND c.relkind = 'r'`
+      return row!.bytes
+    }
+    const DAY = 86_400_000
+    const ROBOTS = 8
+    const PER_DAY = 1280
+    // Each round is a day of 8 robots; each pass keeps two days.
+    const sizes: number[] = []
+    let removed = 0
+    for (let day = 0; day < 10; day++) {
+      for (let k = 0; k < PER_DAY; k += 64) {
+        const batch: TelemetryEvent[] = []
+        for (let j = k; j < k + 64; j++) {
+          for (let r = 0; r < ROBOTS; r++) {
+            const ts = day * DAY + j * 60_000 + r
+            batch.push(ev(`steady ${r}`, ts, Number((j * 0.37).toFixed(3)), r))
+          }
+        }
+        await store.append(batch)
+      }
+      removed += (await store.removeBefore((day - 1) * DAY)).events
+      sizes.push(await bytes())
+    }
+    // A day's events alone take more than the slack: without the passes the
+    // size would grow past it every round.
+    const dayOfEvents = ROBOTS * PER_DAY
+    const slack = sizes[2]! / 10
+    assert.ok(sizes[9]! - sizes[2]! <= slack, `sizes ${sizes.join(', ')}`)
+    assert.ok(dayOfEvents * 4 > slack, `a day's ${dayOfEvents} events`)
+    assert.equal(removed, 8 * dayOfEvents, 'eight days removed')
+  })
 })
