@@ -37,14 +37,14 @@ if (skip === false) {
     // Another process on the same schema, as a restarted server is.
     reopen: (store) => createPostgresStore({ url: store.url }),
   })
-  // Blocks of 4 events and partitions 10 ms wide: the small traffic of the
+  // Blocks of 8 events and partitions 10 ms wide: the small traffic of the
   // conformance suite packs blocks, reads across them and drops partitions.
   storeTests(
     'postgres, small blocks',
     () =>
       createPostgresStore({
         url: freshUrl(),
-        newLayout: { blockEvents: 4, partitionMs: 10 },
+        newLayout: { blockEvents: 8, partitionMs: 10 },
       }),
     { reopen: (store) => createPostgresStore({ url: store.url }) },
   )
@@ -407,11 +407,15 @@ describe('postgres store', { skip }, () => {
     const sql = postgres(TEST_POSTGRES_URL, { max: 1, onnotice: () => {} })
     t.after(() => sql.end())
     const schema = new URL(url).searchParams.get('schema')!
+    // Every table but `recent`, whose size depends on when VACUUM last
+    // passed (postgres-store.ts), not on retention: it holds fewer than 64
+    // live rows a robot.
     const bytes = async () => {
       const [row] = await sql<{ bytes: number }[]>`
         SELECT sum(pg_total_relation_size(c.oid))::float8 AS bytes
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = ${schema} AND c.relkind = 'r'`
+        WHERE n.nspname = ${schema} AND c.relkind = 'r'
+          AND c.relname <> 'recent'`
       return row!.bytes
     }
     const DAY = 86_400_000
