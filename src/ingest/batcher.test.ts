@@ -97,6 +97,8 @@ function observed(store: Store) {
     odometer: (name, range) => store.odometer(name, range),
     runningTotal: (name, timestamp) => store.runningTotal(name, timestamp),
     watch: (listener) => store.watch(listener),
+    deleteRobot: (name) => store.deleteRobot(name),
+    removeBefore: (cutoff) => store.removeBefore(cutoff),
     close: () => store.close(),
   }
   return {

@@ -72,6 +72,7 @@ export function storeTests(
   options: StoreTestOptions = {},
 ) {
   modelTests(name, makeStore, options)
+  const { reopen, crash = (store: Store) => store.close() } = options
   describe(`store conformance: ${name}`, () => {
     let store: Store
     before(async () => {
@@ -363,7 +364,288 @@ export function storeTests(
       assert.equal(first.heard.length, 4)
       second.unwatch()
     })
+
+    it('should delete a robot and every event of it, answer false the second time, and start a new robot when it reports again', async () => {
+      let s = await makeStore()
+      await s.init()
+      try {
+        // Enough events that SQLite packs some into blocks and logs the
+        // rest: a deletion must find them in both.
+        const gone = track('gone', 3000, 10)
+        const stay = track('stay', 100, 10)
+        for (const batch of batches([...gone, ...stay], 500)) {
+          await s.append(batch)
+        }
+        const stayBefore = await s.getRobot('stay')
+        const goneBefore = await s.getRobot('gone')
+        assert.equal(await s.countRobots(), 2)
+
+        assert.equal(await s.deleteRobot('gone'), true)
+        assert.equal(await s.deleteRobot('gone'), false, 'idempotent')
+        assert.equal(await s.deleteRobot('never'), false)
+        const checkGone = async (when: string) => {
+          assert.equal(await s.getRobot('gone'), undefined, when)
+          assert.deepStrictEqual(
+            (await s.listRobots()).map((r) => r.name),
+            ['stay'],
+            when,
+          )
+          assert.equal(await s.countRobots(), 1, when)
+          assert.deepStrictEqual((await readAll(s, 'gone')).length, 0, when)
+          assert.equal(await s.odometer('gone'), 0, when)
+          assert.equal(await s.runningTotal('gone', 0), undefined, when)
+          assert.deepStrictEqual(await s.getRobot('stay'), stayBefore, when)
+          assert.deepStrictEqual(await readAll(s, 'stay'), stay, when)
+        }
+        await checkGone('after the deletion')
+        if (reopen !== undefined) {
+          // The log replayed at a start must not bring it back.
+          await crash(s)
+          s = reopen(s)
+          await s.init()
+          await checkGone('after a crash')
+          await s.close()
+          s = reopen(s)
+          await s.init()
+          await checkGone('after a restart')
+        }
+
+        // A new robot: an event older than the deleted one's latest is
+        // its first.
+        const again = [ev('gone', 5, 0, 0), ev('gone', 7, 3, 4)]
+        assert.deepStrictEqual(await s.append(again), ['ok', 'ok'])
+        const robot = await s.getRobot('gone')
+        assert.deepStrictEqual(
+          { ...robot, createdMs: 0, updatedMs: 0 },
+          {
+            name: 'gone',
+            odometer: 5,
+            lastX: 3,
+            lastY: 4,
+            firstTimestamp: 5,
+            lastTimestamp: 7,
+            eventCount: 2,
+            createdMs: 0,
+            updatedMs: 0,
+          },
+        )
+        assert.ok(robot!.createdMs >= goneBefore!.createdMs)
+        assert.deepStrictEqual(await readAll(s, 'gone'), again)
+        assert.equal(await s.odometer('gone', { start: 0, end: 100 }), 5)
+        assert.equal(await s.countRobots(), 2)
+        if (reopen !== undefined) {
+          await s.close()
+          s = reopen(s)
+          await s.init()
+          assert.deepStrictEqual(await s.getRobot('gone'), robot)
+          assert.equal(await s.countRobots(), 2)
+        }
+      } finally {
+        await s.close()
+      }
+    })
+
+    it('should remove old events in whole units, keep every event at or after the cutoff, and keep lifetime figures', async () => {
+      // An event an hour: SQLite's blocks of 256 events and PostgreSQL's
+      // daily partitions both have whole units before the cutoff.
+      const HOUR = 3_600_000
+      const written = new Map([
+        ['kept', track('kept', 2000, HOUR)],
+        ['old', track('old', 300, HOUR)], // every event before the cutoff
+      ])
+      const models = new Map(
+        [...written].map(([robot, events]) => [
+          robot,
+          new RobotModel(robot, events),
+        ]),
+      )
+      const inOrder = [...written.values()]
+        .flat()
+        .sort((a, b) => a.timestamp - b.timestamp)
+      const cutoff = 1500 * HOUR
+      let s = await makeStore()
+      await s.init()
+      try {
+        for (const batch of batches(inOrder, 500)) await s.append(batch)
+        const figures = await s.listRobots()
+
+        const pass = await s.removeBefore(cutoff)
+        let gone = 0
+        for (const [robot, events] of written) {
+          const removed = await checkKept(s, events, cutoff, robot)
+          gone += removed
+          await checkOdometers(s, models.get(robot)!, events[removed])
+        }
+        const before = inOrder.filter((e) => e.timestamp < cutoff).length
+        assert.ok(gone >= before / 2, `${gone} of ${before} events removed`)
+        assert.deepStrictEqual(pass.events, gone, 'events removed')
+        assert.ok(pass.units > 0, 'units removed')
+        assert.deepStrictEqual(await s.listRobots(), figures, 'lifetime')
+        assert.deepStrictEqual(
+          await s.removeBefore(cutoff),
+          { events: 0, units: 0 },
+          'a second pass with the same cutoff',
+        )
+
+        // Still refused: older events where nothing was stored, and the
+        // first event of 'kept' again, stored and removed since.
+        assert.deepStrictEqual(
+          await s.append([
+            ev('kept', 5 * HOUR + 1, 0, 0),
+            ev('kept', 0, 0, 0),
+            ev('old', HOUR + 1, 0, 0),
+          ]),
+          ['stale', 'stale', 'stale'],
+        )
+        // Newer events are stored, and the lifetime odometer goes on.
+        const newer = [ev('kept', 2000 * HOUR, 50, 50), ev('old', cutoff, 9, 9)]
+        assert.deepStrictEqual(await s.append(newer), ['ok', 'ok'])
+        for (const e of newer) models.get(e.robot)!.apply(e.x, e.y, e.timestamp)
+        const expected = async (when: string) => {
+          for (const model of models.values()) {
+            const robot = await s.getRobot(model.name)
+            assert.deepStrictEqual(
+              { ...robot, createdMs: 0, updatedMs: 0 },
+              {
+                ...lifetimeFigures(model),
+                createdMs: 0,
+                updatedMs: 0,
+              },
+              `${model.name} ${when}`,
+            )
+          }
+        }
+        await expected('after new events')
+        const after = await s.listRobots()
+        if (reopen !== undefined) {
+          // A robot whose first events are gone keeps its first timestamp.
+          await s.close()
+          s = reopen(s)
+          await s.init()
+          assert.deepStrictEqual(await s.listRobots(), after, 'restart')
+          await crash(s)
+          s = reopen(s)
+          await s.init()
+          await expected('after a crash')
+          for (const [robot, events] of written) {
+            const all = [...events, ...newer.filter((e) => e.robot === robot)]
+            const removed = await checkKept(s, all, cutoff, robot)
+            await checkOdometers(s, models.get(robot)!, all[removed])
+          }
+        }
+      } finally {
+        await s.close()
+      }
+    })
   })
+}
+
+/**
+ * Checks that what a store holds of a robot that was sent `events`, all
+ * stored, is a suffix of them holding every event at or after `cutoff`;
+ * returns how many it no longer holds.
+ */
+async function checkKept(
+  store: Store,
+  events: readonly TelemetryEvent[],
+  cutoff: number,
+  robot: string,
+): Promise<number> {
+  const read = await readAll(store, robot)
+  const removed = events.length - read.length
+  assert.ok(removed >= 0, `${robot}: more events than were stored`)
+  assert.deepStrictEqual(read, events.slice(removed), `${robot}: a suffix`)
+  assert.ok(
+    removed === 0 || events[removed - 1]!.timestamp < cutoff,
+    `${robot}: an event at or after the cutoff was removed`,
+  )
+  return removed
+}
+
+/**
+ * The odometer of the events a store kept of a robot (from `firstKept`
+ * on, all of the model's after it): the model's over the same events, to
+ * the bit, as both take the difference of the same running totals.
+ */
+function keptOdometer(
+  model: RobotModel,
+  firstKept: TelemetryEvent | undefined,
+  start: number,
+  end: number,
+): number {
+  const from = Math.max(start, firstKept?.timestamp ?? Infinity)
+  return from > end ? 0 : model.odometer(from, end)
+}
+
+/** Odometers and reads over ranges across what a robot kept. */
+async function checkOdometers(
+  store: Store,
+  model: RobotModel,
+  firstKept: TelemetryEvent | undefined,
+) {
+  const robot = model.name
+  const latest = model.latest!.timestamp
+  const kept = model.events.filter(
+    (e) => firstKept !== undefined && e.timestamp >= firstKept.timestamp,
+  )
+  const random = Random.derive(RUN_SEED, 14)
+  const bounds = [0, latest, latest + 1, firstKept?.timestamp ?? 0]
+  for (let k = 0; k < 40; k++) {
+    const a = k < 4 ? 0 : random.below(latest + 2)
+    const b = k < 4 ? bounds[k]! : random.below(latest + 2)
+    const [start, end] = a <= b ? [a, b] : [b, a]
+    assert.equal(
+      await store.odometer(robot, { start, end }),
+      keptOdometer(model, firstKept, start, end),
+      `${robot} odometer [${start}, ${end}], ${seedNote(RUN_SEED)}`,
+    )
+    if (k % 8 === 0) {
+      assert.deepStrictEqual(
+        await readAll(store, robot, start, end),
+        kept.filter((e) => e.timestamp >= start && e.timestamp <= end),
+        `${robot} events [${start}, ${end}]`,
+      )
+    }
+  }
+  const running = await store.runningTotal(robot, 0)
+  assert.equal(
+    running === undefined ? undefined : running.total + running.carry,
+    firstKept === undefined
+      ? undefined
+      : model.odometer(undefined, firstKept.timestamp),
+    `${robot} running total at its first kept event`,
+  )
+}
+
+/** What {@link Store.getRobot} shows of a robot, from its model, times aside. */
+function lifetimeFigures(model: RobotModel) {
+  const events = model.events
+  const latest = model.latest!
+  return {
+    name: model.name,
+    odometer: model.odometer(),
+    lastX: latest.x,
+    lastY: latest.y,
+    firstTimestamp: events[0]!.timestamp,
+    lastTimestamp: latest.timestamp,
+    eventCount: events.length,
+  }
+}
+
+/** `n` events of one robot, `step` ms apart from 0, moving on a small grid. */
+function track(robot: string, n: number, step: number): TelemetryEvent[] {
+  return Array.from({ length: n }, (_, i) =>
+    ev(robot, i * step, (i * 7) % 13, (i * 3) % 11),
+  )
+}
+
+/** `events` cut into batches of `size`. */
+function batches<T>(events: readonly T[], size: number): T[][] {
+  const out: T[][] = []
+  for (let i = 0; i < events.length; i += size) {
+    out.push(events.slice(i, i + size))
+  }
+  return out
 }
 
 /** A watcher of a store that keeps what it heard. */
@@ -427,9 +709,11 @@ async function readAll(
 
 /**
  * Random batches of new, repeated and older events of a few robots, judged
- * by the store and by {@link Model}; every ninth round the store restarts
- * (alternately a clean close and a crash, where the backend can). Then
- * every robot's events, summary and odometers over random intervals.
+ * by the store and by {@link RobotModel}; now and then a robot is deleted
+ * (its model starts over) or a retention pass runs with a random cutoff;
+ * every ninth round the store restarts (alternately a clean close and a
+ * crash, where the backend can). Then every robot's events, summary and
+ * odometers over random intervals.
  */
 function modelTests(
   name: string,
@@ -440,11 +724,13 @@ function modelTests(
   describe(`store against a model: ${name}`, () => {
     // Three fixed seeds, and this run's own (TEST_SEED replays it).
     for (const seed of [1, 2, 3, RUN_SEED]) {
-      it(`should agree with the model on random traffic${reopen ? ' and restarts' : ''} (${seedNote(seed)})`, async () => {
+      it(`should agree with the model on random traffic, deletions and retention passes${reopen ? ' and restarts' : ''} (${seedNote(seed)})`, async () => {
         const random = new Random(seed)
         const robots = ['a', 'b', 'c', 'd', 'e']
         const models = new Map(robots.map((r) => [r, new RobotModel(r)]))
         const clock = new Map(robots.map((r) => [r, 0]))
+        // The largest cutoff of the passes since each robot's model began.
+        const cutoffs = new Map(robots.map((r) => [r, -Infinity]))
         let store = await makeStore()
         await store.init()
         try {
@@ -473,6 +759,32 @@ function modelTests(
               expected,
               `round ${round}`,
             )
+            const action = random.next()
+            if (action < 0.1) {
+              const robot = random.pick(robots)
+              assert.equal(
+                await store.deleteRobot(robot),
+                models.get(robot)!.latest !== undefined,
+                `round ${round}: delete ${robot}`,
+              )
+              models.set(robot, new RobotModel(robot))
+              cutoffs.set(robot, -Infinity)
+              // The new robot's events may be older than the deleted one's.
+              clock.set(robot, random.below(clock.get(robot)! + 1))
+            } else if (action < 0.2) {
+              const cutoff = random.below(Math.max(...clock.values()) + 2)
+              const before = await keptCounts(store, robots)
+              const pass = await store.removeBefore(cutoff)
+              const after = await keptCounts(store, robots)
+              assert.equal(
+                pass.events,
+                robots.reduce((n, r) => n + before.get(r)! - after.get(r)!, 0),
+                `round ${round}: the events the pass says it removed`,
+              )
+              for (const r of robots) {
+                cutoffs.set(r, Math.max(cutoffs.get(r)!, cutoff))
+              }
+            }
             if (reopen !== undefined && round % 9 === 8) {
               const old = store
               if (round % 2 === 0) await old.close()
@@ -482,7 +794,7 @@ function modelTests(
             }
           }
           for (const model of models.values()) {
-            await checkRobot(store, model, random)
+            await checkRobot(store, model, random, cutoffs.get(model.name)!)
           }
           assert.equal(
             await store.countRobots(),
@@ -497,11 +809,31 @@ function modelTests(
   })
 }
 
-/** A robot's events, summary and odometers over random intervals. */
-async function checkRobot(store: Store, model: RobotModel, random: Random) {
+/** How many events a store holds of each robot. */
+async function keptCounts(store: Store, robots: readonly string[]) {
+  const counts = new Map<string, number>()
+  for (const robot of robots) {
+    counts.set(robot, (await readAll(store, robot)).length)
+  }
+  return counts
+}
+
+/**
+ * A robot's events, summary and odometers over random intervals. After
+ * retention passes whose largest cutoff is `cutoff`, the store holds a
+ * suffix of the robot's events, with every event at or after the cutoff,
+ * and its summary still covers its whole life.
+ */
+async function checkRobot(
+  store: Store,
+  model: RobotModel,
+  random: Random,
+  cutoff: number,
+) {
   const robot = model.name
   const events = model.events
-  assert.deepStrictEqual(await readAll(store, robot), events, robot)
+  const removed = await checkKept(store, events, cutoff, robot)
+  const firstKept = events[removed]
   const summary = await store.getRobot(robot)
   const latest = model.latest
   if (latest === undefined) {
@@ -533,12 +865,14 @@ async function checkRobot(store: Store, model: RobotModel, random: Random) {
     // Bit for bit: both are the difference of the same running totals.
     assert.equal(
       await store.odometer(robot, { start, end }),
-      model.odometer(start, end),
+      keptOdometer(model, firstKept, start, end),
       `${robot} odometer [${start}, ${end}]`,
     )
     assert.deepStrictEqual(
       await readAll(store, robot, start, end),
-      events.filter((e) => e.timestamp >= start && e.timestamp <= end),
+      events
+        .slice(removed)
+        .filter((e) => e.timestamp >= start && e.timestamp <= end),
       `${robot} events [${start}, ${end}]`,
     )
   }

@@ -67,8 +67,13 @@ export class Fleet {
   #loaded: number[] = []
   /** Robot `slot` is at `(slot % CHUNK) * FIELDS` of chunk `slot / CHUNK`. */
   readonly #rows: Float64Array[] = []
-  /** The id of the next new robot; ids are dense, 1, 2, 3, … */
+  /**
+   * The id of the next new robot. Ids are given once each, 1, 2, 3, …, and
+   * a deleted robot's is never given again (sqlite-migrations.ts, robot_ids).
+   */
   nextRobotId = 1
+  /** How many robots were deleted, of the ids given. */
+  deletedRobots = 0
   /** The log sequence number of the next stored event. */
   nextSeq = 1
   /** Robots whose tails hold at least a block, in the order they filled. */
@@ -85,6 +90,11 @@ export class Fleet {
   /** How many robots are in memory. */
   get size(): number {
     return this.#slots.size
+  }
+
+  /** How many robots the store holds: the ids given, less those deleted. */
+  get robotCount(): number {
+    return this.nextRobotId - 1 - this.deletedRobots
   }
 
   /** Log rows below this sequence number were deleted. */
@@ -161,6 +171,26 @@ export class Fleet {
     this.#slots.delete(this.#names[slot]!)
     this.#names[slot] = undefined
     this.#free.push(slot)
+  }
+
+  /**
+   * Forgets a deleted robot: its tail's rows of the log mirror become rows
+   * that no tail holds (as packed ones are), and it leaves memory.
+   */
+  remove(slot: number): void {
+    const rows = this.#chunk(slot)
+    const row = (slot % CHUNK) * FIELDS
+    let seq = rows[row + TAIL_FIRST]!
+    for (let i = rows[row + TAIL_COUNT]!; i > 0; i--) {
+      const next = this.#log.next(seq)
+      this.#log.release(seq)
+      seq = next
+    }
+    rows[row + TAIL_FIRST] = 0
+    rows[row + TAIL_LAST] = 0
+    rows[row + TAIL_COUNT] = 0
+    this.fullTails.delete(slot)
+    this.evict(slot)
   }
 
   /**
@@ -421,6 +451,11 @@ class LogMirror {
   slot(seq: number): number {
     const chunk = this.#chunks[Math.floor(seq / CHUNK) - this.#first]
     return chunk === undefined ? -1 : chunk.slot[seq % CHUNK]!
+  }
+
+  /** Marks row `seq` as held by no tail. */
+  release(seq: number): void {
+    this.#at(seq).slot[seq % CHUNK] = -1
   }
 
   position(seq: number): { x: number; y: number } {

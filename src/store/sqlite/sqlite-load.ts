@@ -4,6 +4,10 @@
  * then its first and last block: three index look-ups, a few µs on the
  * store thread), and at start only the robots of the log, replayed.
  *
+ * A robot's state is its last block's, which a retention pass never
+ * removes, with its first timestamp: from its `robots` row once a pass
+ * removed its first block, else from that block (sqlite-removal.ts).
+ *
  * A robot that is not in memory has every event in its blocks: the log's
  * robots are loaded at start, and a loaded robot stays loaded. So a start
  * reads no robot beyond the log's, and after a clean close (which packs
@@ -11,7 +15,13 @@
  */
 import { decide } from '../../domain/rules.ts'
 import type { Fleet } from './sqlite-fleet.ts'
-import type { BlockRow, LogRow, RobotRow, Statements } from './sqlite-sql.ts'
+import type {
+  BlockRow,
+  LogRow,
+  RobotIdsRow,
+  RobotRow,
+  Statements,
+} from './sqlite-sql.ts'
 
 /**
  * The slot of robot `name`, loaded from the database when it is not in
@@ -38,7 +48,8 @@ function loadRow(
   const last = sql.lastBlock.get(row.id) as BlockRow | undefined
   // Only a start replaying the log meets a robot with no block yet.
   if (last === undefined) return undefined
-  const firstTs = sql.firstBlockTs.pluck().get(row.id) as number
+  const firstTs =
+    row.first_ts ?? (sql.firstBlockTs.pluck().get(row.id) as number)
   return fleet.addRobot(
     row.id,
     row.name,
@@ -63,9 +74,12 @@ function loadRow(
  * replayed. Reads no robot that the log does not name.
  */
 export function loadFleet(sql: Statements, fleet: Fleet): void {
-  // Ids are dense (sqlite-write.ts): the largest is also the count.
+  // Ids are given once each, from 1 up (sqlite-write.ts): the next is
+  // after the largest, whether its robot is still there or was deleted.
   const maxId = sql.maxRobotId.pluck().get() as number | null
-  fleet.nextRobotId = (maxId ?? 0) + 1
+  const ids = sql.robotIds.get() as RobotIdsRow
+  fleet.nextRobotId = Math.max(maxId ?? 0, ids.given) + 1
+  fleet.deletedRobots = ids.deleted
   const firstSeq = sql.firstLogSeq.pluck().get() as number | null
   fleet.startLogAt(firstSeq ?? 1)
   // Events after the blocks: replayed through the rule, which recomputes

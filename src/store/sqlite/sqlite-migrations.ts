@@ -10,6 +10,8 @@
  * - `blocks`: a robot's events in runs of up to 256, packed into one row
  *   (sqlite-blocks.ts), with the running odometer at the run's first event.
  *   A robot's events over an interval are a few rows found by one index.
+ *   A retention pass removes old blocks, never a robot's last
+ *   (sqlite-removal.ts).
  */
 
 /** Migration `i` brings the schema from version `i` to `i + 1`. Append only. */
@@ -59,4 +61,26 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   // schema is the same; a store at version 1 has its blocks recoded before
   // this runs (sqlite-store.ts), so a start at version 2 has none to find.
   `SELECT 1`,
+  // Version 3 (issue 14): deleting robots and removing old blocks
+  // (sqlite-removal.ts).
+  `
+  -- The robot's first timestamp, written by the retention pass that
+  -- removes its first block; NULL: read it from its first block.
+  ALTER TABLE robots ADD COLUMN first_ts INTEGER;
+
+  -- The retention pass finds the blocks older than its cutoff by this
+  -- index, without scanning the table.
+  CREATE INDEX blocks_by_last_ts ON blocks (last_ts);
+
+  -- One row. Ids are given once each, from 1 up (sqlite-write.ts), and
+  -- never again once deleted: deleted counts the robots deleted, and
+  -- given is the largest id given when the last one was, so that a start
+  -- goes on after it even when that robot had the largest id. The robots
+  -- are then the ids given less the deleted (countRobots).
+  CREATE TABLE robot_ids (
+    deleted INTEGER NOT NULL,
+    given INTEGER NOT NULL
+  ) STRICT;
+  INSERT INTO robot_ids (deleted, given) VALUES (0, 0);
+  `,
 ]

@@ -85,13 +85,14 @@ export function prepareStatements(db: Database.Database) {
     FROM blocks`
   return {
     robotByName: db.prepare(
-      `SELECT id, name, created_ms FROM robots WHERE name = ?`,
+      `SELECT id, name, created_ms, first_ts FROM robots WHERE name = ?`,
     ),
     robotById: db.prepare(
-      `SELECT id, name, created_ms FROM robots WHERE id = ?`,
+      `SELECT id, name, created_ms, first_ts FROM robots WHERE id = ?`,
     ),
     // The last row of the rowid B-tree: one look-up, not a scan.
     maxRobotId: db.prepare(`SELECT MAX(id) FROM robots`),
+    robotIds: db.prepare(`SELECT deleted, given FROM robot_ids`),
     robotNames: db.prepare(
       `SELECT name FROM robots
        WHERE @after IS NULL OR name > @after ORDER BY name LIMIT @limit`,
@@ -122,6 +123,10 @@ export function prepareStatements(db: Database.Database) {
     firstBlockTs: db.prepare(
       `SELECT first_ts FROM blocks WHERE robot_id = ? ORDER BY first_ts LIMIT 1`,
     ),
+    lastBlockTs: db.prepare(
+      `SELECT first_ts FROM blocks WHERE robot_id = ?
+       ORDER BY first_ts DESC LIMIT 1`,
+    ),
     lastBlock: db.prepare(
       `${block} WHERE robot_id = ? ORDER BY first_ts DESC LIMIT 1`,
     ),
@@ -141,6 +146,26 @@ export function prepareStatements(db: Database.Database) {
        WHERE robot_id = ? AND first_ts >= ? AND first_ts <= ?
        ORDER BY first_ts`,
     ),
+    // --- removal (sqlite-removal.ts) ---
+    // The log has no index on robot_id: this scans it, which its window
+    // bounds (262,144 rows by default, a few ms); an index would cost
+    // every append a second B-tree insert.
+    deleteRobotLog: db.prepare(`DELETE FROM log WHERE robot_id = ?`),
+    deleteRobotBlocks: db.prepare(`DELETE FROM blocks WHERE robot_id = ?`),
+    deleteRobot: db.prepare(`DELETE FROM robots WHERE id = ?`),
+    countDeletion: db.prepare(
+      `UPDATE robot_ids SET deleted = deleted + 1, given = max(given, ?)`,
+    ),
+    // By blocks_by_last_ts, after the block where the last chunk stopped.
+    oldBlocks: db.prepare(
+      `SELECT id, robot_id, first_ts, last_ts, count FROM blocks
+       WHERE last_ts < @cutoff AND (last_ts, id) > (@lastTs, @id)
+       ORDER BY last_ts, id LIMIT @limit`,
+    ),
+    keepFirstTs: db.prepare(
+      `UPDATE robots SET first_ts = ? WHERE id = ? AND first_ts IS NULL`,
+    ),
+    deleteBlock: db.prepare(`DELETE FROM blocks WHERE id = ?`),
   }
 }
 
@@ -149,6 +174,23 @@ export interface RobotRow {
   readonly id: number
   readonly name: string
   readonly created_ms: number
+  /** Set once a retention pass removed the robot's first block. */
+  readonly first_ts: number | null
+}
+
+/** The row of `robot_ids`. */
+export interface RobotIdsRow {
+  readonly deleted: number
+  readonly given: number
+}
+
+/** A block as a retention pass finds it. */
+export interface OldBlockRow {
+  readonly id: number
+  readonly robot_id: number
+  readonly first_ts: number
+  readonly last_ts: number
+  readonly count: number
 }
 
 /** A row of `blocks` (see sqlite-migrations.ts for each column). */

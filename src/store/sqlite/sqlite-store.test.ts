@@ -21,6 +21,7 @@ import { createSqliteStore } from './sqlite-store.ts'
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.ts'
 import { checkpointRound } from './sqlite-checkpoint.ts'
 import { FIXTURE_EVENTS_PER_ROBOT, fixtureEvents } from './layout-fixture.ts'
+import { RobotModel } from '../../../test/support/index.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'sqlite-store-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
@@ -39,8 +40,13 @@ storeTests('sqlite file', () => createSqliteStore({ path: freshFile() }), {
   crash,
 })
 // Tiny blocks and a short log window: every read and every rule crosses
-// blocks, tails and packed partial tails.
-const TINY = { blockEvents: 3, maintenanceEvents: 2, logWindow: 7 }
+// blocks, tails and packed partial tails; and a retention pass, chunks.
+const TINY = {
+  blockEvents: 3,
+  maintenanceEvents: 2,
+  logWindow: 7,
+  blocksPerRetention: 2,
+}
 storeTests(
   'sqlite file, tiny blocks',
   () => createSqliteStore({ path: freshFile(), ...TINY }),
@@ -49,6 +55,16 @@ storeTests(
     crash,
   },
 )
+
+/** The rows of a query, read on a connection of its own. */
+function rows(path: string, query: string): unknown[] {
+  const db = new Database(path, { readonly: true })
+  try {
+    return db.prepare(query).all()
+  } finally {
+    db.close()
+  }
+}
 
 /** This process's open files that are the database `path` or its log. */
 function openFiles(path: string): string[] {
@@ -405,9 +421,333 @@ describe('sqlite store on disk', () => {
     await store.close()
     const db = new Database(path, { readonly: true })
     const free = db.pragma('freelist_count', { simple: true })
+    // The index a retention pass finds old blocks by: one entry a block.
+    const index = db
+      .prepare(`SELECT sum(pgsize) FROM dbstat WHERE name = ?`)
+      .pluck()
+      .get('blocks_by_last_ts') as number
     db.close()
     assert.equal(free, 0, 'no free page is left in the file')
     const perEvent = statSync(path).size / (ROBOTS * STEPS)
     assert.ok(perEvent < 8, `${perEvent.toFixed(2)} bytes an event`)
+    const indexPerEvent = index / (ROBOTS * STEPS)
+    assert.ok(
+      indexPerEvent < 0.2,
+      `the index on last_ts: ${indexPerEvent.toFixed(3)} bytes an event`,
+    )
+  })
+})
+
+describe('sqlite store retention and deletion (issue 14)', () => {
+  /** Blocks of 4 events, packed as soon as they are full. */
+  const SMALL = { blockEvents: 4, maintenanceEvents: 4 }
+
+  /** A robot's stored timestamps, read through the store. */
+  async function timestamps(store: Store, robot: string): Promise<number[]> {
+    const out: number[] = []
+    for await (const page of store.readEvents(robot)) out.push(...page.ts)
+    return out
+  }
+
+  /** One robot's events at `from`, `from + 1`, … `to`, moving along x. */
+  const run = (robot: string, from: number, to: number) =>
+    Array.from({ length: to - from + 1 }, (_, i) => ({
+      robot,
+      timestamp: from + i,
+      x: from + i,
+      y: 0,
+    }))
+
+  it("should keep each robot's latest block, and load a robot from it with its lifetime figures", async () => {
+    const path = freshFile()
+    let store = createSqliteStore({ path, ...SMALL })
+    await store.init()
+    await store.append([...run('a', 1, 12), ...run('b', 1, 4)])
+    // A clean close packs every tail: the next start loads robots from
+    // their blocks alone.
+    await store.close()
+    store = createSqliteStore({ path, ...SMALL })
+    await store.init()
+    try {
+      const figures = await store.listRobots()
+      assert.deepStrictEqual(await store.removeBefore(1000), {
+        events: 8,
+        units: 2,
+      })
+      assert.deepStrictEqual(
+        rows(path, 'SELECT robot_id, first_ts FROM blocks ORDER BY robot_id'),
+        [
+          { robot_id: 1, first_ts: 9 },
+          { robot_id: 2, first_ts: 1 },
+        ],
+        "every robot's latest block, whatever its age",
+      )
+      assert.deepStrictEqual(
+        rows(path, 'SELECT name, first_ts FROM robots ORDER BY id'),
+        [
+          { name: 'a', first_ts: 1 },
+          { name: 'b', first_ts: null },
+        ],
+        'the first timestamp of a robot whose first block went',
+      )
+      assert.equal(await store.robotsInMemory!(), 0)
+      assert.deepStrictEqual(await store.listRobots(), figures)
+      assert.deepStrictEqual(await timestamps(store, 'a'), [9, 10, 11, 12])
+      assert.equal(await store.odometer('a'), 3)
+      assert.equal((await store.getRobot('a'))?.odometer, 11)
+      // The rules still know where each robot is.
+      assert.deepStrictEqual(
+        await store.append([
+          { robot: 'a', timestamp: 12, x: 12, y: 0 },
+          { robot: 'a', timestamp: 2, x: 2, y: 0 },
+          { robot: 'b', timestamp: 5, x: 5, y: 0 },
+        ]),
+        ['dup', 'stale', 'ok'],
+      )
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('should leave no hole: a block whose robot still has an older block stays', async () => {
+    const store = createSqliteStore({
+      path: freshFile(),
+      ...SMALL,
+      blocksPerRetention: 1,
+    })
+    await store.init()
+    try {
+      await store.append(run('r', 1, 4))
+      // The first chunk finds the robot's one block, its latest: kept.
+      const pass = store.removeBefore(1000)
+      let ended = false
+      void pass.then(() => (ended = true))
+      // Between two chunks, two blocks are packed after it: the older of
+      // them is no longer the latest, but the block before it stays.
+      await store.append(run('r', 5, 12))
+      assert.equal(ended, false, 'the batch came between two chunks')
+      assert.deepStrictEqual(await pass, { events: 0, units: 0 })
+      assert.deepStrictEqual(
+        await timestamps(store, 'r'),
+        run('r', 1, 12).map((e) => e.timestamp),
+      )
+      assert.equal(await store.odometer('r', { start: 1, end: 12 }), 11)
+      // The next pass removes the older two, in order.
+      assert.deepStrictEqual(await store.removeBefore(1000), {
+        events: 8,
+        units: 2,
+      })
+      assert.deepStrictEqual(await timestamps(store, 'r'), [9, 10, 11, 12])
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('should reuse the pages a retention pass frees, so that the file does not grow', async () => {
+    const path = freshFile()
+    // The test runs the checkpoints, so that the sizes it reads are the
+    // database's alone.
+    const store = createSqliteStore({ path, checkpointIntervalMs: 3_600_000 })
+    await store.init()
+    const other = new Database(path)
+    const bytes = () => {
+      other.pragma('wal_checkpoint(TRUNCATE)')
+      const wal = statSync(`${path}-wal`, { throwIfNoEntry: false })
+      return statSync(path).size + (wal?.size ?? 0)
+    }
+    const pages = (table: string) =>
+      other
+        .prepare('SELECT count(*) FROM dbstat WHERE name = ?')
+        .pluck()
+        .get(table) as number
+    // 4 robots, 64 blocks each, positions to the millimetre.
+    let k = 0
+    const write = async () => {
+      for (let n = 0; n < 64 * 256; n += 64) {
+        const batch = []
+        for (let j = 0; j < 64; j++, k++) {
+          for (let r = 0; r < 4; r++) {
+            batch.push({
+              robot: `r${r}`,
+              timestamp: k * 100,
+              x: Number((Math.sin(k / 50) * 100 + r).toFixed(3)),
+              y: Number((k * 0.01).toFixed(3)),
+            })
+          }
+        }
+        await store.append(batch)
+      }
+    }
+    try {
+      await write()
+      const blockPages = pages('blocks')
+      const pass = await store.removeBefore(k * 100)
+      assert.equal(pass.units, 4 * 63, 'all but the latest block of each')
+      const before = bytes()
+      await write()
+      const grown = bytes() - before
+      // Written anew without the freed pages, the blocks alone would take
+      // as many pages again.
+      assert.ok(blockPages >= 60, `${blockPages} pages of blocks`)
+      assert.ok(
+        grown <= 8 * 4096,
+        `the file grew by ${grown} bytes for ${blockPages} pages of blocks`,
+      )
+    } finally {
+      other.close()
+      await store.close()
+    }
+  })
+
+  it("should delete a robot's rows from every table and never give its id again", async () => {
+    const path = freshFile()
+    const open = async () => {
+      const store = createSqliteStore({ path, ...SMALL })
+      await store.init()
+      return store
+    }
+    let store = await open()
+    // Blocks, a tail, and log rows of packed events for both.
+    await store.append([...run('a', 1, 10), ...run('b', 1, 10)])
+    await store.append([...run('a', 11, 11), ...run('b', 11, 11)])
+    const idOf = (name: string) =>
+      rows(path, `SELECT id FROM robots WHERE name = '${name}'`)
+    assert.deepStrictEqual(idOf('b'), [{ id: 2 }])
+    assert.equal(await store.deleteRobot('b'), true)
+    const left = (table: string) =>
+      rows(path, `SELECT count(*) AS n FROM ${table} WHERE robot_id = 2`)
+    assert.deepStrictEqual(left('log'), [{ n: 0 }], 'log rows')
+    assert.deepStrictEqual(left('blocks'), [{ n: 0 }], 'blocks')
+    assert.deepStrictEqual(idOf('b'), [], 'the robot row')
+    assert.deepStrictEqual(rows(path, 'SELECT * FROM robot_ids'), [
+      { deleted: 1, given: 2 },
+    ])
+    assert.equal(await store.robotsInMemory!(), 1)
+    // A crash: the start replays the log; b had the largest id.
+    store = await open()
+    assert.equal(await store.countRobots(), 1)
+    assert.deepStrictEqual(await store.append(run('b', 1, 1)), ['ok'])
+    assert.deepStrictEqual(idOf('b'), [{ id: 3 }], 'a new id')
+    assert.equal(await store.countRobots(), 2)
+    assert.equal(await store.deleteRobot('a'), true)
+    assert.equal(await store.countRobots(), 1)
+    await store.close()
+    store = await open()
+    try {
+      assert.equal(await store.countRobots(), 1)
+      assert.deepStrictEqual(
+        (await store.listRobots()).map((r) => [r.name, r.eventCount]),
+        [['b', 1]],
+      )
+      assert.deepStrictEqual(await store.append(run('c', 1, 1)), ['ok'])
+      assert.deepStrictEqual(idOf('c'), [{ id: 4 }])
+    } finally {
+      await store.close()
+    }
+  })
+})
+
+describe('sqlite store written at schema version 2', () => {
+  it('should migrate to version 3 with every event and figure, and keep the figures once a pass removed first blocks', async () => {
+    // fixtures/store-v2.db was written by the store at schema version 2
+    // from fixtureEvents(), and left without a clean close (layout-fixture.ts).
+    const fixture = fileURLToPath(
+      new URL(
+        '../../../../src/store/sqlite/fixtures/store-v2.db',
+        import.meta.url,
+      ),
+    )
+    const path = freshFile()
+    mkdirSync(dirname(path), { recursive: true })
+    copyFileSync(fixture, path)
+    const expected = fixtureEvents()
+    const robots = ['fixture-0', 'fixture-1', 'fixture-2']
+    const models = robots.map(
+      (robot) =>
+        new RobotModel(
+          robot,
+          expected.filter((e) => e.robot === robot),
+        ),
+    )
+    const checkFigures = async (store: Store, when: string) => {
+      for (const model of models) {
+        const events = model.events
+        const robot = await store.getRobot(model.name)
+        assert.deepStrictEqual(
+          {
+            count: robot?.eventCount,
+            first: robot?.firstTimestamp,
+            last: robot?.lastTimestamp,
+            x: robot?.lastX,
+            y: robot?.lastY,
+            odometer: robot?.odometer,
+          },
+          {
+            count: FIXTURE_EVENTS_PER_ROBOT,
+            first: events[0]!.timestamp,
+            last: model.latest!.timestamp,
+            x: model.latest!.x,
+            y: model.latest!.y,
+            odometer: model.odometer(),
+          },
+          `${model.name} ${when}`,
+        )
+      }
+    }
+    /** Every event of each robot from the `from`-th on, to the bit. */
+    const checkEvents = async (store: Store, from: number) => {
+      for (const model of models) {
+        const ts: number[] = []
+        const x: number[] = []
+        const y: number[] = []
+        for await (const page of store.readEvents(model.name)) {
+          ts.push(...page.ts)
+          x.push(...page.x)
+          y.push(...page.y)
+        }
+        const wanted = model.events.slice(from)
+        assert.equal(ts.length, wanted.length, model.name)
+        wanted.forEach((want, i) => {
+          assert.equal(ts[i], want.timestamp, `${model.name} #${from + i}`)
+          assert.ok(Object.is(x[i], want.x), `${model.name} #${from + i} x`)
+          assert.ok(Object.is(y[i], want.y), `${model.name} #${from + i} y`)
+        })
+      }
+    }
+
+    let store = createSqliteStore({ path })
+    await store.init()
+    try {
+      assert.deepStrictEqual(rows(path, 'SELECT * FROM robot_ids'), [
+        { deleted: 0, given: 0 },
+      ])
+      await checkEvents(store, 0)
+      await checkFigures(store, 'after the migration')
+      // Each robot has blocks of events 0-255 and 256-511, then a tail.
+      const cutoff = Math.min(...models.map((m) => m.events[400]!.timestamp))
+      assert.deepStrictEqual(await store.removeBefore(cutoff), {
+        events: 3 * 256,
+        units: 3,
+      })
+      await checkEvents(store, 256)
+      // A crash, then a clean restart: robots are loaded from what is left.
+      store = createSqliteStore({ path })
+      await store.init()
+      await checkFigures(store, 'after a crash')
+      await store.close()
+      store = createSqliteStore({ path })
+      await store.init()
+      await checkFigures(store, 'after a restart')
+      await checkEvents(store, 256)
+      assert.equal(
+        await store.odometer('fixture-1'),
+        models[1]!.odometer(models[1]!.events[256]!.timestamp),
+      )
+    } finally {
+      await store.close()
+    }
+    const db = new Database(path, { readonly: true })
+    assert.equal(db.pragma('user_version', { simple: true }), 3)
+    db.close()
   })
 })

@@ -19,11 +19,13 @@
  *
  * Reads look in the blocks, then in the tail (sqlite-reads.ts). A robot is
  * loaded into memory when a batch or a read first names it; a start loads
- * only the robots of the log, which it replays (sqlite-load.ts).
+ * only the robots of the log, which it replays (sqlite-load.ts). A robot
+ * is deleted, and old blocks removed, in sqlite-removal.ts.
  * Every statement is in sqlite-sql.ts; the schema in sqlite-migrations.ts.
  */
 import { existsSync, mkdirSync, statSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
+import { setImmediate } from 'node:timers/promises'
 import { Worker } from 'node:worker_threads'
 import Database from 'better-sqlite3'
 import type { TelemetryEvent } from '../../domain/event.ts'
@@ -40,6 +42,7 @@ import {
   type EventPage,
   type ListRobotsOptions,
   type ReadEventsOptions,
+  type RetentionPass,
   type Robot,
   type Store,
   type SyncMode,
@@ -58,6 +61,13 @@ import {
   type MaintenanceOptions,
 } from './sqlite-maintenance.ts'
 import { readPage, runningTotalAt } from './sqlite-reads.ts'
+import {
+  deleteRobot,
+  removeChunk,
+  retentionPass,
+  type RetentionChunk,
+  type RetentionCursor,
+} from './sqlite-removal.ts'
 import {
   migrate,
   prepareStatements,
@@ -106,6 +116,11 @@ export interface SqliteStoreOptions {
   readonly walRestartBytes?: number
   /** A tail is packed once this many events were logged after its first; default 262144. */
   readonly logWindow?: number
+  /**
+   * Most blocks one transaction of a retention pass looks at (it blocks
+   * ingest); default 256 (sqlite-removal.ts).
+   */
+  readonly blocksPerRetention?: number
 }
 
 /**
@@ -133,6 +148,12 @@ export interface SqliteStore extends Store {
    * for a caller that tells its own watchers.
    */
   appendBatch(events: readonly TelemetryEvent[]): AppendResult
+  /**
+   * One chunk of a {@link Store.removeBefore} pass, in one transaction,
+   * from `after` on; the store thread's proxy runs the pass by calling it
+   * until its `next` is `undefined`.
+   */
+  removeChunk(cutoff: number, after: RetentionCursor): RetentionChunk
 }
 
 const MAX_SAFE = Number.MAX_SAFE_INTEGER
@@ -157,6 +178,7 @@ class SqliteStoreImpl implements SqliteStore {
   readonly #options: SqliteStoreOptions
   readonly #maintenance: MaintenanceOptions
   readonly #maintenanceEvents: number
+  readonly #blocksPerRetention: number
   readonly #fleet: Fleet
   #open: Open | undefined
   /** Events logged since the last maintenance. */
@@ -168,6 +190,7 @@ class SqliteStoreImpl implements SqliteStore {
     this.url = options.url ?? `sqlite:${options.path}`
     this.#fleet = new Fleet(options.blockEvents ?? 256)
     this.#maintenanceEvents = options.maintenanceEvents ?? 2048
+    this.#blocksPerRetention = options.blocksPerRetention ?? 256
     this.#maintenance = {
       blocksPerMaintenance: options.blocksPerMaintenance ?? 32,
       logWindow: options.logWindow ?? 262144,
@@ -264,6 +287,32 @@ class SqliteStoreImpl implements SqliteStore {
     return this.#watchers.add(listener)
   }
 
+  async deleteRobot(name: string): Promise<boolean> {
+    const open = this.#opened()
+    return deleteRobot(open.db, open.sql, this.#fleet, name)
+  }
+
+  removeBefore(cutoff: number): Promise<RetentionPass> {
+    return retentionPass(async (after) => {
+      const chunk = this.removeChunk(cutoff, after)
+      // The store runs on its caller's thread: calls made meanwhile run
+      // before the next chunk.
+      if (chunk.next !== undefined) await setImmediate()
+      return chunk
+    })
+  }
+
+  removeChunk(cutoff: number, after: RetentionCursor): RetentionChunk {
+    const open = this.#opened()
+    return removeChunk(
+      open.db,
+      open.sql,
+      cutoff,
+      after,
+      this.#blocksPerRetention,
+    )
+  }
+
   #append(open: Open, events: readonly TelemetryEvent[]): AppendResult {
     const logged = open.logInTransaction(events)
     // Committed: only now does the fleet in memory move forward.
@@ -314,10 +363,10 @@ class SqliteStoreImpl implements SqliteStore {
 
   async countRobots(): Promise<number> {
     this.#opened()
-    // Ids are dense from 1 (sqlite-write.ts): the next id counts them, in
-    // O(1). A `SELECT count(*)` reads the whole name index instead: on
-    // 1,000,000 robots about 60 ms (docs/storage.md).
-    return this.#fleet.nextRobotId - 1
+    // The ids given less the robots deleted (sqlite-write.ts), in O(1). A
+    // `SELECT count(*)` reads the whole name index instead: on 1,000,000
+    // robots about 60 ms (docs/storage.md).
+    return this.#fleet.robotCount
   }
 
   async robotsInMemory(): Promise<number> {

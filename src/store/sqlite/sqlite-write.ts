@@ -49,8 +49,9 @@ export function logBatch(
   const now = Date.now()
   const newIds = new Map<string, number>()
   // Ids are dense, 1, 2, 3, …: a failed transaction gives none away, as
-  // the fleet's next id moves only after a commit. So the largest id is
-  // the number of robots (countRobots).
+  // the fleet's next id moves only after a commit, and a deleted robot's
+  // is not given again (sqlite-removal.ts). So the robots are the ids
+  // given less those deleted (countRobots).
   let nextRobotId = fleet.nextRobotId
   let seq = fleet.nextSeq
   // Log rows are inserted many to a statement: one statement per row cost

@@ -2,7 +2,9 @@
  * The store thread: opens the SQLite store and answers
  * the proxy's requests (`threaded-store.ts` has the protocol). Requests are
  * handled in arrival order; the store is synchronous, so it finishes
- * each before the next one starts.
+ * each before the next one starts. A retention pass is one request per
+ * chunk, each a short transaction, so requests that arrive during a pass
+ * are answered between its chunks.
  */
 import { parentPort, workerData } from 'node:worker_threads'
 import { createSqliteStore } from '../sqlite/sqlite-store.ts'
@@ -102,6 +104,12 @@ port.on('message', (request: Request) => {
     case 'odometer':
       return void answer(request.id, () =>
         store.odometer(request.name, request.range),
+      )
+    case 'deleteRobot':
+      return void answer(request.id, () => store.deleteRobot(request.name))
+    case 'removeChunk':
+      return void answer(request.id, async () =>
+        store.removeChunk(request.cutoff, request.after),
       )
     case 'read':
       return void stream(request)

@@ -72,6 +72,79 @@ describe('threaded store', () => {
     await store.close()
   })
 
+  it('should store the batches queued before a deletion as the old robot, and those after it as a new one', async () => {
+    const store = createThreadedStore(fresh())
+    await store.init()
+    try {
+      const e = (timestamp: number, x: number) => ({
+        robot: 'r',
+        timestamp,
+        x,
+        y: 0,
+      })
+      await store.append([e(10, 0), e(20, 10)])
+      // Sent one after the other without waiting: the thread takes them
+      // in this order.
+      const before = store.append([e(30, 20), e(40, 30)])
+      const deleted = store.deleteRobot('r')
+      const after = store.append([e(5, 0), e(30, 20), e(30, 99), e(35, 25)])
+      assert.deepStrictEqual(await before, ['ok', 'ok'])
+      assert.equal(await deleted, true)
+      // Older than the deleted robot's latest, and at its timestamps with
+      // other positions: a new robot takes them all.
+      assert.deepStrictEqual(await after, ['ok', 'ok', 'conflict', 'ok'])
+      const robot = await store.getRobot('r')
+      assert.deepStrictEqual(
+        [robot?.eventCount, robot?.firstTimestamp, robot?.odometer],
+        [3, 5, 25],
+      )
+      const ts: number[] = []
+      for await (const page of store.readEvents('r')) ts.push(...page.ts)
+      assert.deepStrictEqual(ts, [5, 30, 35])
+      assert.equal(await store.countRobots(), 1)
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('should store a batch sent during a retention pass before the pass ends', async () => {
+    const store = createThreadedStore({
+      ...fresh(),
+      blockEvents: 4,
+      maintenanceEvents: 4,
+      blocksPerRetention: 1,
+    })
+    await store.init()
+    try {
+      const old = Array.from({ length: 40 }, (_, i) => ({
+        robot: 'old',
+        timestamp: i,
+        x: i,
+        y: 0,
+      }))
+      await store.append(old)
+      const order: string[] = []
+      // A chunk a request, each sent once the last is answered: the
+      // batch is queued behind the first chunk, and before the second.
+      const pass = store.removeBefore(1000).then((removed) => {
+        order.push('pass')
+        return removed
+      })
+      const batch = store
+        .append([{ robot: 'new', timestamp: 1, x: 0, y: 0 }])
+        .then((outcomes) => {
+          order.push('batch')
+          return outcomes
+        })
+      assert.deepStrictEqual(await batch, ['ok'])
+      assert.deepStrictEqual(await pass, { events: 36, units: 9 })
+      assert.deepStrictEqual(order, ['batch', 'pass'])
+      assert.equal((await store.getRobot('old'))?.eventCount, 40)
+    } finally {
+      await store.close()
+    }
+  })
+
   it('should carry a failed init across the thread, with its code', async () => {
     // A folder cannot be opened as a database file.
     const store = createThreadedStore({ path: dir })

@@ -10,8 +10,11 @@
  * The proxy speaks a small request/response protocol (`Request`, `Response`
  * below) with `store-thread.ts`. Batches travel as columns in transferred
  * buffers; reads stream pages with a few pages of credit, so a slow HTTP
- * client never makes the thread read ahead without bound. The contract is
- * the same as in-process: `append` resolves after the commit.
+ * client never makes the thread read ahead without bound. A retention pass
+ * is a request per chunk, each sent once the last is answered: it goes
+ * behind the batches queued meanwhile, so ingest goes on during a long
+ * pass. The contract is the same as in-process: `append` resolves after
+ * the commit.
  */
 import { Worker } from 'node:worker_threads'
 import type { TelemetryEvent } from '../../domain/event.ts'
@@ -21,12 +24,18 @@ import {
   type RunningTotal,
 } from '../../domain/rules.ts'
 import { ERROR_CATALOG, TelemetryError } from '../../errors.ts'
+import {
+  retentionPass,
+  type RetentionChunk,
+  type RetentionCursor,
+} from '../sqlite/sqlite-removal.ts'
 import type { SqliteStoreOptions } from '../sqlite/sqlite-store.ts'
 import type {
   CommitListener,
   EventPage,
   ListRobotsOptions,
   ReadEventsOptions,
+  RetentionPass,
   Robot,
   Store,
   TimeRange,
@@ -78,6 +87,14 @@ export type Request =
   | { readonly op: 'more'; readonly id: number }
   /** The reader stopped early. */
   | { readonly op: 'cancel'; readonly id: number }
+  | { readonly op: 'deleteRobot'; readonly id: number; readonly name: string }
+  /** One chunk of a retention pass (SqliteStore.removeChunk). */
+  | {
+      readonly op: 'removeChunk'
+      readonly id: number
+      readonly cutoff: number
+      readonly after: RetentionCursor
+    }
   | { readonly op: 'close'; readonly id: number }
 
 /** The store thread's answer to an `append`. */
@@ -297,6 +314,28 @@ class ThreadedStore implements Store {
       name,
       range,
     })) as number
+  }
+
+  async deleteRobot(name: string): Promise<boolean> {
+    return (await this.#call({
+      op: 'deleteRobot',
+      id: this.#id(),
+      name,
+    })) as boolean
+  }
+
+  removeBefore(cutoff: number): Promise<RetentionPass> {
+    // The thread answers requests in order: each chunk is sent after the
+    // last one's answer, so the batches sent meanwhile are stored between.
+    return retentionPass(
+      async (after) =>
+        (await this.#call({
+          op: 'removeChunk',
+          id: this.#id(),
+          cutoff,
+          after,
+        })) as RetentionChunk,
+    )
   }
 
   async *readEvents(
