@@ -207,62 +207,61 @@ async function ceiling(
   }
 }
 
+/** The events of a preload and where they lie in time. */
+interface PreloadPlan {
+  readonly robots: readonly PreloadRobot[]
+  readonly order: 'interleaved' | 'sequential'
+  readonly positions?: 'zigzag' | 'driving'
+  /**
+   * A robot's `k`-th event is at `t0 + k * step` (ms); by default
+   * `PRELOAD_T0` and one second (`zigzag`) or 100 ms (`driving`).
+   */
+  readonly time?: { readonly t0: number; readonly step: number }
+}
+
+/** The events of a preload in load order, produced lazily. */
+function* preloadEvents(plan: PreloadPlan): Generator<TelemetryEvent> {
+  const { robots } = plan
+  const names = robots.map((robot) => robotName(robot.index))
+  const longest = Math.max(...robots.map((r) => r.events))
+  if (plan.positions === 'driving') {
+    // The motion model's fleet, one step of 100 ms per round of robots.
+    const { t0, step } = plan.time ?? { t0: PRELOAD_T0, step: DRIVING_STEP }
+    const fleet = createFleet({ robots: names.length, seed: 42 })
+    for (let k = 0; k < longest; k++) {
+      const positions = fleet.step(DRIVING_STEP / 1000)
+      for (let i = 0; i < robots.length; i++) {
+        if (k >= robots[i]!.events) continue
+        const { x, y } = positions[i]!
+        yield { robot: names[i]!, timestamp: t0 + k * step, x, y }
+      }
+    }
+    return
+  }
+  const { t0, step } = plan.time ?? { t0: PRELOAD_T0, step: PRELOAD_STEP }
+  const emit = (i: number, k: number): TelemetryEvent => {
+    const [x, y] = preloadPosition(robots[i]!.index, k)
+    return { robot: names[i]!, timestamp: t0 + k * step, x, y }
+  }
+  if (plan.order === 'sequential') {
+    for (let i = 0; i < robots.length; i++) {
+      for (let k = 0; k < robots[i]!.events; k++) yield emit(i, k)
+    }
+    return
+  }
+  for (let k = 0; k < longest; k++) {
+    for (let i = 0; i < robots.length; i++) {
+      if (k < robots[i]!.events) yield emit(i, k)
+    }
+  }
+}
+
 async function preload(
   options: Extract<StoreLoadOptions, { mode: 'preload' }>,
 ): Promise<StoreLoadResult> {
   const store = openBackend(options.store)
   await store.init()
   const total = options.robots.reduce((n, r) => n + r.events, 0)
-  const robots = options.robots
-
-  // The events in load order, produced lazily batch by batch.
-  function* order(): Generator<TelemetryEvent> {
-    const names = robots.map((robot) => robotName(robot.index))
-    if (options.positions === 'driving') {
-      yield* driving(names)
-      return
-    }
-    const emit = (i: number, k: number): TelemetryEvent => {
-      const [x, y] = preloadPosition(robots[i]!.index, k)
-      return {
-        robot: names[i]!,
-        timestamp: PRELOAD_T0 + k * PRELOAD_STEP,
-        x,
-        y,
-      }
-    }
-    if (options.order === 'sequential') {
-      for (let i = 0; i < robots.length; i++) {
-        for (let k = 0; k < robots[i]!.events; k++) yield emit(i, k)
-      }
-      return
-    }
-    const longest = Math.max(...robots.map((r) => r.events))
-    for (let k = 0; k < longest; k++) {
-      for (let i = 0; i < robots.length; i++) {
-        if (k < robots[i]!.events) yield emit(i, k)
-      }
-    }
-  }
-
-  // The motion model's fleet, one step of 100 ms per round of robots.
-  function* driving(names: readonly string[]): Generator<TelemetryEvent> {
-    const fleet = createFleet({ robots: names.length, seed: 42 })
-    const longest = Math.max(...robots.map((r) => r.events))
-    for (let k = 0; k < longest; k++) {
-      const positions = fleet.step(DRIVING_STEP / 1000)
-      for (let i = 0; i < robots.length; i++) {
-        if (k >= robots[i]!.events) continue
-        const { x, y } = positions[i]!
-        yield {
-          robot: names[i]!,
-          timestamp: PRELOAD_T0 + k * DRIVING_STEP,
-          x,
-          y,
-        }
-      }
-    }
-  }
 
   const started = performance.now()
   const cpuStart = process.cpuUsage()
@@ -288,7 +287,7 @@ async function preload(
       )
     }
   }
-  for (const event of order()) {
+  for (const event of preloadEvents(options)) {
     batch.push(event)
     if (batch.length >= options.batchSize) await flush()
   }
