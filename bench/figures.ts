@@ -24,6 +24,7 @@ export const SCENARIOS = [
   'odometer',
   'fetch',
   'disk',
+  'retention',
   'flood',
   'million',
 ] as const
@@ -38,7 +39,8 @@ export type Scenario = (typeof SCENARIOS)[number]
  * on disk), `tracks` holds the long tracks of `odometer` and
  * `fetch`; `flood` and `million` are those scenarios' stores, each read
  * again by a second server after the first stopped; `dashboard` is the
- * empty store the dashboard scenario streams the fleet into.
+ * empty store the dashboard scenario streams the fleet into; `retention`
+ * holds old events for a retention pass (no server opens it).
  */
 export const STORES = [
   'ceiling',
@@ -57,6 +59,7 @@ export const STORES = [
   'flood-small',
   'flood',
   'million',
+  'retention',
 ] as const
 /** One of {@link STORES}. */
 export type StoreName = (typeof STORES)[number]
@@ -160,6 +163,15 @@ export const LIVE_ROWS = ['ingest-live'] as const
 /** One of {@link LIVE_ROWS}. */
 export type LiveRowId = (typeof LIVE_ROWS)[number]
 
+/**
+ * A retention pass (`Store.removeBefore`) while a steady ingest goes on,
+ * in-process on a store of old events: what it removed, how long it took,
+ * and the ingest's append times before and during it.
+ */
+export const RETENTION_ROWS = ['retention'] as const
+/** One of {@link RETENTION_ROWS}. */
+export type RetentionRowId = (typeof RETENTION_ROWS)[number]
+
 /** Bytes on disk of one store. */
 export type DiskRowId = `disk-${StoreName}`
 
@@ -174,6 +186,7 @@ export type RowId =
   | MillionRowId
   | DashboardRowId
   | LiveRowId
+  | RetentionRowId
   | DiskRowId
 
 // --- metrics ---
@@ -240,6 +253,18 @@ export const METRICS = {
   fleet_delivery_after_ok_p99_ms: 'ms',
   send_to_delivery_p50_ms: 'ms',
   send_to_delivery_p99_ms: 'ms',
+  old_events: 'events',
+  events_removed: 'events',
+  units_removed: 'units',
+  pass_seconds: 's',
+  worst_pause_ms: 'ms',
+  baseline_p50_ms: 'ms',
+  baseline_p99_ms: 'ms',
+  baseline_max_ms: 'ms',
+  pass_p50_ms: 'ms',
+  pass_p99_ms: 'ms',
+  baseline_events_per_s: 'events/s',
+  pass_events_per_s: 'events/s',
 } as const
 /** One of the keys of {@link METRICS}. */
 export type Metric = keyof typeof METRICS
@@ -316,6 +341,20 @@ export const ROW_METRICS = {
     'send_to_delivery_p50_ms',
     'send_to_delivery_p99_ms',
   ],
+  retention: [
+    'old_events',
+    'events_removed',
+    'units_removed',
+    'pass_seconds',
+    'worst_pause_ms',
+    'pass_p50_ms',
+    'pass_p99_ms',
+    'pass_events_per_s',
+    'baseline_p50_ms',
+    'baseline_p99_ms',
+    'baseline_max_ms',
+    'baseline_events_per_s',
+  ],
   run: [
     'seconds',
     'bare_ws_ceiling_events_per_s',
@@ -345,6 +384,7 @@ export type FigureId =
   | `${MillionRowId}.${Of<'million'>}`
   | `${DashboardRowId}.${Of<'dashboard'>}`
   | `${LiveRowId}.${Of<'live'>}`
+  | `${RetentionRowId}.${Of<'retention'>}`
   | `${DiskRowId}.${Of<'disk'>}`
   | `run.${Of<'run'>}`
 
@@ -490,6 +530,21 @@ export function collectFigures(report: RunReport): Figures {
     )
     put(`${row.id}.send_to_delivery_p50_ms`, row.sendToDelivery.p50)
     put(`${row.id}.send_to_delivery_p99_ms`, row.sendToDelivery.p99)
+  }
+  for (const row of report.retention) {
+    const r = row.result
+    put(`${row.id}.old_events`, r.oldEvents)
+    put(`${row.id}.events_removed`, r.removed.events)
+    put(`${row.id}.units_removed`, r.removed.units)
+    put(`${row.id}.pass_seconds`, r.passSeconds)
+    put(`${row.id}.worst_pause_ms`, r.pass.latency.max)
+    put(`${row.id}.pass_p50_ms`, r.pass.latency.p50)
+    put(`${row.id}.pass_p99_ms`, r.pass.latency.p99)
+    put(`${row.id}.pass_events_per_s`, r.pass.eventsPerSecond)
+    put(`${row.id}.baseline_p50_ms`, r.baseline.latency.p50)
+    put(`${row.id}.baseline_p99_ms`, r.baseline.latency.p99)
+    put(`${row.id}.baseline_max_ms`, r.baseline.latency.max)
+    put(`${row.id}.baseline_events_per_s`, r.baseline.eventsPerSecond)
   }
   for (const row of report.disk) {
     const id = `disk-${row.name}` as const

@@ -45,6 +45,7 @@ export function formatNumber(value: number, unit: string): string {
     case 'robots':
     case 'bytes/robot':
     case 'tasks':
+    case 'units':
       return int(value)
     case 'ms':
       return ms(value)
