@@ -356,6 +356,29 @@ describe('collectFigures', () => {
     assert.equal(unitOf('retention.units_removed'), 'units')
   })
 
+  it('should project a year of the 10 Hz fleet from the bytes an event of the fleet and driving stores only', () => {
+    const GiB = 1024 * MB
+    const figures = collectFigures(
+      report({
+        disk: [
+          { name: 'driving', events: 2_000_000, bytes: 8_000_000, files: [] },
+          { name: 'ingest', events: 1_000_000, bytes: 60_000_000, files: [] },
+          { name: 'fleet', events: 0, bytes: 4096, files: [] },
+        ],
+      }),
+    )
+    // 4 bytes an event, 864 million events a day.
+    assert.equal(figures['disk-driving.year_gb'], (4 * 864_000_000 * 365) / GiB)
+    assert.equal(
+      figures['disk-driving.retain_30d_gb'],
+      (4 * 864_000_000 * 30) / GiB,
+    )
+    assert.equal(figures['disk-ingest.bytes_per_event'], 60)
+    assert.equal(figures['disk-ingest.year_gb'], undefined)
+    assert.equal(figures['disk-fleet.year_gb'], undefined)
+    assert.equal(unitOf('disk-driving.year_gb'), 'GB')
+  })
+
   it("should give the dashboard's frames, long tasks and robots shown, and no frame figures from a recording that missed part of the window", () => {
     const frames: FrameFigures = {
       intervals: { count: 590, p50: 16.7, p99: 240, max: 410, mean: 20 },

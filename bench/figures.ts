@@ -175,6 +175,28 @@ export type RetentionRowId = (typeof RETENTION_ROWS)[number]
 /** Bytes on disk of one store. */
 export type DiskRowId = `disk-${StoreName}`
 
+/**
+ * The fleet a year of storage is projected for ("A year of the fleet" in
+ * the report): robots reporting `hz` times a second for `days` days, and
+ * the days a store kept with `--retain 30d` holds.
+ */
+export const YEAR_FLEET = {
+  robots: 1000,
+  hz: 10,
+  days: 365,
+  retainDays: 30,
+} as const
+
+/** Events the {@link YEAR_FLEET} reports a day: 864 million. */
+export const YEAR_FLEET_EVENTS_A_DAY =
+  YEAR_FLEET.robots * YEAR_FLEET.hz * 86_400
+
+/** The stores whose bytes an event the year is projected from. */
+export const PROJECTED_STORES = [
+  'fleet',
+  'driving',
+] as const satisfies readonly StoreName[]
+
 /** Every row of a report. */
 export type RowId =
   | LoadRowId
@@ -265,6 +287,8 @@ export const METRICS = {
   pass_p99_ms: 'ms',
   baseline_events_per_s: 'events/s',
   pass_events_per_s: 'events/s',
+  year_gb: 'GB',
+  retain_30d_gb: 'GB',
 } as const
 /** One of the keys of {@link METRICS}. */
 export type Metric = keyof typeof METRICS
@@ -299,7 +323,7 @@ export const ROW_METRICS = {
     'rss_growth_mb',
     'server_peak_rss_mb',
   ],
-  disk: ['events', 'bytes', 'bytes_per_event'],
+  disk: ['events', 'bytes', 'bytes_per_event', 'year_gb', 'retain_30d_gb'],
   shutdown: [
     'exit_seconds',
     'ok_events',
@@ -403,6 +427,8 @@ export function unitOf(id: string): string {
 // --- collecting them ---
 
 const MB = 1024 * 1024
+/** GB of the projection: 2^30 bytes, as MB are 2^20. */
+export const GB = 1024 * MB
 
 /**
  * The figures of a run, by id, in report order with the `run.*` figures
@@ -550,7 +576,14 @@ export function collectFigures(report: RunReport): Figures {
     const id = `disk-${row.name}` as const
     put(`${id}.events`, row.events)
     put(`${id}.bytes`, row.bytes)
-    if (row.events > 0) put(`${id}.bytes_per_event`, row.bytes / row.events)
+    if (row.events === 0) continue
+    const perEvent = row.bytes / row.events
+    put(`${id}.bytes_per_event`, perEvent)
+    if ((PROJECTED_STORES as readonly StoreName[]).includes(row.name)) {
+      const day = perEvent * YEAR_FLEET_EVENTS_A_DAY
+      put(`${id}.year_gb`, (day * YEAR_FLEET.days) / GB)
+      put(`${id}.retain_30d_gb`, (day * YEAR_FLEET.retainDays) / GB)
+    }
   }
   return {
     ...deriveFigures(

@@ -8,6 +8,10 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import {
   collectFigures,
+  GB,
+  PROJECTED_STORES,
+  YEAR_FLEET,
+  YEAR_FLEET_EVENTS_A_DAY,
   type Backend,
   type DashboardRowId,
   type FetchRowId,
@@ -975,6 +979,42 @@ export function renderReport(report: RunReport): string {
     )
   }
 
+  const projected = PROJECTED_STORES.flatMap((name) =>
+    report.disk.filter((d) => d.name === name && d.events > 0),
+  )
+  if (projected.length > 0) {
+    const f = YEAR_FLEET
+    const figures = collectFigures(report)
+    out.push('## A year of the fleet\n')
+    out.push(
+      `${int(f.robots)} robots reporting at ${int(f.hz)} Hz store ${int(YEAR_FLEET_EVENTS_A_DAY)} events a day. At the bytes an event measured above, and assuming an event costs the same in a store ${int(f.days)} days long as in the one measured, with retention off (every event kept) a year of them takes the "Year" column; with \`--retain ${f.retainDays}d\` the store holds the last ${f.retainDays} days (column "${f.retainDays} days"). GB and TB are 2^30 and 2^40 bytes, as MB are 2^20 here.${report.quick ? " Quick run: the stores measured are small, so their fixed costs (schema, robots' rows, events not yet packed) weigh on each event, and these projections say little." : ''}\n`,
+    )
+    out.push(
+      table(
+        [
+          'Store',
+          'Bytes/event',
+          'A day',
+          `${f.retainDays} days (\`--retain ${f.retainDays}d\`)`,
+          `Year (${f.days} days, retention off)`,
+          'Figures',
+        ],
+        projected.map((d) => {
+          const id = `disk-${d.name}` as const
+          const perEvent = d.bytes / d.events
+          return [
+            STORE_LABELS[d.name],
+            fixed(perEvent, 1),
+            size(perEvent * YEAR_FLEET_EVENTS_A_DAY),
+            size((figures[`${id}.retain_30d_gb`] ?? NaN) * GB),
+            size((figures[`${id}.year_gb`] ?? NaN) * GB),
+            `\`${id}.retain_30d_gb\`, \`${id}.year_gb\``,
+          ]
+        }),
+      ),
+    )
+  }
+
   if (report.retention.length > 0) {
     out.push('## Retention\n')
     for (const row of report.retention) {
@@ -1038,6 +1078,14 @@ export function renderReport(report: RunReport): string {
     }
   }
   return out.join('\n')
+}
+
+/** Bytes as GB (2^30) under a TB, as TB (2^40) from one. */
+function size(bytes: number): string {
+  if (!Number.isFinite(bytes)) return 'n/a'
+  return bytes >= 1024 * GB
+    ? `${fixed(bytes / (1024 * GB), 2)} TB`
+    : `${fixed(bytes / GB, bytes >= 100 * GB ? 0 : 1)} GB`
 }
 
 const HISTORY_INTRO = `## History
