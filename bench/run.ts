@@ -1778,7 +1778,7 @@ class Bench {
       echoStderr: true,
     })
     say(
-      `  retention: removed ${fmt(result.removed.events)} events (${fmt(result.removed.units)} units) in ${result.passSeconds.toFixed(2)} s; append p99 ${ms(result.baseline.latency.p99)} ms before, worst ${ms(result.pass.latency.max)} ms during the pass`,
+      `  retention: removed ${fmt(result.removed.events)} events (${fmt(result.removed.units)} units) in ${result.passSeconds.toFixed(3)} s; append p99 ${ms(result.baseline.latency.p99)} ms before, worst ${ms(result.pass.latency.max)} ms during the pass`,
     )
     if (result.nonOk > 0) {
       this.problem(`retention: ${result.nonOk} outcomes were not ok`)
