@@ -725,11 +725,15 @@ function modelTests(
               const robot = robots[random.below(robots.length)]!
               const roll = random.next()
               const latest = clock.get(robot)!
-              // Mostly newer events, some repeats and some older ones.
+              // Mostly newer events, some repeats and some older ones:
+              // most just before the latest, some anywhere before it
+              // (where a retention pass may have removed what was stored).
               const timestamp =
                 roll < 0.7
                   ? latest + random.int(1, 3)
-                  : Math.max(0, latest - random.below(6))
+                  : roll < 0.9
+                    ? Math.max(0, latest - random.below(6))
+                    : random.below(latest + 1)
               if (timestamp > latest) clock.set(robot, timestamp)
               const x = random.below(4)
               const y = roll < 0.85 ? timestamp % 3 : random.below(4)
