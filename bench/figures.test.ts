@@ -3,6 +3,7 @@ import { describe, it } from 'node:test'
 import { collectFigures, deriveFigures, unitOf } from './figures.ts'
 import type { FrameFigures } from './frames.ts'
 import type { LoadResult } from './load.ts'
+import type { IngestWindow, RetentionResult } from './store-load.ts'
 import type {
   DashboardRow,
   LiveRow,
@@ -40,6 +41,7 @@ function report(rows: Partial<RunReport>): RunReport {
     shutdown: [],
     million: [],
     dashboard: [],
+    retention: [],
     disk: [],
     problems: [],
     ...rows,
@@ -289,6 +291,92 @@ describe('collectFigures', () => {
       },
     )
     assert.equal(unitOf('ingest-live.fleet_delivery_after_ok_p99_ms'), 'ms')
+  })
+
+  it('should give the retention pass, its worst pause the longest append during it', () => {
+    const window = (p50: number, p99: number, max: number): IngestWindow => ({
+      appends: 50,
+      events: 5000,
+      seconds: 0.5,
+      eventsPerSecond: 10_000,
+      latency: { count: 50, p50, p99, max, mean: p50 },
+    })
+    const result: RetentionResult = {
+      type: 'result',
+      mode: 'retention',
+      oldEvents: 2_000_000,
+      preloadSeconds: 9,
+      oldFrom: 0,
+      oldTo: 1,
+      cutoff: 2,
+      removed: { events: 1_984_000, units: 29 },
+      passSeconds: 0.55,
+      baseline: window(9, 77, 96),
+      pass: { ...window(8.9, 46, 310), eventsPerSecond: 8800 },
+      after: window(7, 115, 150),
+      nonOk: 0,
+      ingestEndedFirst: false,
+      peakRssBytes: 200 * MB,
+    }
+    const figures = collectFigures(
+      report({
+        retention: [
+          {
+            id: 'retention',
+            robots: 1000,
+            oldEvents: 2000,
+            batchSize: 100,
+            warmupMs: 1000,
+            baselineMs: 3000,
+            tailMs: 2000,
+            result,
+          },
+        ],
+      }),
+    )
+    assert.deepStrictEqual(
+      Object.fromEntries(
+        Object.entries(figures).filter(([id]) => id.startsWith('retention.')),
+      ),
+      {
+        'retention.old_events': 2_000_000,
+        'retention.events_removed': 1_984_000,
+        'retention.units_removed': 29,
+        'retention.pass_seconds': 0.55,
+        'retention.worst_pause_ms': 310,
+        'retention.pass_p50_ms': 8.9,
+        'retention.pass_p99_ms': 46,
+        'retention.pass_events_per_s': 8800,
+        'retention.baseline_p50_ms': 9,
+        'retention.baseline_p99_ms': 77,
+        'retention.baseline_max_ms': 96,
+        'retention.baseline_events_per_s': 10_000,
+      },
+    )
+    assert.equal(unitOf('retention.units_removed'), 'units')
+  })
+
+  it('should project a year of the 10 Hz fleet from the bytes an event of the fleet and driving stores only', () => {
+    const GiB = 1024 * MB
+    const figures = collectFigures(
+      report({
+        disk: [
+          { name: 'driving', events: 2_000_000, bytes: 8_000_000, files: [] },
+          { name: 'ingest', events: 1_000_000, bytes: 60_000_000, files: [] },
+          { name: 'fleet', events: 0, bytes: 4096, files: [] },
+        ],
+      }),
+    )
+    // 4 bytes an event, 864 million events a day.
+    assert.equal(figures['disk-driving.year_gb'], (4 * 864_000_000 * 365) / GiB)
+    assert.equal(
+      figures['disk-driving.retain_30d_gb'],
+      (4 * 864_000_000 * 30) / GiB,
+    )
+    assert.equal(figures['disk-ingest.bytes_per_event'], 60)
+    assert.equal(figures['disk-ingest.year_gb'], undefined)
+    assert.equal(figures['disk-fleet.year_gb'], undefined)
+    assert.equal(unitOf('disk-driving.year_gb'), 'GB')
   })
 
   it("should give the dashboard's frames, long tasks and robots shown, and no frame figures from a recording that missed part of the window", () => {

@@ -24,6 +24,7 @@ export const SCENARIOS = [
   'odometer',
   'fetch',
   'disk',
+  'retention',
   'flood',
   'million',
 ] as const
@@ -38,7 +39,8 @@ export type Scenario = (typeof SCENARIOS)[number]
  * on disk), `tracks` holds the long tracks of `odometer` and
  * `fetch`; `flood` and `million` are those scenarios' stores, each read
  * again by a second server after the first stopped; `dashboard` is the
- * empty store the dashboard scenario streams the fleet into.
+ * empty store the dashboard scenario streams the fleet into; `retention`
+ * holds old events for a retention pass (no server opens it).
  */
 export const STORES = [
   'ceiling',
@@ -57,6 +59,7 @@ export const STORES = [
   'flood-small',
   'flood',
   'million',
+  'retention',
 ] as const
 /** One of {@link STORES}. */
 export type StoreName = (typeof STORES)[number]
@@ -160,8 +163,39 @@ export const LIVE_ROWS = ['ingest-live'] as const
 /** One of {@link LIVE_ROWS}. */
 export type LiveRowId = (typeof LIVE_ROWS)[number]
 
+/**
+ * A retention pass (`Store.removeBefore`) while a steady ingest goes on,
+ * in-process on a store of old events: what it removed, how long it took,
+ * and the ingest's append times before and during it.
+ */
+export const RETENTION_ROWS = ['retention'] as const
+/** One of {@link RETENTION_ROWS}. */
+export type RetentionRowId = (typeof RETENTION_ROWS)[number]
+
 /** Bytes on disk of one store. */
 export type DiskRowId = `disk-${StoreName}`
+
+/**
+ * The fleet a year of storage is projected for ("A year of the fleet" in
+ * the report): robots reporting `hz` times a second for `days` days, and
+ * the days a store kept with `--retain 30d` holds.
+ */
+export const YEAR_FLEET = {
+  robots: 1000,
+  hz: 10,
+  days: 365,
+  retainDays: 30,
+} as const
+
+/** Events the {@link YEAR_FLEET} reports a day: 864 million. */
+export const YEAR_FLEET_EVENTS_A_DAY =
+  YEAR_FLEET.robots * YEAR_FLEET.hz * 86_400
+
+/** The stores whose bytes an event the year is projected from. */
+export const PROJECTED_STORES = [
+  'fleet',
+  'driving',
+] as const satisfies readonly StoreName[]
 
 /** Every row of a report. */
 export type RowId =
@@ -174,6 +208,7 @@ export type RowId =
   | MillionRowId
   | DashboardRowId
   | LiveRowId
+  | RetentionRowId
   | DiskRowId
 
 // --- metrics ---
@@ -240,6 +275,20 @@ export const METRICS = {
   fleet_delivery_after_ok_p99_ms: 'ms',
   send_to_delivery_p50_ms: 'ms',
   send_to_delivery_p99_ms: 'ms',
+  old_events: 'events',
+  events_removed: 'events',
+  units_removed: 'units',
+  pass_seconds: 's',
+  worst_pause_ms: 'ms',
+  baseline_p50_ms: 'ms',
+  baseline_p99_ms: 'ms',
+  baseline_max_ms: 'ms',
+  pass_p50_ms: 'ms',
+  pass_p99_ms: 'ms',
+  baseline_events_per_s: 'events/s',
+  pass_events_per_s: 'events/s',
+  year_gb: 'GB',
+  retain_30d_gb: 'GB',
 } as const
 /** One of the keys of {@link METRICS}. */
 export type Metric = keyof typeof METRICS
@@ -274,7 +323,7 @@ export const ROW_METRICS = {
     'rss_growth_mb',
     'server_peak_rss_mb',
   ],
-  disk: ['events', 'bytes', 'bytes_per_event'],
+  disk: ['events', 'bytes', 'bytes_per_event', 'year_gb', 'retain_30d_gb'],
   shutdown: [
     'exit_seconds',
     'ok_events',
@@ -316,6 +365,20 @@ export const ROW_METRICS = {
     'send_to_delivery_p50_ms',
     'send_to_delivery_p99_ms',
   ],
+  retention: [
+    'old_events',
+    'events_removed',
+    'units_removed',
+    'pass_seconds',
+    'worst_pause_ms',
+    'pass_p50_ms',
+    'pass_p99_ms',
+    'pass_events_per_s',
+    'baseline_p50_ms',
+    'baseline_p99_ms',
+    'baseline_max_ms',
+    'baseline_events_per_s',
+  ],
   run: [
     'seconds',
     'bare_ws_ceiling_events_per_s',
@@ -345,6 +408,7 @@ export type FigureId =
   | `${MillionRowId}.${Of<'million'>}`
   | `${DashboardRowId}.${Of<'dashboard'>}`
   | `${LiveRowId}.${Of<'live'>}`
+  | `${RetentionRowId}.${Of<'retention'>}`
   | `${DiskRowId}.${Of<'disk'>}`
   | `run.${Of<'run'>}`
 
@@ -363,6 +427,8 @@ export function unitOf(id: string): string {
 // --- collecting them ---
 
 const MB = 1024 * 1024
+/** GB of the projection: 2^30 bytes, as MB are 2^20. */
+export const GB = 1024 * MB
 
 /**
  * The figures of a run, by id, in report order with the `run.*` figures
@@ -491,11 +557,33 @@ export function collectFigures(report: RunReport): Figures {
     put(`${row.id}.send_to_delivery_p50_ms`, row.sendToDelivery.p50)
     put(`${row.id}.send_to_delivery_p99_ms`, row.sendToDelivery.p99)
   }
+  for (const row of report.retention) {
+    const r = row.result
+    put(`${row.id}.old_events`, r.oldEvents)
+    put(`${row.id}.events_removed`, r.removed.events)
+    put(`${row.id}.units_removed`, r.removed.units)
+    put(`${row.id}.pass_seconds`, r.passSeconds)
+    put(`${row.id}.worst_pause_ms`, r.pass.latency.max)
+    put(`${row.id}.pass_p50_ms`, r.pass.latency.p50)
+    put(`${row.id}.pass_p99_ms`, r.pass.latency.p99)
+    put(`${row.id}.pass_events_per_s`, r.pass.eventsPerSecond)
+    put(`${row.id}.baseline_p50_ms`, r.baseline.latency.p50)
+    put(`${row.id}.baseline_p99_ms`, r.baseline.latency.p99)
+    put(`${row.id}.baseline_max_ms`, r.baseline.latency.max)
+    put(`${row.id}.baseline_events_per_s`, r.baseline.eventsPerSecond)
+  }
   for (const row of report.disk) {
     const id = `disk-${row.name}` as const
     put(`${id}.events`, row.events)
     put(`${id}.bytes`, row.bytes)
-    if (row.events > 0) put(`${id}.bytes_per_event`, row.bytes / row.events)
+    if (row.events === 0) continue
+    const perEvent = row.bytes / row.events
+    put(`${id}.bytes_per_event`, perEvent)
+    if ((PROJECTED_STORES as readonly StoreName[]).includes(row.name)) {
+      const day = perEvent * YEAR_FLEET_EVENTS_A_DAY
+      put(`${id}.year_gb`, (day * YEAR_FLEET.days) / GB)
+      put(`${id}.retain_30d_gb`, (day * YEAR_FLEET.retainDays) / GB)
+    }
   }
   return {
     ...deriveFigures(

@@ -45,6 +45,7 @@ export function formatNumber(value: number, unit: string): string {
     case 'robots':
     case 'bytes/robot':
     case 'tasks':
+    case 'units':
       return int(value)
     case 'ms':
       return ms(value)
@@ -58,6 +59,8 @@ export function formatNumber(value: number, unit: string): string {
     case 'frames/s':
     case 's':
       return fixed(value, 1)
+    case 'GB':
+      return value >= 100 ? int(value) : fixed(value, 1)
     default:
       return String(Number(value.toPrecision(3)))
   }

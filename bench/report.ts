@@ -8,6 +8,10 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import {
   collectFigures,
+  GB,
+  PROJECTED_STORES,
+  YEAR_FLEET,
+  YEAR_FLEET_EVENTS_A_DAY,
   type Backend,
   type DashboardRowId,
   type FetchRowId,
@@ -16,6 +20,7 @@ import {
   type MillionRowId,
   type OdometerRowId,
   type PreloadRowId,
+  type RetentionRowId,
   type Scenario,
   type ShutdownRowId,
   type StorageRowId,
@@ -25,7 +30,7 @@ import { fixed, int, mb, ms, pct, table } from './format.ts'
 import type { LoadResult } from './load.ts'
 import type { FetchResult, OdometerFigures } from './query.ts'
 import type { FrameFigures } from './frames.ts'
-import type { StoreLoadResult } from './store-load.ts'
+import type { RetentionResult, StoreLoadResult } from './store-load.ts'
 import type { LatencySummary } from './stats.ts'
 import { ROBOT_PREFIX } from './fleet.ts'
 import {
@@ -226,6 +231,21 @@ export interface DashboardRow {
   readonly viewport: { readonly width: number; readonly height: number }
 }
 
+/** A retention pass under a steady ingest (store-load.ts `retention`). */
+export interface RetentionRow {
+  readonly id: RetentionRowId
+  readonly robots: number
+  /** Old events preloaded per robot. */
+  readonly oldEvents: number
+  /** Events per `append()` of the steady ingest. */
+  readonly batchSize: number
+  /** Ingest untimed, then timed before the pass, then after it (ms). */
+  readonly warmupMs: number
+  readonly baselineMs: number
+  readonly tailMs: number
+  readonly result: RetentionResult
+}
+
 /** Bytes on disk of one store, after its last server closed. */
 export interface DiskRow {
   readonly name: StoreName
@@ -270,6 +290,13 @@ export interface RunConfig {
   readonly millionWindow: number
   /** The dashboard scenario: events a robot a second, paced. */
   readonly dashboardHz: number
+  /** The retention scenario: robots, and old events preloaded per robot. */
+  readonly retentionRobots: number
+  readonly retentionOldEvents: number
+  /** Events per append of its steady ingest, and its timed windows. */
+  readonly retentionBatch: number
+  readonly retentionBaselineMs: number
+  readonly retentionTailMs: number
 }
 
 /** How the Settings table names each count, in its order. */
@@ -299,6 +326,12 @@ const SETTING_LABELS = {
   millionLinesPerFrame: 'million: lines per frame',
   millionWindow: 'million: frames in flight (one connection)',
   dashboardHz: 'dashboard: events per robot per second (paced)',
+  retentionRobots: 'retention: robots',
+  retentionOldEvents:
+    'retention: old events per robot (30 days of them, ending 40 days ago)',
+  retentionBatch: 'retention: events per append of the steady ingest',
+  retentionBaselineMs: 'retention: ingest timed before the pass (ms)',
+  retentionTailMs: 'retention: ingest timed after the pass (ms)',
 } as const satisfies Record<keyof RunConfig, string>
 
 /** The {@link RunConfig} part of an object that has more (run.ts settings). */
@@ -358,6 +391,7 @@ export interface RunReport {
   readonly shutdown: ShutdownRow[]
   readonly million: MillionRow[]
   readonly dashboard: DashboardRow[]
+  readonly retention: RetentionRow[]
   readonly disk: DiskRow[]
   readonly problems: string[]
 }
@@ -402,6 +436,7 @@ export const STORE_LABELS = {
   flood: 'after the flood and its SIGTERM',
   million: 'the million robots',
   dashboard: 'after the dashboard run',
+  retention: 'the old events of the retention pass',
 } as const satisfies Record<StoreName, string>
 
 // --- formatting ---
@@ -943,7 +978,114 @@ export function renderReport(report: RunReport): string {
       ),
     )
   }
+
+  const projected = PROJECTED_STORES.flatMap((name) =>
+    report.disk.filter((d) => d.name === name && d.events > 0),
+  )
+  if (projected.length > 0) {
+    const f = YEAR_FLEET
+    const figures = collectFigures(report)
+    out.push('## A year of the fleet\n')
+    out.push(
+      `${int(f.robots)} robots reporting at ${int(f.hz)} Hz store ${int(YEAR_FLEET_EVENTS_A_DAY)} events a day. At the bytes an event measured above, and assuming an event costs the same in a store ${int(f.days)} days long as in the one measured, with retention off (every event kept) a year of them takes the "Year" column; with \`--retain ${f.retainDays}d\` the store holds the last ${f.retainDays} days (column "${f.retainDays} days"). GB and TB are 2^30 and 2^40 bytes, as MB are 2^20 here.${report.quick ? " Quick run: the stores measured are small, so their fixed costs (schema, robots' rows, events not yet packed) weigh on each event, and these projections say little." : ''}\n`,
+    )
+    out.push(
+      table(
+        [
+          'Store',
+          'Bytes/event',
+          'A day',
+          `${f.retainDays} days (\`--retain ${f.retainDays}d\`)`,
+          `Year (${f.days} days, retention off)`,
+          'Figures',
+        ],
+        projected.map((d) => {
+          const id = `disk-${d.name}` as const
+          const perEvent = d.bytes / d.events
+          return [
+            STORE_LABELS[d.name],
+            fixed(perEvent, 1),
+            size(perEvent * YEAR_FLEET_EVENTS_A_DAY),
+            size((figures[`${id}.retain_30d_gb`] ?? NaN) * GB),
+            size((figures[`${id}.year_gb`] ?? NaN) * GB),
+            `\`${id}.retain_30d_gb\`, \`${id}.year_gb\``,
+          ]
+        }),
+      ),
+    )
+  }
+
+  if (report.retention.length > 0) {
+    out.push('## Retention\n')
+    for (const row of report.retention) {
+      const r = row.result
+      const units = report.backend === 'postgres' ? 'partitions' : 'blocks'
+      out.push(
+        `A retention pass while ingest goes on, in a process of its own (\`store-load.js\`, mode \`retention\`) with the store opened as the server opens it (\`openStore\`${report.backend === 'sqlite' ? ': on its store thread, so that batches and the chunks of the pass take turns' : ''}): ${int(row.robots)} robots get ${int(row.oldEvents)} old events each (${int(r.oldEvents)} in all, ${fixed(r.preloadSeconds, 1)} s), spread over 30 days that end 40 days before the run; then a steady ingest of ${int(row.batchSize)}-event batches over the same robots, timestamped from the run's start on, one \`append()\` in flight at a time, each timed. After ${fixed(row.warmupMs / 1000, 0)} s of warm-up and ${fixed(row.baselineMs / 1000, 0)} s of baseline, \`removeBefore(now − 7 days)\` runs while the ingest goes on, and the ingest goes on ${fixed(row.tailMs / 1000, 0)} s after the pass ends. "During the pass" counts every append that overlapped it; the longest of them is the pass's worst ingest pause. Events/s are those appends' events over the time from the first one's start to the last one's end. The pass removes whole ${units} only, so some old events may stay: ${report.backend === 'postgres' ? "those not yet packed into a block (a robot's last few, in `recent`)" : "each robot's latest block, and events not yet packed into one"}.\n`,
+      )
+      out.push(
+        table(
+          [
+            'Old events',
+            'Removed events',
+            `Removed ${units}`,
+            'Pass seconds',
+            'Worst pause ms',
+            'Ingest ended first',
+          ],
+          [
+            [
+              int(r.oldEvents),
+              int(r.removed.events),
+              int(r.removed.units),
+              fixed(r.passSeconds, 3),
+              ms(r.pass.latency.max),
+              r.ingestEndedFirst ? 'yes ✗' : 'no',
+            ],
+          ],
+        ),
+      )
+      out.push(
+        table(
+          [
+            'Ingest',
+            'Appends',
+            'Events',
+            'Seconds',
+            'Events/s',
+            'Append p50 ms',
+            'Append p99 ms',
+            'Append max ms',
+          ],
+          (
+            [
+              ['before the pass (baseline)', r.baseline],
+              ['during the pass', r.pass],
+              ['after the pass', r.after],
+            ] as const
+          ).map(([label, w]) => [
+            label,
+            int(w.appends),
+            int(w.events),
+            fixed(w.seconds, 2),
+            int(w.eventsPerSecond),
+            ms(w.latency.p50),
+            ms(w.latency.p99),
+            ms(w.latency.max),
+          ]),
+        ),
+      )
+    }
+  }
   return out.join('\n')
+}
+
+/** Bytes as GB (2^30) under a TB, as TB (2^40) from one. */
+function size(bytes: number): string {
+  if (!Number.isFinite(bytes)) return 'n/a'
+  return bytes >= 1024 * GB
+    ? `${fixed(bytes / (1024 * GB), 2)} TB`
+    : `${fixed(bytes / GB, bytes >= 100 * GB ? 0 : 1)} GB`
 }
 
 const HISTORY_INTRO = `## History

@@ -55,6 +55,7 @@ import {
   type MillionRow,
   type OdometerRow,
   type PreloadRow,
+  type RetentionRow,
   type RunConfig,
   type RestartFigures,
   type RunReport,
@@ -78,6 +79,8 @@ import { frameFigures } from './frames.ts'
 import { jsonBeside, redactStore, writeResults } from './results.ts'
 import type {
   PreloadRobot,
+  RetentionOptions,
+  RetentionResult,
   StoreLoadOptions,
   StoreLoadResult,
 } from './store-load.ts'
@@ -107,6 +110,10 @@ const DASHBOARD_VIEWPORT = { width: 1280, height: 900 } as const
  * first. A recording that still falls short is listed as a problem.
  */
 const DASHBOARD_MARGIN_MS = 3000
+/** Ingest of the retention scenario before its baseline, timed nowhere. */
+const RETENTION_WARMUP_MS = 1000
+/** How long its ingest may wait for the retention pass to end. */
+const RETENTION_MAX_PASS_MS = 120_000
 const MB = 1024 * 1024
 
 // --- settings ---
@@ -243,6 +250,11 @@ function parseSettings(argv: string[]): Settings | CompareSettings | 'help' {
     millionLinesPerFrame: 5000,
     millionWindow: 32,
     dashboardHz: 10,
+    retentionRobots: quick ? 100 : 1000,
+    retentionOldEvents: quick ? 1000 : 2000,
+    retentionBatch: 100,
+    retentionBaselineMs: quick ? 2000 : 3000,
+    retentionTailMs: quick ? 1000 : 2000,
     preloadTimeoutMs: quick ? 5 * 60_000 : 60 * 60_000,
     server: resolve(values.server ?? ROOT),
   }
@@ -442,6 +454,7 @@ class Bench {
   readonly shutdown: ShutdownRow[] = []
   readonly million: MillionRow[] = []
   readonly dashboard: DashboardRow[] = []
+  readonly retention: RetentionRow[] = []
   /** The stop of each server, once asked for (see {@link stopServer}). */
   readonly #stops = new Map<ListeningProcess, Promise<Stopped>>()
   /** Bytes on disk per store, measured each time a server on it closed. */
@@ -1183,9 +1196,13 @@ class Bench {
       order: 'interleaved' | 'sequential'
     }[] = []
     const wants = (s: Scenario) => this.s.scenarios.includes(s)
+    // `disk` alone, or with scenarios that start no server on a store of
+    // the run, measures the fleet store (Bench.diskOnly).
+    const serverless: readonly Scenario[] = ['bare-ws', 'store', 'retention']
     if (
       wants('ingest-10m') ||
-      (wants('disk') && this.s.scenarios.length === 1)
+      (wants('disk') &&
+        this.s.scenarios.every((s) => s === 'disk' || serverless.includes(s)))
     ) {
       jobs.push({
         name: 'fleet',
@@ -1729,6 +1746,63 @@ class Bench {
     await this.withServer('driving', 'disk', async () => undefined)
   }
 
+  /**
+   * A retention pass under a steady ingest, in a store-load process of its
+   * own on store `retention` (store-load.ts `retention`; no server).
+   */
+  async retentionRun() {
+    const s = this.s
+    const options: RetentionOptions = {
+      mode: 'retention',
+      store: this.stores.url('retention'),
+      robots: s.retentionRobots,
+      oldEvents: s.retentionOldEvents,
+      positions: 'driving',
+      preloadBatch: s.preloadBatch,
+      batchSize: s.retentionBatch,
+      warmupMs: RETENTION_WARMUP_MS,
+      baselineMs: s.retentionBaselineMs,
+      tailMs: s.retentionTailMs,
+      maxMs:
+        RETENTION_WARMUP_MS +
+        s.retentionBaselineMs +
+        RETENTION_MAX_PASS_MS +
+        s.retentionTailMs,
+      maxEvents: s.maxEvents,
+    }
+    say(
+      `  retention: ${fmt(options.robots * options.oldEvents)} old events over ${fmt(options.robots)} robots, then a pass under ingest …`,
+    )
+    const result = await runJsonProcess<RetentionResult>(STORE_LOAD, options, {
+      timeoutMs: s.preloadTimeoutMs + options.maxMs + 60_000,
+      echoStderr: true,
+    })
+    say(
+      `  retention: removed ${fmt(result.removed.events)} events (${fmt(result.removed.units)} units) in ${result.passSeconds.toFixed(3)} s; append p99 ${ms(result.baseline.latency.p99)} ms before, worst ${ms(result.pass.latency.max)} ms during the pass`,
+    )
+    if (result.nonOk > 0) {
+      this.problem(`retention: ${result.nonOk} outcomes were not ok`)
+    }
+    if (result.removed.events === 0) {
+      this.problem('retention: the pass removed no event')
+    }
+    if (result.ingestEndedFirst) {
+      this.problem(
+        `retention: the ingest's bound ended it before the pass ended (after ${result.passSeconds.toFixed(1)} s)`,
+      )
+    }
+    this.retention.push({
+      id: 'retention',
+      robots: options.robots,
+      oldEvents: options.oldEvents,
+      batchSize: options.batchSize,
+      warmupMs: options.warmupMs,
+      baselineMs: options.baselineMs,
+      tailMs: options.tailMs,
+      result,
+    })
+  }
+
   async run(): Promise<void> {
     const wants = (s: Scenario) => this.s.scenarios.includes(s)
     const step = async (name: Scenario, fn: () => Promise<void>) => {
@@ -1785,6 +1859,7 @@ class Bench {
       await this.diskOnly()
       await this.drivingDisk()
     })
+    await step('retention', () => this.retentionRun())
     await step('flood', () => this.floodRun())
     await step('million', () => this.millionRun())
   }
@@ -1967,6 +2042,12 @@ async function main(): Promise<number> {
       '# the ceilings:',
       'node dist/bench/bare-ws.js [--cork]',
       `node dist/bench/store-load.js '{"mode":"ceiling","robots":${s.robots},"batchSize":${s.storageBatch},…}'`,
+      ...(s.scenarios.includes('retention')
+        ? [
+            '# retention: old events, then a pass under a steady ingest, in-process (no server):',
+            `node dist/bench/store-load.js '{"mode":"retention","robots":${s.retentionRobots},"oldEvents":${s.retentionOldEvents},"batchSize":${s.retentionBatch},…}'`,
+          ]
+        : []),
       '# the load generator (empty-store ingest; other runs change linesPerFrame, rate):',
       `node dist/bench/load.js '${JSON.stringify(example)}'`,
       `node dist/bench/query.js '{"mode":"odometer"|"fetch",…}'`,
@@ -1994,6 +2075,7 @@ async function main(): Promise<number> {
     shutdown: bench.shutdown,
     million: bench.million,
     dashboard: bench.dashboard,
+    retention: bench.retention,
     disk: [...bench.disk.values()],
     problems: bench.problems,
   }

@@ -11,14 +11,24 @@
  * - `preload`: fills a store for the query and into-10M scenarios with big
  *   batches, either robots interleaved (the fleet store) or each robot's
  *   events in order (the long tracks), showing progress on stderr.
+ * - `retention`: the store opened as the server opens it (`openStore`: on
+ *   SQLite the store thread, so that batches and the pass's chunks take
+ *   turns as in the server), preloaded with old events (30 days of them,
+ *   ending 40 days ago), then fed a steady ingest of small batches, one
+ *   `append()` in flight at a time, each timed; after a baseline a
+ *   retention pass (`removeBefore`, cutoff 7 days ago) runs while the
+ *   ingest goes on, and the ingest goes on a little after it ends. The
+ *   longest `append()` during the pass is its worst ingest pause.
  *
- * It prints one JSON line on stdout ({@link StoreLoadResult}).
+ * It prints one JSON line on stdout ({@link StoreLoadResult}, or
+ * {@link RetentionResult} for `retention`).
  */
 import { performance } from 'node:perf_hooks'
 import type { TelemetryEvent } from '../src/domain/event.ts'
 import postgres from 'postgres'
 import { createFleet } from '../src/cli/motion.ts'
-import { openBackend } from '../src/store/open.ts'
+import { openBackend, openStore } from '../src/store/open.ts'
+import type { RetentionPass } from '../src/store/store.ts'
 import {
   LIVE_STEP,
   LIVE_T0,
@@ -68,8 +78,79 @@ export type StoreLoadOptions =
       /** Shown in progress lines. */
       readonly label: string
     }
+  | RetentionOptions
 
-/** The one JSON line a run prints. */
+/** What run.ts asks of a `retention` run. */
+export interface RetentionOptions {
+  readonly mode: 'retention'
+  readonly store: string
+  /** Robots, each preloaded with `oldEvents` events, then ingested round-robin. */
+  readonly robots: number
+  readonly oldEvents: number
+  /** Positions of the events, as for a preload (default `zigzag`). */
+  readonly positions?: 'zigzag' | 'driving'
+  /** Events per `append()` of the preload. */
+  readonly preloadBatch: number
+  /** Events per `append()` of the steady ingest. */
+  readonly batchSize: number
+  /** Ingest timed nowhere, then the baseline, before the pass starts. */
+  readonly warmupMs: number
+  readonly baselineMs: number
+  /** Ingest after the pass has ended. */
+  readonly tailMs: number
+  /**
+   * Bounds of the steady ingest: it stops after so long (then only the
+   * pass is awaited) or so many events, whichever comes first.
+   */
+  readonly maxMs: number
+  readonly maxEvents: number
+}
+
+/** The `append()` calls of the steady ingest inside one window. */
+export interface IngestWindow {
+  readonly appends: number
+  /** Events of those appends. */
+  readonly events: number
+  /** From the first one's start to the last one's end. */
+  readonly seconds: number
+  readonly eventsPerSecond: number
+  /** The time of each `append()`, ms. */
+  readonly latency: LatencySummary
+}
+
+/** The one JSON line of a `retention` run. */
+export interface RetentionResult {
+  readonly type: 'result'
+  readonly mode: 'retention'
+  /** Events preloaded, and how long that took. */
+  readonly oldEvents: number
+  readonly preloadSeconds: number
+  /** The first and last preloaded timestamp, and the pass's cutoff (ms since the epoch). */
+  readonly oldFrom: number
+  readonly oldTo: number
+  readonly cutoff: number
+  /** What the pass removed. */
+  readonly removed: RetentionPass
+  /** From the call of `removeBefore` to its result. */
+  readonly passSeconds: number
+  /** Appends that ended before the pass started. */
+  readonly baseline: IngestWindow
+  /** Appends that overlapped the pass: the longest is its worst pause. */
+  readonly pass: IngestWindow
+  /** Appends that started after the pass ended. */
+  readonly after: IngestWindow
+  /** Outcomes other than `ok` over the whole run. */
+  readonly nonOk: number
+  /**
+   * Whether a bound (time or count) ended the ingest before the pass
+   * ended: the pass was then awaited with no ingest going on.
+   */
+  readonly ingestEndedFirst: boolean
+  /** Peak resident set of this process, bytes (on SQLite, with the store thread). */
+  readonly peakRssBytes: number
+}
+
+/** The one JSON line a `ceiling` or `preload` run prints. */
 export interface StoreLoadResult {
   readonly type: 'result'
   readonly mode: 'ceiling' | 'preload'
@@ -207,62 +288,61 @@ async function ceiling(
   }
 }
 
+/** The events of a preload and where they lie in time. */
+interface PreloadPlan {
+  readonly robots: readonly PreloadRobot[]
+  readonly order: 'interleaved' | 'sequential'
+  readonly positions?: 'zigzag' | 'driving'
+  /**
+   * A robot's `k`-th event is at `t0 + k * step` (ms); by default
+   * `PRELOAD_T0` and one second (`zigzag`) or 100 ms (`driving`).
+   */
+  readonly time?: { readonly t0: number; readonly step: number }
+}
+
+/** The events of a preload in load order, produced lazily. */
+function* preloadEvents(plan: PreloadPlan): Generator<TelemetryEvent> {
+  const { robots } = plan
+  const names = robots.map((robot) => robotName(robot.index))
+  const longest = Math.max(...robots.map((r) => r.events))
+  if (plan.positions === 'driving') {
+    // The motion model's fleet, one step of 100 ms per round of robots.
+    const { t0, step } = plan.time ?? { t0: PRELOAD_T0, step: DRIVING_STEP }
+    const fleet = createFleet({ robots: names.length, seed: 42 })
+    for (let k = 0; k < longest; k++) {
+      const positions = fleet.step(DRIVING_STEP / 1000)
+      for (let i = 0; i < robots.length; i++) {
+        if (k >= robots[i]!.events) continue
+        const { x, y } = positions[i]!
+        yield { robot: names[i]!, timestamp: t0 + k * step, x, y }
+      }
+    }
+    return
+  }
+  const { t0, step } = plan.time ?? { t0: PRELOAD_T0, step: PRELOAD_STEP }
+  const emit = (i: number, k: number): TelemetryEvent => {
+    const [x, y] = preloadPosition(robots[i]!.index, k)
+    return { robot: names[i]!, timestamp: t0 + k * step, x, y }
+  }
+  if (plan.order === 'sequential') {
+    for (let i = 0; i < robots.length; i++) {
+      for (let k = 0; k < robots[i]!.events; k++) yield emit(i, k)
+    }
+    return
+  }
+  for (let k = 0; k < longest; k++) {
+    for (let i = 0; i < robots.length; i++) {
+      if (k < robots[i]!.events) yield emit(i, k)
+    }
+  }
+}
+
 async function preload(
   options: Extract<StoreLoadOptions, { mode: 'preload' }>,
 ): Promise<StoreLoadResult> {
   const store = openBackend(options.store)
   await store.init()
   const total = options.robots.reduce((n, r) => n + r.events, 0)
-  const robots = options.robots
-
-  // The events in load order, produced lazily batch by batch.
-  function* order(): Generator<TelemetryEvent> {
-    const names = robots.map((robot) => robotName(robot.index))
-    if (options.positions === 'driving') {
-      yield* driving(names)
-      return
-    }
-    const emit = (i: number, k: number): TelemetryEvent => {
-      const [x, y] = preloadPosition(robots[i]!.index, k)
-      return {
-        robot: names[i]!,
-        timestamp: PRELOAD_T0 + k * PRELOAD_STEP,
-        x,
-        y,
-      }
-    }
-    if (options.order === 'sequential') {
-      for (let i = 0; i < robots.length; i++) {
-        for (let k = 0; k < robots[i]!.events; k++) yield emit(i, k)
-      }
-      return
-    }
-    const longest = Math.max(...robots.map((r) => r.events))
-    for (let k = 0; k < longest; k++) {
-      for (let i = 0; i < robots.length; i++) {
-        if (k < robots[i]!.events) yield emit(i, k)
-      }
-    }
-  }
-
-  // The motion model's fleet, one step of 100 ms per round of robots.
-  function* driving(names: readonly string[]): Generator<TelemetryEvent> {
-    const fleet = createFleet({ robots: names.length, seed: 42 })
-    const longest = Math.max(...robots.map((r) => r.events))
-    for (let k = 0; k < longest; k++) {
-      const positions = fleet.step(DRIVING_STEP / 1000)
-      for (let i = 0; i < robots.length; i++) {
-        if (k >= robots[i]!.events) continue
-        const { x, y } = positions[i]!
-        yield {
-          robot: names[i]!,
-          timestamp: PRELOAD_T0 + k * DRIVING_STEP,
-          x,
-          y,
-        }
-      }
-    }
-  }
 
   const started = performance.now()
   const cpuStart = process.cpuUsage()
@@ -288,7 +368,7 @@ async function preload(
       )
     }
   }
-  for (const event of order()) {
+  for (const event of preloadEvents(options)) {
     batch.push(event)
     if (batch.length >= options.batchSize) await flush()
   }
@@ -312,8 +392,156 @@ async function preload(
   }
 }
 
+const DAY_MS = 86_400_000
+
+/** The appends of the steady ingest whose times fall in a window. */
+function ingestWindow(
+  appends: readonly { start: number; end: number; events: number }[],
+): IngestWindow {
+  const events = appends.reduce((n, a) => n + a.events, 0)
+  const seconds =
+    appends.length === 0 ? 0 : (appends.at(-1)!.end - appends[0]!.start) / 1000
+  return {
+    appends: appends.length,
+    events,
+    seconds,
+    eventsPerSecond: seconds > 0 ? events / seconds : 0,
+    latency: summarize(appends.map((a) => a.end - a.start)),
+  }
+}
+
+async function retention(options: RetentionOptions): Promise<RetentionResult> {
+  const store = openStore(options.store)
+  await store.init()
+  const robots = Array.from({ length: options.robots }, (_, index) => ({
+    index,
+    events: options.oldEvents,
+  }))
+  let nonOk = 0
+  const count = (outcomes: readonly string[]) => {
+    for (const o of outcomes) if (o !== 'ok') nonOk++
+  }
+
+  // 30 days of old events ending 40 days ago: all before a cutoff 7 days
+  // ago, over about 30 daily partitions (PostgreSQL) or thousands of
+  // blocks (SQLite).
+  const oldFrom = Date.now() - 70 * DAY_MS
+  const oldStep = Math.floor((30 * DAY_MS) / options.oldEvents)
+  const preloadStart = performance.now()
+  let lastReport = preloadStart
+  let oldEvents = 0
+  let batch: TelemetryEvent[] = []
+  const flush = async () => {
+    count(await store.append(batch))
+    oldEvents += batch.length
+    batch = []
+    const now = performance.now()
+    if (now - lastReport >= 5000) {
+      lastReport = now
+      process.stderr.write(
+        `  retention: preloaded ${oldEvents.toLocaleString('en-US')} of ${(options.robots * options.oldEvents).toLocaleString('en-US')} old events\n`,
+      )
+    }
+  }
+  for (const event of preloadEvents({
+    robots,
+    order: 'interleaved',
+    positions: options.positions,
+    time: { t0: oldFrom, step: oldStep },
+  })) {
+    batch.push(event)
+    if (batch.length >= options.preloadBatch) await flush()
+  }
+  if (batch.length > 0) await flush()
+  const preloadSeconds = (performance.now() - preloadStart) / 1000
+
+  // The steady ingest: the same robots round-robin, from now on, 10 ms
+  // apart for each robot (after every old event, never before the cutoff).
+  const live = preloadEvents({
+    robots: robots.map((r) => ({
+      ...r,
+      events: Math.ceil(options.maxEvents / options.robots),
+    })),
+    order: 'interleaved',
+    positions: options.positions,
+    time: { t0: Date.now(), step: LIVE_STEP },
+  })
+  const appends: { start: number; end: number; events: number }[] = []
+  const started = performance.now()
+  let cutoff = NaN
+  let passStart = Infinity
+  let passEnd = Infinity
+  let pass: Promise<RetentionPass> | undefined
+  let sent = 0
+  for (;;) {
+    const now = performance.now()
+    if (
+      pass === undefined &&
+      now - started >= options.warmupMs + options.baselineMs
+    ) {
+      cutoff = Date.now() - 7 * DAY_MS
+      passStart = performance.now()
+      pass = store.removeBefore(cutoff).finally(() => {
+        passEnd = performance.now()
+      })
+      // Awaited below; a failure must not be an unhandled rejection meanwhile.
+      pass.catch(() => {})
+    }
+    if (now - passEnd >= options.tailMs) break
+    if (now - started >= options.maxMs) break
+    if (sent + options.batchSize > options.maxEvents) break
+    // Not `for … of`: its `break` would end the generator.
+    const events: TelemetryEvent[] = []
+    while (events.length < options.batchSize) {
+      const next = live.next()
+      if (next.done === true) break
+      events.push(next.value)
+    }
+    const start = performance.now()
+    count(await store.append(events))
+    const end = performance.now()
+    sent += events.length
+    if (start - started >= options.warmupMs) {
+      appends.push({ start, end, events: events.length })
+    }
+  }
+  if (pass === undefined) {
+    throw new Error(
+      'the ingest ended before the pass was to start: raise maxEvents or maxMs',
+    )
+  }
+  const ingestEndedFirst = passEnd === Infinity
+  const removed = await pass
+  const passSeconds = (passEnd - passStart) / 1000
+  await store.close()
+  return {
+    type: 'result',
+    mode: 'retention',
+    oldEvents,
+    preloadSeconds,
+    oldFrom,
+    oldTo: oldFrom + (options.oldEvents - 1) * oldStep,
+    cutoff,
+    removed,
+    passSeconds,
+    baseline: ingestWindow(appends.filter((a) => a.end <= passStart)),
+    pass: ingestWindow(
+      appends.filter((a) => a.start < passEnd && a.end > passStart),
+    ),
+    after: ingestWindow(appends.filter((a) => a.start >= passEnd)),
+    nonOk,
+    ingestEndedFirst,
+    peakRssBytes: process.resourceUsage().maxRSS * 1024,
+  }
+}
+
 const options = JSON.parse(process.argv[2] ?? '{}') as StoreLoadOptions
-const run = options.mode === 'ceiling' ? ceiling(options) : preload(options)
+const run: Promise<StoreLoadResult | RetentionResult> =
+  options.mode === 'ceiling'
+    ? ceiling(options)
+    : options.mode === 'retention'
+      ? retention(options)
+      : preload(options)
 run.then(
   (result) => {
     process.stdout.write(`${JSON.stringify(result)}\n`, () => process.exit(0))

@@ -471,10 +471,9 @@ export function storeTests(
 
         const pass = await s.removeBefore(cutoff)
         let gone = 0
-        for (const [robot, events] of written) {
-          const removed = await checkKept(s, events, cutoff, robot)
-          gone += removed
-          await checkOdometers(s, models.get(robot)!, events[removed])
+        for (const model of models.values()) {
+          gone += await learnRemoved(s, model, cutoff)
+          await checkStored(s, model)
         }
         const before = inOrder.filter((e) => e.timestamp < cutoff).length
         assert.ok(gone >= before / 2, `${gone} of ${before} events removed`)
@@ -527,11 +526,7 @@ export function storeTests(
           s = reopen(s)
           await s.init()
           await expected('after a crash')
-          for (const [robot, events] of written) {
-            const all = [...events, ...newer.filter((e) => e.robot === robot)]
-            const removed = await checkKept(s, all, cutoff, robot)
-            await checkOdometers(s, models.get(robot)!, all[removed])
-          }
+          for (const model of models.values()) await checkStored(s, model)
         }
       } finally {
         await s.close()
@@ -541,68 +536,58 @@ export function storeTests(
 }
 
 /**
- * Checks that what a store holds of a robot that was sent `events`, all
- * stored, is a suffix of them holding every event at or after `cutoff`;
- * returns how many it no longer holds.
+ * Reads what a store holds of a robot after a retention pass, checks that
+ * it is a suffix of the model's events (the oldest removed, none brought
+ * back) holding every event at or after `cutoff`, and tells the model how
+ * many are gone ({@link RobotModel.removeOldest}); returns how many the
+ * pass removed.
  */
-async function checkKept(
+async function learnRemoved(
   store: Store,
-  events: readonly TelemetryEvent[],
+  model: RobotModel,
   cutoff: number,
-  robot: string,
 ): Promise<number> {
+  const robot = model.name
+  const events = model.events
   const read = await readAll(store, robot)
   const removed = events.length - read.length
-  assert.ok(removed >= 0, `${robot}: more events than were stored`)
+  assert.ok(removed >= model.removed, `${robot}: events came back`)
   assert.deepStrictEqual(read, events.slice(removed), `${robot}: a suffix`)
   assert.ok(
     removed === 0 || events[removed - 1]!.timestamp < cutoff,
-    `${robot}: an event at or after the cutoff was removed`,
+    `${robot}: an event at or after the cutoff ${cutoff} was removed`,
   )
-  return removed
+  const before = model.removed
+  model.removeOldest(removed)
+  return removed - before
 }
 
 /**
- * The odometer of the events a store kept of a robot (from `firstKept`
- * on, all of the model's after it): the model's over the same events, to
- * the bit, as both take the difference of the same running totals.
+ * What a store holds of a robot is what the model says is stored: its
+ * events, odometers over ranges (the difference of the same running
+ * totals, so to the bit) and the running total at the first stored event.
  */
-function keptOdometer(
-  model: RobotModel,
-  firstKept: TelemetryEvent | undefined,
-  start: number,
-  end: number,
-): number {
-  const from = Math.max(start, firstKept?.timestamp ?? Infinity)
-  return from > end ? 0 : model.odometer(from, end)
-}
-
-/** Odometers and reads over ranges across what a robot kept. */
-async function checkOdometers(
-  store: Store,
-  model: RobotModel,
-  firstKept: TelemetryEvent | undefined,
-) {
+async function checkStored(store: Store, model: RobotModel) {
   const robot = model.name
+  const stored = model.stored
+  assert.deepStrictEqual(await readAll(store, robot), stored, robot)
   const latest = model.latest!.timestamp
-  const kept = model.events.filter(
-    (e) => firstKept !== undefined && e.timestamp >= firstKept.timestamp,
-  )
+  const first = stored[0]
   const random = Random.derive(RUN_SEED, 14)
-  const bounds = [0, latest, latest + 1, firstKept?.timestamp ?? 0]
+  const bounds = [0, latest, latest + 1, first?.timestamp ?? 0]
   for (let k = 0; k < 40; k++) {
     const a = k < 4 ? 0 : random.below(latest + 2)
     const b = k < 4 ? bounds[k]! : random.below(latest + 2)
     const [start, end] = a <= b ? [a, b] : [b, a]
     assert.equal(
       await store.odometer(robot, { start, end }),
-      keptOdometer(model, firstKept, start, end),
+      model.storedOdometer(start, end),
       `${robot} odometer [${start}, ${end}], ${seedNote(RUN_SEED)}`,
     )
     if (k % 8 === 0) {
       assert.deepStrictEqual(
         await readAll(store, robot, start, end),
-        kept.filter((e) => e.timestamp >= start && e.timestamp <= end),
+        stored.filter((e) => e.timestamp >= start && e.timestamp <= end),
         `${robot} events [${start}, ${end}]`,
       )
     }
@@ -610,10 +595,10 @@ async function checkOdometers(
   const running = await store.runningTotal(robot, 0)
   assert.equal(
     running === undefined ? undefined : running.total + running.carry,
-    firstKept === undefined
+    first === undefined
       ? undefined
-      : model.odometer(undefined, firstKept.timestamp),
-    `${robot} running total at its first kept event`,
+      : model.odometer(undefined, first.timestamp),
+    `${robot} running total at its first stored event`,
   )
 }
 
@@ -740,11 +725,15 @@ function modelTests(
               const robot = robots[random.below(robots.length)]!
               const roll = random.next()
               const latest = clock.get(robot)!
-              // Mostly newer events, some repeats and some older ones.
+              // Mostly newer events, some repeats and some older ones:
+              // most just before the latest, some anywhere before it
+              // (where a retention pass may have removed what was stored).
               const timestamp =
                 roll < 0.7
                   ? latest + random.int(1, 3)
-                  : Math.max(0, latest - random.below(6))
+                  : roll < 0.9
+                    ? Math.max(0, latest - random.below(6))
+                    : random.below(latest + 1)
               if (timestamp > latest) clock.set(robot, timestamp)
               const x = random.below(4)
               const y = roll < 0.85 ? timestamp % 3 : random.below(4)
@@ -782,17 +771,14 @@ function modelTests(
               clock.set(robot, random.below(clock.get(robot)! + 1))
             } else if (action < 0.2) {
               const cutoff = random.below(Math.max(...clock.values()) + 2)
-              const before = await keptCounts(store, robots)
               const pass = await store.removeBefore(cutoff)
-              const after = await keptCounts(store, robots)
-              assert.equal(
-                pass.events,
-                robots.reduce((n, r) => n + before.get(r)! - after.get(r)!, 0),
-                `round ${round}: the events the pass says it removed`,
-              )
-              for (const r of robots) {
-                cutoffs.set(r, Math.max(cutoffs.get(r)!, cutoff))
+              let removed = 0
+              for (const model of models.values()) {
+                const most = Math.max(cutoffs.get(model.name)!, cutoff)
+                cutoffs.set(model.name, most)
+                removed += await learnRemoved(store, model, most)
               }
+              assert.equal(pass.events, removed, `round ${round}: removed`)
             }
             if (reopen !== undefined && round % 9 === 8) {
               const old = store
@@ -803,7 +789,7 @@ function modelTests(
             }
           }
           for (const model of models.values()) {
-            await checkRobot(store, model, random, cutoffs.get(model.name)!)
+            await checkRobot(store, model, random)
           }
           assert.equal(
             await store.countRobots(),
@@ -818,31 +804,16 @@ function modelTests(
   })
 }
 
-/** How many events a store holds of each robot. */
-async function keptCounts(store: Store, robots: readonly string[]) {
-  const counts = new Map<string, number>()
-  for (const robot of robots) {
-    counts.set(robot, (await readAll(store, robot)).length)
-  }
-  return counts
-}
-
 /**
- * A robot's events, summary and odometers over random intervals. After
- * retention passes whose largest cutoff is `cutoff`, the store holds a
- * suffix of the robot's events, with every event at or after the cutoff,
- * and its summary still covers its whole life.
+ * A robot's events, summary and odometers over random intervals: after
+ * retention passes, the events still stored (the model learnt which after
+ * each pass), and a summary that still covers the robot's whole life.
  */
-async function checkRobot(
-  store: Store,
-  model: RobotModel,
-  random: Random,
-  cutoff: number,
-) {
+async function checkRobot(store: Store, model: RobotModel, random: Random) {
   const robot = model.name
   const events = model.events
-  const removed = await checkKept(store, events, cutoff, robot)
-  const firstKept = events[removed]
+  const stored = model.stored
+  assert.deepStrictEqual(await readAll(store, robot), stored, robot)
   const summary = await store.getRobot(robot)
   const latest = model.latest
   if (latest === undefined) {
@@ -874,14 +845,12 @@ async function checkRobot(
     // Bit for bit: both are the difference of the same running totals.
     assert.equal(
       await store.odometer(robot, { start, end }),
-      keptOdometer(model, firstKept, start, end),
+      model.storedOdometer(start, end),
       `${robot} odometer [${start}, ${end}]`,
     )
     assert.deepStrictEqual(
       await readAll(store, robot, start, end),
-      events
-        .slice(removed)
-        .filter((e) => e.timestamp >= start && e.timestamp <= end),
+      stored.filter((e) => e.timestamp >= start && e.timestamp <= end),
       `${robot} events [${start}, ${end}]`,
     )
   }

@@ -40,6 +40,36 @@ describe('the oracle', () => {
     assert.equal(odo.summary()?.odometer, 12)
   })
 
+  test('knows what a retention pass left: removed timestamps are stale, figures cover the whole life', () => {
+    const odo = new RobotModel('Odo', [
+      { robot: 'Odo', x: 0, y: 0, timestamp: 0 },
+      { robot: 'Odo', x: 3, y: 4, timestamp: 10 },
+      { robot: 'Odo', x: 3, y: 0, timestamp: 20 },
+      { robot: 'Odo', x: 0, y: 0, timestamp: 30 },
+    ])
+    odo.removeOldest(2)
+    assert.deepEqual(
+      odo.stored.map((e) => e.timestamp),
+      [20, 30],
+    )
+    assert.equal(odo.judge(0, 0, 0), 'stale')
+    assert.equal(odo.judge(3, 4, 10), 'stale')
+    assert.equal(odo.judge(3, 0, 20), 'DUP')
+    assert.equal(odo.storedOdometer(), 3)
+    assert.equal(odo.storedOdometer(0, 25), 0)
+    assert.equal(odo.storedOdometer(5, 35), 3)
+    assert.equal(odo.odometer(), 12)
+    assert.equal(odo.summary()?.event_count, 4)
+    assert.equal(odo.summary()?.first_timestamp, 0)
+    // Every event removed: the latest is still judged against the state.
+    odo.removeOldest(4)
+    assert.deepEqual(odo.stored, [])
+    assert.equal(odo.judge(0, 0, 30), 'DUP')
+    assert.equal(odo.judge(1, 0, 30), 'conflict')
+    assert.equal(odo.judge(3, 0, 20), 'stale')
+    assert.equal(odo.storedOdometer(), 0)
+  })
+
   test('keeps the rounding in a carry: a step of 1 after a trip of 2e16 is exact', () => {
     const events = [0, 1e16, 0, 1].map((x, i) => ({
       robot: 'Long trip',

@@ -3,7 +3,8 @@
  * docs/protocol.md and docs/api.md, not from the server's code.
  *
  * - {@link RobotModel} applies the rule of ingest to one robot's events
- *   (`OK`, `DUP`, `ERR stale`, `ERR conflict`) and knows what is stored;
+ *   (`OK`, `DUP`, `ERR stale`, `ERR conflict`) and knows what is stored,
+ *   also once a retention pass removed the oldest events;
  * - odometers are the difference of two running totals, each kept with
  *   Knuth's TwoSum carry, the way docs/storage.md says the stores keep them,
  *   so that the expected value is exact to the last bits and one tolerance,
@@ -64,6 +65,8 @@ export class RobotModel {
   /** Running totals at each event, from the robot's first one. */
   readonly #running: RunningTotal[] = []
   readonly #index = new Map<number, number>()
+  /** How many of the oldest events a retention pass removed. */
+  #removed = 0
 
   constructor(name: string, events: readonly ApiEvent[] = []) {
     this.name = name
@@ -73,9 +76,38 @@ export class RobotModel {
     }
   }
 
-  /** The stored events, oldest first, as `GET …/events` lists them. */
+  /**
+   * Every event the robot stored over its life, oldest first: what
+   * `GET …/events` lists, unless a retention pass removed some
+   * ({@link stored}).
+   */
   get events(): readonly ApiEvent[] {
     return this.#events
+  }
+
+  /** The events still stored: all but those a retention pass removed. */
+  get stored(): readonly ApiEvent[] {
+    return this.#removed === 0
+      ? this.#events
+      : this.#events.slice(this.#removed)
+  }
+
+  /** How many of the oldest events a retention pass removed. */
+  get removed(): number {
+    return this.#removed
+  }
+
+  /**
+   * A retention pass removed the `n` oldest events (those removed before
+   * included): they are no longer {@link stored} nor in an interval's
+   * odometer ({@link storedOdometer}), and an event at one of their
+   * timestamps is stale, as where nothing is stored. The robot's figures
+   * ({@link summary}, {@link odometer}) still count them: they cover its
+   * whole life.
+   */
+  removeOldest(n: number): void {
+    assert.ok(n >= this.#removed && n <= this.#events.length, `remove ${n}`)
+    this.#removed = n
   }
 
   /** How many events are stored. */
@@ -103,7 +135,10 @@ export class RobotModel {
   judge(x: number, y: number, timestamp: number): Outcome {
     const latest = this.latest
     if (latest === undefined || timestamp > latest.timestamp) return 'OK'
-    const stored = this.at(timestamp)
+    const i = this.#index.get(timestamp)
+    // The latest event is judged against the robot's state, even removed.
+    const removed = i !== undefined && i < this.#removed && i < this.size - 1
+    const stored = i === undefined || removed ? undefined : this.#events[i]!
     if (stored === undefined) return 'stale'
     // -0 is 0: the same position.
     return stored.x === x && stored.y === y ? 'DUP' : 'conflict'
@@ -134,6 +169,7 @@ export class RobotModel {
       this.#index.delete(event.timestamp)
     }
     this.#running.splice(n)
+    this.#removed = Math.min(this.#removed, n)
   }
 
   /** A model of this robot holding only its first `n` events. */
@@ -144,6 +180,7 @@ export class RobotModel {
     for (const [i, event] of model.#events.entries()) {
       model.#index.set(event.timestamp, i)
     }
+    model.#removed = Math.min(this.#removed, n)
     return model
   }
 
@@ -168,6 +205,21 @@ export class RobotModel {
     }
     if (first < 0) return 0
     return between(this.#running[first]!, this.#running[last]!)
+  }
+
+  /**
+   * The odometer over [start, end] (as {@link odometer}) of the events
+   * still stored: what `GET …/odometer` answers once a retention pass
+   * removed the oldest.
+   */
+  storedOdometer(start?: number, end?: number): number {
+    let lo = start ?? -Infinity
+    let hi = end ?? Infinity
+    if (lo > hi) [lo, hi] = [hi, lo]
+    const first = this.#events[this.#removed]
+    if (first === undefined) return 0
+    lo = Math.max(lo, first.timestamp)
+    return lo > hi ? 0 : this.odometer(lo, hi)
   }
 
   /**

@@ -1,7 +1,15 @@
 /**
- * The events of `fixtures/blocks-v1.db`, a store written by the block
- * layout before codec 2 (raw doubles, see sqlite-blocks.ts): the test of
- * the migration opens it with today's code and reads every event back.
+ * The events of the stores in `fixtures/`, written by earlier layouts: the
+ * tests of the migrations open them with today's code and read every event
+ * back.
+ * - `blocks-v1.db`: the block layout before codec 2 (raw doubles, see
+ *   sqlite-blocks.ts), closed cleanly.
+ * - `store-v2.db`: schema version 2, written by the store at commit
+ *   4ffc133 in batches of 100 events and left without a clean close (its
+ *   write-ahead log folded in by another connection): each robot has two
+ *   blocks (events 0-511) and its tail (512-699) in the log, and the log
+ *   still holds the packed events too.
+ *
  * Three robots with the values a codec finds hard: positions to the
  * millimetre, full-precision doubles, and extremes (huge, tiny, zero,
  * integers); timestamps a second apart with jitter, and a long gap.

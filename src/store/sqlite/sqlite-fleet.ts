@@ -174,18 +174,13 @@ export class Fleet {
   }
 
   /**
-   * Forgets a deleted robot: its tail's rows of the log mirror become rows
-   * that no tail holds (as packed ones are), and it leaves memory.
+   * Forgets a deleted robot, tail and all. Its tail's rows stay in the log
+   * mirror, as packed rows do, until the floor passes them: no tail starts
+   * at them any more ({@link oldestTailFrom}).
    */
   remove(slot: number): void {
     const rows = this.#chunk(slot)
     const row = (slot % CHUNK) * FIELDS
-    let seq = rows[row + TAIL_FIRST]!
-    for (let i = rows[row + TAIL_COUNT]!; i > 0; i--) {
-      const next = this.#log.next(seq)
-      this.#log.release(seq)
-      seq = next
-    }
     rows[row + TAIL_FIRST] = 0
     rows[row + TAIL_LAST] = 0
     rows[row + TAIL_COUNT] = 0
@@ -451,11 +446,6 @@ class LogMirror {
   slot(seq: number): number {
     const chunk = this.#chunks[Math.floor(seq / CHUNK) - this.#first]
     return chunk === undefined ? -1 : chunk.slot[seq % CHUNK]!
-  }
-
-  /** Marks row `seq` as held by no tail. */
-  release(seq: number): void {
-    this.#at(seq).slot[seq % CHUNK] = -1
   }
 
   position(seq: number): { x: number; y: number } {

@@ -543,6 +543,30 @@ describe('sqlite store retention and deletion (issue 14)', () => {
     }
   })
 
+  it('should let the event loop turn between two chunks of a pass', async () => {
+    const store = createSqliteStore({
+      path: freshFile(),
+      ...SMALL,
+      blocksPerRetention: 1,
+    })
+    await store.init()
+    try {
+      await store.append(run('r', 1, 16))
+      let ended = false
+      const pass = store.removeBefore(1000).then((removed) => {
+        ended = true
+        return removed
+      })
+      // On the caller's thread, sockets and timers are served between
+      // chunks, not only the calls made meanwhile.
+      await new Promise((resolve) => setImmediate(resolve))
+      assert.equal(ended, false)
+      assert.deepStrictEqual(await pass, { events: 12, units: 3 })
+    } finally {
+      await store.close()
+    }
+  })
+
   it('should reuse the pages a retention pass frees, so that the file does not grow', async () => {
     const path = freshFile()
     // The test runs the checkpoints, so that the sizes it reads are the
