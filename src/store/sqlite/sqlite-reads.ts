@@ -10,11 +10,7 @@ import {
   type StoredPosition,
 } from '../../domain/rules.ts'
 import { lowerBound } from '../../domain/timestamps.ts'
-import {
-  decodeBlock,
-  emptyColumns,
-  type EventColumns,
-} from '../block-codec.ts'
+import { decodeBlock, emptyColumns, type EventColumns } from '../block-codec.ts'
 import type { Fleet, Tail } from './sqlite-fleet.ts'
 import type { BlockRow, Statements } from './sqlite-sql.ts'
 
