@@ -295,8 +295,8 @@ class SqliteStoreImpl implements SqliteStore {
   removeBefore(cutoff: number): Promise<RetentionPass> {
     return retentionPass(async (after) => {
       const chunk = this.removeChunk(cutoff, after)
-      // The store runs on its caller's thread: calls made meanwhile run
-      // before the next chunk.
+      // The store runs on its caller's thread: the event loop turns (its
+      // sockets, timers, and calls to this store) before the next chunk.
       if (chunk.next !== undefined) await setImmediate()
       return chunk
     })
