@@ -31,6 +31,9 @@
  * JavaScript numbers.
  */
 
+import { runningTotalAlong, type RunningTotal } from '../domain/rules.ts'
+import { lowerBound } from '../domain/timestamps.ts'
+
 /** A run of one robot's events, oldest first, as parallel arrays. */
 export interface EventColumns {
   readonly ts: number[]
@@ -291,4 +294,72 @@ function decodeCodec1(
     at += 16
   }
   return into
+}
+
+// --- reading events out of blocks, for both stores ---
+
+/** A stored block: enough to find an event in it and its running odometer. */
+export interface StoredBlock {
+  readonly first_ts: number
+  /** The running odometer at the block's first event (rules.ts, RunningTotal). */
+  readonly odo: number
+  readonly odo_carry: number
+  readonly data: Uint8Array
+}
+
+/** An event found for an odometer bound, with its running odometer. */
+export interface FoundEvent {
+  readonly ts: number
+  readonly running: RunningTotal
+}
+
+/**
+ * In a block: the first event at or after `bound` (`'first'`) or the last
+ * at or before it (`'last'`); `undefined` when it holds none. A block keeps
+ * the running odometer of its first event only; the others' are
+ * recomputed by adding the steps as ingest did, so they are the same to
+ * the bit.
+ */
+export function eventInBlock(
+  block: StoredBlock,
+  bound: number,
+  which: 'first' | 'last',
+): FoundEvent | undefined {
+  const columns = decodeBlock(block.data, block.first_ts)
+  const index =
+    which === 'first'
+      ? lowerBound(columns.ts, bound)
+      : lowerBound(columns.ts, bound + 1) - 1
+  if (index < 0 || index >= columns.ts.length) return undefined
+  return {
+    ts: columns.ts[index]!,
+    running: runningTotalAlong(
+      { total: block.odo, carry: block.odo_carry },
+      columns.x,
+      columns.y,
+      index,
+    ),
+  }
+}
+
+/**
+ * Appends the events of `columns` within [from, to] to `out` until it holds
+ * `max`; returns the last timestamp of `columns` (-1 when empty).
+ */
+export function copyRange(
+  columns: EventColumns,
+  from: number,
+  to: number,
+  max: number,
+  out: EventColumns,
+): number {
+  const n = columns.ts.length
+  for (let i = lowerBound(columns.ts, from); i < n; i++) {
+    const ts = columns.ts[i]!
+    if (ts > to || out.ts.length === max) break
+    out.ts.push(ts)
+    out.x.push(columns.x[i]!)
+    out.y.push(columns.y[i]!)
+  }
+  return n === 0 ? -1 : columns.ts[n - 1]!
 }

@@ -1,8 +1,7 @@
 /**
  * The blocks of the PostgreSQL store (migration 4): how a robot's recent
- * events are packed into `blocks`, how the partitions of `blocks` are made
- * and dropped, and how a block read back gives an event and its running
- * odometer.
+ * events are packed into `blocks`, and how the partitions of `blocks` are
+ * made and dropped (block-codec.ts reads events out of a block).
  *
  * A robot's events are, oldest first, in its blocks (each of
  * `layout.block_events` events, packed with src/store/block-codec.ts) and
@@ -19,9 +18,7 @@
  * and retried once {@link createPartitions} has made it.
  */
 import type postgres from 'postgres'
-import { runningTotalAlong, type RunningTotal } from '../../domain/rules.ts'
-import { lowerBound } from '../../domain/timestamps.ts'
-import { decodeBlock, encodeBlock, type EventColumns } from '../block-codec.ts'
+import { encodeBlock, type EventColumns } from '../block-codec.ts'
 import type { RetentionPass } from '../store.ts'
 
 type Sql = postgres.Sql<Record<string, never>>
@@ -84,48 +81,6 @@ export function packBlocks(
     })
   }
   return rows
-}
-
-/** A block as read: enough to find an event in it and its running odometer. */
-export interface BlockRead {
-  readonly first_ts: number
-  readonly odo: number
-  readonly odo_carry: number
-  readonly data: Uint8Array
-}
-
-/** An event found in a block or in `recent`, with its running odometer. */
-export interface FoundEvent {
-  readonly ts: number
-  readonly running: RunningTotal
-}
-
-/**
- * In a block that holds such an event: the first event at or after
- * `bound` (`'first'`) or the last at or before it (`'last'`). A block keeps
- * the running odometer of its first event only; the others' are recomputed
- * by adding the steps as ingest did.
- */
-export function eventInBlock(
-  block: BlockRead,
-  bound: number,
-  which: 'first' | 'last',
-): FoundEvent | undefined {
-  const columns = decodeBlock(block.data, block.first_ts)
-  const index =
-    which === 'first'
-      ? lowerBound(columns.ts, bound)
-      : lowerBound(columns.ts, bound + 1) - 1
-  if (index < 0 || index >= columns.ts.length) return undefined
-  return {
-    ts: columns.ts[index]!,
-    running: runningTotalAlong(
-      { total: block.odo, carry: block.odo_carry },
-      columns.x,
-      columns.y,
-      index,
-    ),
-  }
 }
 
 // --- partitions ---

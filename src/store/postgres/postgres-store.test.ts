@@ -6,6 +6,7 @@ import postgres from 'postgres'
 import type { TelemetryEvent } from '../../domain/event.ts'
 import type { StoredEvent } from '../store.ts'
 import { storeTests } from '../store-tests.ts'
+import { assertFixtureStored } from '../fixture-tests.ts'
 import { POSTGRES_MIGRATIONS } from './postgres-migrations.ts'
 import { createPostgresStore } from './postgres-store.ts'
 import {
@@ -287,30 +288,8 @@ describe('postgres store', { skip }, () => {
     const store = createPostgresStore({ url })
     t.after(() => store.close())
     await store.init()
+    await assertFixtureStored(store)
     const expected = fixtureEvents()
-    for (const robot of ['fixture-0', 'fixture-1', 'fixture-2']) {
-      const ts: number[] = []
-      const x: number[] = []
-      const y: number[] = []
-      for await (const page of store.readEvents(robot)) {
-        ts.push(...page.ts)
-        x.push(...page.x)
-        y.push(...page.y)
-      }
-      const wanted = expected.filter((e) => e.robot === robot)
-      assert.equal(ts.length, FIXTURE_EVENTS_PER_ROBOT)
-      wanted.forEach((want, i) => {
-        assert.equal(ts[i], want.timestamp, `${robot} #${i}`)
-        assert.ok(Object.is(x[i], want.x), `${robot} #${i} x`)
-        assert.ok(Object.is(y[i], want.y), `${robot} #${i} y`)
-      })
-      const robotRow = await store.getRobot(robot)
-      assert.equal(robotRow?.eventCount, FIXTURE_EVENTS_PER_ROBOT)
-    }
-    // As the earlier layout computed them, to the last bit.
-    assert.equal(await store.odometer('fixture-0'), 96.88650473592789)
-    assert.equal(await store.odometer('fixture-1'), 473660.0475515942)
-    assert.equal(await store.odometer('fixture-2'), 5.9890158697766474e302)
     const model = new RobotModel(
       'fixture-0',
       expected.filter((e) => e.robot === 'fixture-0'),

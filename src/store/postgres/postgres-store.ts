@@ -61,7 +61,14 @@ import {
   type Unwatch,
 } from '../store.ts'
 import { pagesByTimestamp } from '../paging.ts'
-import { decodeBlock, emptyColumns, type EventColumns } from '../block-codec.ts'
+import {
+  copyRange,
+  decodeBlock,
+  emptyColumns,
+  eventInBlock,
+  type FoundEvent,
+  type StoredBlock,
+} from '../block-codec.ts'
 import { lowerBound } from '../../domain/timestamps.ts'
 import { CommitWatchers } from '../watchers.ts'
 import {
@@ -74,15 +81,12 @@ import {
   checkPartitions,
   createPartitions,
   dropPartitionsBefore,
-  eventInBlock,
   MissingPartitions,
   missingPartitionTs,
   partitionOf,
   packBlocks,
   readLayout,
   type BlockInsert,
-  type BlockRead,
-  type FoundEvent,
   type Layout,
   type RunningColumns,
 } from './postgres-blocks.ts'
@@ -759,7 +763,7 @@ class PostgresStore implements Store {
        WHERE robot = ${name} AND ts >= ${start} ORDER BY ts LIMIT 1)
       ${lastParts}`
     const of = (kind: number) => rows.find((r) => r.kind === kind)
-    const block = (row: (typeof rows)[number]): BlockRead => ({
+    const block = (row: (typeof rows)[number]): StoredBlock => ({
       first_ts: row.ts,
       odo: row.odo,
       odo_carry: row.carry,
@@ -829,23 +833,5 @@ function concatRunning(a: RunningColumns, b: RunningColumns): RunningColumns {
     y: a.y.concat(b.y),
     total: a.total.concat(b.total),
     carry: a.carry.concat(b.carry),
-  }
-}
-
-/** Appends the events of `columns` within [from, to] to `out` until it holds `max`. */
-function copyRange(
-  columns: EventColumns,
-  from: number,
-  to: number,
-  max: number,
-  out: EventColumns,
-): void {
-  const n = columns.ts.length
-  for (let i = lowerBound(columns.ts, from); i < n; i++) {
-    const ts = columns.ts[i]!
-    if (ts > to || out.ts.length === max) break
-    out.ts.push(ts)
-    out.x.push(columns.x[i]!)
-    out.y.push(columns.y[i]!)
   }
 }

@@ -3,7 +3,7 @@
  * tests of the migrations open them with today's code and read every event
  * back.
  * - `blocks-v1.db`: the block layout before codec 2 (raw doubles, see
- *   sqlite-blocks.ts), closed cleanly.
+ *   ../block-codec.ts), closed cleanly.
  * - `store-v2.db`: schema version 2, written by the store at commit
  *   4ffc133 in batches of 100 events and left without a clean close (its
  *   write-ahead log folded in by another connection): each robot has two

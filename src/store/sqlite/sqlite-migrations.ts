@@ -8,7 +8,7 @@
  *   number of robots it touches. Rows leave the log once their events are
  *   in a block.
  * - `blocks`: a robot's events in runs of up to 256, packed into one row
- *   (sqlite-blocks.ts), with the running odometer at the run's first event.
+ *   (../block-codec.ts), with the running odometer at the run's first event.
  *   A robot's events over an interval are a few rows found by one index.
  *   A retention pass removes old blocks, never a robot's last
  *   (sqlite-removal.ts).
@@ -57,7 +57,7 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   ) STRICT;
   CREATE UNIQUE INDEX blocks_by_robot ON blocks (robot_id, first_ts);
   `,
-  // Version 2: blocks are written with codec 2 (sqlite-blocks.ts). The
+  // Version 2: blocks are written with codec 2 (../block-codec.ts). The
   // schema is the same; a store at version 1 has its blocks recoded before
   // this runs (sqlite-store.ts), so a start at version 2 has none to find.
   `SELECT 1`,

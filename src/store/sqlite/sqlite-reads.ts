@@ -4,13 +4,16 @@
  * blocks up to the robot's last sealed timestamp, and in the tail after it.
  * A robot is a slot of the fleet (sqlite-fleet.ts), loaded by the caller.
  */
-import {
-  runningTotalAlong,
-  type RunningTotal,
-  type StoredPosition,
-} from '../../domain/rules.ts'
+import { type RunningTotal, type StoredPosition } from '../../domain/rules.ts'
 import { lowerBound } from '../../domain/timestamps.ts'
-import { decodeBlock, emptyColumns, type EventColumns } from '../block-codec.ts'
+import {
+  copyRange,
+  decodeBlock,
+  emptyColumns,
+  eventInBlock,
+  type EventColumns,
+  type FoundEvent,
+} from '../block-codec.ts'
 import type { Fleet, Tail } from './sqlite-fleet.ts'
 import type { BlockRow, Statements } from './sqlite-sql.ts'
 
@@ -97,18 +100,12 @@ function positionIn(
     : undefined
 }
 
-/** An event found for an odometer bound, with its running total. */
-interface Found {
-  readonly ts: number
-  readonly running: RunningTotal
-}
-
 function firstAtOrAfter(
   sql: Statements,
   fleet: Fleet,
   slot: number,
   start: number,
-): Found | undefined {
+): FoundEvent | undefined {
   const id = fleet.id(slot)
   if (start <= fleet.sealedLastTs(slot)) {
     const block = sql.blockAtOrBefore.get(id, start) as BlockRow | undefined
@@ -134,7 +131,7 @@ function lastAtOrBefore(
   fleet: Fleet,
   slot: number,
   end: number,
-): Found | undefined {
+): FoundEvent | undefined {
   if (fleet.tailCount(slot) > 0) {
     const tail = fleet.tail(slot)
     const index = lowerBound(tail.ts, end + 1) - 1
@@ -145,58 +142,10 @@ function lastAtOrBefore(
   return block === undefined ? undefined : eventInBlock(block, end, 'last')
 }
 
-function eventInTail(tail: Tail, index: number): Found | undefined {
+function eventInTail(tail: Tail, index: number): FoundEvent | undefined {
   if (index < 0 || index >= tail.ts.length) return undefined
   return {
     ts: tail.ts[index]!,
     running: { total: tail.total[index]!, carry: tail.carry[index]! },
   }
-}
-
-/**
- * The first event at or after `bound` (`'first'`) or the last at or before
- * it (`'last'`) in a block that holds such an event. A block keeps the
- * running total of its first event only; the others' are recomputed.
- */
-function eventInBlock(
-  block: BlockRow,
-  bound: number,
-  which: 'first' | 'last',
-): Found {
-  const columns = decodeBlock(block.data, block.first_ts)
-  const index =
-    which === 'first'
-      ? lowerBound(columns.ts, bound)
-      : lowerBound(columns.ts, bound + 1) - 1
-  return {
-    ts: columns.ts[index]!,
-    running: runningTotalAlong(
-      { total: block.odo, carry: block.odo_carry },
-      columns.x,
-      columns.y,
-      index,
-    ),
-  }
-}
-
-/**
- * Appends the events of `columns` within [from, to] to `out` until it holds
- * `max`; returns the last timestamp of `columns` (-1 when empty).
- */
-function copyRange(
-  columns: EventColumns,
-  from: number,
-  to: number,
-  max: number,
-  out: EventColumns,
-): number {
-  const n = columns.ts.length
-  for (let i = lowerBound(columns.ts, from); i < n; i++) {
-    const ts = columns.ts[i]!
-    if (ts > to || out.ts.length === max) break
-    out.ts.push(ts)
-    out.x.push(columns.x[i]!)
-    out.y.push(columns.y[i]!)
-  }
-  return n === 0 ? -1 : columns.ts[n - 1]!
 }

@@ -45,7 +45,7 @@ export function schemaVersion(db: Database.Database): number {
 
 /**
  * Rewrites the blocks of codec 1 (whose first byte is 0) with the codec
- * of today (sqlite-blocks.ts), 256 a transaction; returns how many. Run on
+ * of today (../block-codec.ts), 256 a transaction; returns how many. Run on
  * a store at schema version 1, before the migration to version 2: a start
  * cut short goes on where it stopped, and a store at version 2 is never
  * scanned.

@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
 import type { Store } from '../store.ts'
 import { storeTests } from '../store-tests.ts'
+import { assertFixtureStored } from '../fixture-tests.ts'
 import { createSqliteStore } from './sqlite-store.ts'
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.ts'
 import { checkpointRound } from './sqlite-checkpoint.ts'
@@ -347,28 +348,7 @@ describe('sqlite store written by an earlier layout', () => {
     copyFileSync(fixture, path)
     const store = createSqliteStore({ path })
     await store.init()
-    const expected = fixtureEvents()
-    for (const robot of ['fixture-0', 'fixture-1', 'fixture-2']) {
-      const ts: number[] = []
-      const x: number[] = []
-      const y: number[] = []
-      for await (const page of store.readEvents(robot)) {
-        ts.push(...page.ts)
-        x.push(...page.x)
-        y.push(...page.y)
-      }
-      const wanted = expected.filter((e) => e.robot === robot)
-      assert.equal(ts.length, FIXTURE_EVENTS_PER_ROBOT)
-      wanted.forEach((want, i) => {
-        assert.equal(ts[i], want.timestamp, `${robot} #${i}`)
-        assert.ok(Object.is(x[i], want.x), `${robot} #${i} x`)
-        assert.ok(Object.is(y[i], want.y), `${robot} #${i} y`)
-      })
-    }
-    // As the earlier layout computed them, to the last bit.
-    assert.equal(await store.odometer('fixture-0'), 96.88650473592789)
-    assert.equal(await store.odometer('fixture-1'), 473660.0475515942)
-    assert.equal(await store.odometer('fixture-2'), 5.9890158697766474e302)
+    await assertFixtureStored(store)
     await store.close()
     // Migrated in place: every block in codec 2, free pages given back.
     const db = new Database(path, { readonly: true })

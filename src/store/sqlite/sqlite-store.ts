@@ -15,7 +15,7 @@
  * 3. Every 2,048 events, a maintenance transaction packs up to 32 tails
  *    (more while the log is past its window) into `blocks` (256 events a
  *    row, ~19 bytes an event) and deletes the log rows that no tail needs
- *    any more (sqlite-maintenance.ts, sqlite-blocks.ts).
+ *    any more (sqlite-maintenance.ts, ../block-codec.ts).
  *
  * Reads look in the blocks, then in the tail (sqlite-reads.ts). A robot is
  * loaded into memory when a batch or a read first names it; a start loads
