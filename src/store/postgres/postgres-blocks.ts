@@ -57,18 +57,54 @@ export interface BlockInsert {
 }
 
 /**
- * The blocks of the first `count` events of `events` (a multiple of
- * `blockEvents`), `blockEvents` a row.
+ * Where a robot's blocks end: after its event number `phase + k ×
+ * blockEvents` for every k ≥ 0 (its first block holds its first `phase`
+ * events, when `phase` is not 0), `phase` taken from its name. A fleet's
+ * robots report in step: with the same ends for all, they would all reach
+ * a block's worth in the same batch, and that batch would pack a block for
+ * every robot (measured: p99 of a batch 5× its p50); their own phase
+ * spreads the packing over the batches.
+ */
+export function blockPhase(robot: string, blockEvents: number): number {
+  // FNV-1a over the name's UTF-16 code units.
+  let hash = 0x811c9dc5
+  for (let i = 0; i < robot.length; i++) {
+    hash = Math.imul(hash ^ robot.charCodeAt(i), 0x01000193) >>> 0
+  }
+  return hash % blockEvents
+}
+
+/** How many of a robot's first `eventCount` events belong in its blocks. */
+export function packedCount(
+  eventCount: number,
+  phase: number,
+  blockEvents: number,
+): number {
+  if (eventCount < phase) return 0
+  return phase + Math.floor((eventCount - phase) / blockEvents) * blockEvents
+}
+
+/**
+ * The blocks of a robot whose events numbered from `packed` on are
+ * `events`: its events up to number `upTo` (a block end, see
+ * {@link blockPhase}), cut at every block end.
  */
 export function packBlocks(
   robot: string,
   events: RunningColumns,
-  count: number,
+  packed: number,
+  upTo: number,
   blockEvents: number,
 ): BlockInsert[] {
+  const phase = blockPhase(robot, blockEvents)
   const rows: BlockInsert[] = []
-  for (let from = 0; from < count; from += blockEvents) {
-    const to = Math.min(count, from + blockEvents)
+  for (let start = packed; start < upTo;) {
+    const end =
+      start < phase
+        ? phase
+        : phase + (Math.floor((start - phase) / blockEvents) + 1) * blockEvents
+    const from = start - packed
+    const to = end - packed
     rows.push({
       robot,
       first_ts: events.ts[from]!,
@@ -79,6 +115,7 @@ export function packBlocks(
       // The codec's buffer is reused by the next call: copied.
       data: Buffer.from(encodeBlock(events, from, to)),
     })
+    start = end
   }
   return rows
 }

@@ -93,7 +93,10 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   CREATE INDEX blocks_by_robot ON blocks (robot, last_ts);
   -- Rows leave recent as fast as they come: vacuum it often, so that
   -- their space is used again (the store also runs VACUUM itself).
+  -- Nor may a VACUUM cut its emptied last pages: that takes an exclusive
+  -- lock, which stalls every batch, for pages that are soon needed again.
   ALTER TABLE recent SET (autovacuum_vacuum_scale_factor = 0.02,
-                          autovacuum_vacuum_threshold = 5000);
+                          autovacuum_vacuum_threshold = 5000,
+                          vacuum_truncate = false);
   `,
 ]

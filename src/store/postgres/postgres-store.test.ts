@@ -6,7 +6,8 @@ import postgres from 'postgres'
 import type { TelemetryEvent } from '../../domain/event.ts'
 import type { StoredEvent } from '../store.ts'
 import { storeTests } from '../store-tests.ts'
-import { assertFixtureStored } from '../fixture-tests.ts'
+import { assertFixtureStored, FIXTURE_ROBOTS } from '../fixture-tests.ts'
+import { blockPhase, packBlocks, packedCount } from './postgres-blocks.ts'
 import { POSTGRES_MIGRATIONS } from './postgres-migrations.ts'
 import { createPostgresStore } from './postgres-store.ts'
 import {
@@ -49,6 +50,14 @@ if (skip === false) {
       }),
     { reopen: (store) => createPostgresStore({ url: store.url }) },
   )
+}
+
+/** A robot's rows in `blocks` and `recent` once it stored `events`, 64 a block. */
+function expectedLayout(robot: string, events: number) {
+  const phase = blockPhase(robot, 64)
+  const packed = packedCount(events, phase, 64)
+  const blocks = packed === 0 ? 0 : (phase > 0 ? 1 : 0) + (packed - phase) / 64
+  return { robot, packed, blocks, recent: events - packed }
 }
 
 const ev = (
@@ -231,14 +240,12 @@ describe('postgres store', { skip }, () => {
         (SELECT count(*) FROM ${sql(schema)}.blocks b WHERE b.robot = r.name)::int AS blocks,
         (SELECT count(*) FROM ${sql(schema)}.recent e WHERE e.robot = r.name)::int AS recent
       FROM ${sql(schema)}.robots r ORDER BY r.name`
-    // p: 975 events, 15 blocks and 15 recent; q: 325, 5 blocks and 5.
+    // p has 975 events, q 325, each cut at its own block ends.
     assert.deepEqual(
       tables.map((r) => ({ ...r })),
-      [
-        { robot: 'p', packed: 960, blocks: 15, recent: 15 },
-        { robot: 'q', packed: 320, blocks: 5, recent: 5 },
-      ],
+      [expectedLayout('p', 975), expectedLayout('q', 325)],
     )
+    assert.ok(tables.every((r) => r.recent < 64))
     for (const model of models.values()) {
       const read: { timestamp: number; x: number; y: number }[] = []
       for await (const page of store.readEvents(model.name, {
@@ -304,11 +311,20 @@ describe('postgres store', { skip }, () => {
         model.odometer(start, end),
       )
     }
-    // Migrated in place: 700 events each, ten blocks packed and 60 left.
+    // Migrated in place: 700 events each, cut at each robot's block ends.
     const [counts] = await sql<{ blocks: number; recent: number }[]>`
       SELECT (SELECT count(*) FROM ${sql(schema)}.blocks)::int AS blocks,
              (SELECT count(*) FROM ${sql(schema)}.recent)::int AS recent`
-    assert.deepEqual({ ...counts }, { blocks: 30, recent: 3 * 60 })
+    const layouts = FIXTURE_ROBOTS.map((r) =>
+      expectedLayout(r, FIXTURE_EVENTS_PER_ROBOT),
+    )
+    assert.deepEqual(
+      { ...counts },
+      {
+        blocks: layouts.reduce((n, l) => n + l.blocks, 0),
+        recent: layouts.reduce((n, l) => n + l.recent, 0),
+      },
+    )
     // And it goes on: a resend is a duplicate, also of an event now in a
     // block; another position at a packed timestamp a conflict; an older
     // event at no stored timestamp stale.
@@ -423,6 +439,84 @@ describe('postgres store', { skip }, () => {
     const slack = sizes[2]! / 10
     assert.ok(sizes[9]! - sizes[2]! <= slack, `sizes ${sizes.join(', ')}`)
     assert.ok(dayOfEvents * 4 > slack, `a day's ${dayOfEvents} events`)
-    assert.equal(removed, 8 * dayOfEvents, 'eight days removed')
+    // Eight days, but for the blocks that end on the day after theirs.
+    assert.ok(
+      removed > 7 * dayOfEvents && removed <= 8 * dayOfEvents,
+      `${removed} events removed`,
+    )
+  })
+})
+
+describe('postgres block ends', () => {
+  it("should spread a fleet's block ends over the phases, each robot's the same every time", () => {
+    const phases = Array.from({ length: 1000 }, (_, i) =>
+      blockPhase(`robot-${i}`, 64),
+    )
+    assert.ok(phases.every((p) => Number.isInteger(p) && p >= 0 && p < 64))
+    // 1,000 robots over 64 phases: every phase taken, none by more than 40.
+    const perPhase = new Map<number, number>()
+    for (const p of phases) perPhase.set(p, (perPhase.get(p) ?? 0) + 1)
+    assert.equal(perPhase.size, 64)
+    assert.ok(Math.max(...perPhase.values()) <= 40, `${[...perPhase.values()]}`)
+    assert.equal(blockPhase('robot-7', 64), phases[7])
+    assert.notEqual(blockPhase('Robot', 64), blockPhase('robot', 64))
+  })
+
+  it('should cut blocks at the phase, then every 64 events', () => {
+    const phase = 10
+    assert.deepEqual(
+      [0, 9, 10, 73, 74, 200].map((n) => packedCount(n, phase, 64)),
+      [0, 0, 10, 10, 74, 138],
+    )
+    assert.deepEqual(
+      [0, 63, 64, 130].map((n) => packedCount(n, 0, 64)),
+      [0, 0, 64, 128],
+    )
+    // A robot's events 0 to 199, packed from 0 to its third block end.
+    const robot = 'robot-7'
+    const p = blockPhase(robot, 64)
+    const n = 200
+    const events = {
+      ts: Array.from({ length: n }, (_, i) => 1000 + i),
+      x: Array.from({ length: n }, (_, i) => i),
+      y: Array.from({ length: n }, () => 0),
+      total: Array.from({ length: n }, (_, i) => i),
+      carry: Array.from({ length: n }, () => 0),
+    }
+    const upTo = packedCount(n, p, 64)
+    const blocks = packBlocks(robot, events, 0, upTo, 64)
+    const sizes = blocks.map((b) => b.count)
+    const full = Array<number>((upTo - p) / 64).fill(64)
+    assert.deepEqual(sizes, p > 0 ? [p, ...full] : full)
+    )
+    assert.equal(
+      sizes.reduce((a, b) => a + b, 0),
+      upTo,
+    )
+    assert.deepEqual(
+      blocks.map((b) => [b.first_ts, b.odo]),
+      sizes.map((_, k) => {
+        const first = sizes.slice(0, k).reduce((a, b) => a + b, 0)
+        return [1000 + first, first]
+      }),
+    )
+    // Going on from a block end cuts at the next ones.
+    const rest = packBlocks(
+      robot,
+      {
+        ts: events.ts.slice(upTo - 64),
+        x: events.x.slice(upTo - 64),
+        y: events.y.slice(upTo - 64),
+        total: events.total.slice(upTo - 64),
+        carry: events.carry.slice(upTo - 64),
+      },
+      upTo - 64,
+      upTo,
+      64,
+    )
+    assert.deepEqual(
+      rest.map((b) => b.count),
+      [64],
+    )
   })
 })

@@ -81,8 +81,10 @@ import {
   checkPartitions,
   createPartitions,
   dropPartitionsBefore,
+  blockPhase,
   MissingPartitions,
   missingPartitionTs,
+  packedCount,
   partitionOf,
   packBlocks,
   readLayout,
@@ -343,13 +345,17 @@ class PostgresStore implements Store {
     })
     if (changes.size === 0) return outcomes
 
-    // Robots whose recent events reach a block's worth: those are read,
-    // and packed with the batch's.
+    // Robots whose events reach the end of a block (postgres-blocks.ts):
+    // their recent events are read, and packed with the batch's.
     const { blockEvents } = this.#blocks
-    const recentOf = (c: RobotChange) =>
-      (stateAt(c.robot)?.eventCount ?? 0) - packed.get(c.robot)!
+    const packTo = (c: RobotChange) =>
+      packedCount(
+        c.after.eventCount,
+        blockPhase(c.robot, blockEvents),
+        blockEvents,
+      )
     const packing = [...changes.values()].filter(
-      (c) => recentOf(c) + c.ts.length >= blockEvents,
+      (c) => packTo(c) > packed.get(c.robot)!,
     )
     const recentRows = await this.#recentOf(
       sql,
@@ -373,9 +379,13 @@ class PostgresStore implements Store {
       const before = recentRows.get(change.robot)
       if (before !== undefined) {
         const all = concatRunning(before, change)
-        const count = Math.floor(all.ts.length / blockEvents) * blockEvents
-        blocks.push(...packBlocks(change.robot, all, count, blockEvents))
-        packedAfter.set(change.robot, packed.get(change.robot)! + count)
+        const packedBefore = packed.get(change.robot)!
+        const upTo = packTo(change)
+        const count = upTo - packedBefore
+        blocks.push(
+          ...packBlocks(change.robot, all, packedBefore, upTo, blockEvents),
+        )
+        packedAfter.set(change.robot, upTo)
         if (before.ts.length > 0) {
           unpacked.robot.push(change.robot)
           unpacked.upTo.push(all.ts[Math.min(count, before.ts.length) - 1]!)
@@ -551,8 +561,14 @@ class PostgresStore implements Store {
             WHERE name = ${name} FOR UPDATE`
           if (row === undefined || row.recent < blockEvents) return
           const all = (await this.#recentOf(sql, [name])).get(name)!
-          const count = Math.floor(all.ts.length / blockEvents) * blockEvents
-          const blocks = packBlocks(name, all, count, blockEvents)
+          const upTo = packedCount(
+            row.packed + all.ts.length,
+            blockPhase(name, blockEvents),
+            blockEvents,
+          )
+          const count = upTo - row.packed
+          if (count === 0) return
+          const blocks = packBlocks(name, all, row.packed, upTo, blockEvents)
           await checkPartitions(sql, blocks, this.#blocks, this.#partitions)
           for (let i = 0; i < blocks.length; i += 64) {
             const some = blocks.slice(i, i + 64)
@@ -560,8 +576,7 @@ class PostgresStore implements Store {
           }
           await sql`DELETE FROM recent
             WHERE robot = ${name} AND ts <= ${all.ts[count - 1]!}`
-          await sql`UPDATE robots SET packed = ${row.packed + count}
-            WHERE name = ${name}`
+          await sql`UPDATE robots SET packed = ${upTo} WHERE name = ${name}`
         })
       }
     }
