@@ -488,7 +488,6 @@ describe('postgres block ends', () => {
     const sizes = blocks.map((b) => b.count)
     const full = Array<number>((upTo - p) / 64).fill(64)
     assert.deepEqual(sizes, p > 0 ? [p, ...full] : full)
-    )
     assert.equal(
       sizes.reduce((a, b) => a + b, 0),
       upTo,
