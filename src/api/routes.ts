@@ -249,6 +249,12 @@ export async function registerApi(app: FastifyInstance, options: ApiOptions) {
 
   const invalidUrl = 'INVALID_URL: broken percent-encoding in the path'
   const badPath = `${NO_HOST} or a path segment over 4096 characters`
+  /** The 400 of a route whose only parameter is the robot's path segment. */
+  const robotPathError = errorResponse(
+    400,
+    ['INVALID_URL', 'BAD_REQUEST'],
+    `${invalidUrl}; ${badPath}.`,
+  )
   app.get<{ Params: RobotParams }>(
     '/api/robots/:robot',
     {
@@ -258,11 +264,7 @@ export async function registerApi(app: FastifyInstance, options: ApiOptions) {
         params: ROBOT_PARAMS,
         response: {
           200: jsonResponse('The robot', { $ref: 'Robot#' }),
-          400: errorResponse(
-            400,
-            ['INVALID_URL', 'BAD_REQUEST'],
-            `${invalidUrl}; ${badPath}.`,
-          ),
+          400: robotPathError,
           404: errorResponse(
             404,
             ['ROBOT_NOT_FOUND'],
@@ -294,11 +296,7 @@ export async function registerApi(app: FastifyInstance, options: ApiOptions) {
         params: ROBOT_PARAMS,
         response: {
           204: { type: 'null', description: 'Deleted; no body.' },
-          400: errorResponse(
-            400,
-            ['INVALID_URL', 'BAD_REQUEST'],
-            `${invalidUrl}; ${badPath}.`,
-          ),
+          400: robotPathError,
           404: errorResponse(
             404,
             ['ROBOT_NOT_FOUND'],

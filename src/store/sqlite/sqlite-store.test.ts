@@ -29,6 +29,21 @@ after(() => rmSync(dir, { recursive: true, force: true }))
 let files = 0
 const freshFile = () => join(dir, `nested-${++files}`, 'telemetry.db')
 
+/** `fixtures/NAME`, a store written by an earlier layout. */
+function fixturePath(name: string): string {
+  return fileURLToPath(
+    new URL(`../../../../src/store/sqlite/fixtures/${name}`, import.meta.url),
+  )
+}
+
+/** A fresh copy of `fixtures/NAME`; its path. */
+function copyFixture(name: string): string {
+  const path = freshFile()
+  mkdirSync(dirname(path), { recursive: true })
+  copyFileSync(fixturePath(name), path)
+  return path
+}
+
 /** The file of a store made here. */
 const pathOf = (store: Store) => store.url.slice('sqlite:'.length)
 // A crash leaves the store unclosed, as a killed process would: the next
@@ -337,15 +352,7 @@ describe('sqlite store written by an earlier layout', () => {
   it('should read back exactly every event and odometer of a store whose blocks hold raw doubles', async () => {
     // fixtures/blocks-v1.db was written by the store before codec 2, from
     // fixtureEvents(), and closed cleanly: every event is in a block.
-    const fixture = fileURLToPath(
-      new URL(
-        '../../../../src/store/sqlite/fixtures/blocks-v1.db',
-        import.meta.url,
-      ),
-    )
-    const path = freshFile()
-    mkdirSync(dirname(path), { recursive: true })
-    copyFileSync(fixture, path)
+    const path = copyFixture('blocks-v1.db')
     const store = createSqliteStore({ path })
     await store.init()
     await assertFixtureStored(store)
@@ -362,7 +369,10 @@ describe('sqlite store written by an earlier layout', () => {
     assert.equal(legacy, 0, 'no block of codec 1 is left')
     assert.equal(version, SQLITE_MIGRATIONS.length, 'the schema version')
     assert.equal(autoVacuum, 2, 'incremental auto-vacuum')
-    const [before, after] = [statSync(fixture).size, statSync(path).size]
+    const [before, after] = [
+      statSync(fixturePath('blocks-v1.db')).size,
+      statSync(path).size,
+    ]
     assert.ok(after < before, `${before} bytes before, ${after} after`)
   })
 })
@@ -655,15 +665,7 @@ describe('sqlite store written at schema version 2', () => {
   it('should migrate to version 3 with every event and figure, and keep the figures once a pass removed first blocks', async () => {
     // fixtures/store-v2.db was written by the store at schema version 2
     // from fixtureEvents(), and left without a clean close (layout-fixture.ts).
-    const fixture = fileURLToPath(
-      new URL(
-        '../../../../src/store/sqlite/fixtures/store-v2.db',
-        import.meta.url,
-      ),
-    )
-    const path = freshFile()
-    mkdirSync(dirname(path), { recursive: true })
-    copyFileSync(fixture, path)
+    const path = copyFixture('store-v2.db')
     const expected = fixtureEvents()
     const robots = ['fixture-0', 'fixture-1', 'fixture-2']
     const models = robots.map(
