@@ -48,7 +48,7 @@ export function logBatch(
   })
   const now = Date.now()
   const newIds = new Map<string, number>()
-  // Ids are dense, 1, 2, 3, …: a failed transaction gives none away, as
+  // Ids are given 1, 2, 3, … once each: a failed transaction gives none away, as
   // the fleet's next id moves only after a commit, and a deleted robot's
   // is not given again (sqlite-removal.ts). So the robots are the ids
   // given less those deleted (countRobots).
