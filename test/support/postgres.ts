@@ -45,6 +45,16 @@ export async function dropSchemas(names: readonly string[]): Promise<void> {
   const sql = postgres(TEST_POSTGRES_URL, { max: 1, onnotice: () => {} })
   try {
     for (const name of names) {
+      // Partitions first, one a transaction: a schema's thousands of
+      // partitions dropped at once would need more locks than the
+      // server's lock table holds.
+      const parts = await sql<{ name: string }[]>`
+        SELECT c.relname AS name FROM pg_class c
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = ${name} AND c.relispartition AND c.relkind = 'r'`
+      for (const part of parts) {
+        await sql`DROP TABLE IF EXISTS ${sql(name)}.${sql(part.name)}`
+      }
       await sql`DROP SCHEMA IF EXISTS ${sql(name)} CASCADE`
     }
   } finally {

@@ -1,13 +1,18 @@
 /**
- * The blocks of the PostgreSQL store (migration 4): how a robot's recent
- * events are packed into `blocks`, and how the partitions of `blocks` are
- * made and dropped (block-codec.ts reads events out of a block).
+ * The blocks of the PostgreSQL store (migrations 4 and 5): how a robot's
+ * newest events wait in its row's tail and are packed into `blocks`, and
+ * how the partitions of `blocks` are made and dropped (block-codec.ts
+ * reads events out of a block).
  *
- * A robot's events are, oldest first, in its blocks (each of
- * `layout.block_events` events, packed with src/store/block-codec.ts) and
- * then in `recent`, one row each. Both are written in the batch's
- * transaction, under the lock of the robot's row (postgres-store.ts), so
- * a reader's single statement sees every event in exactly one of them.
+ * A robot's events are, oldest first, in its blocks (each a run of its
+ * events packed with src/store/block-codec.ts) and then in the tail of its
+ * row in `robots`: its events since its last block end, fewer than a
+ * block's worth, in one value of the same codec. A batch decodes the tail
+ * of each robot it changes, adds the robot's accepted events, packs what
+ * reaches a block end into blocks ({@link advanceTail}) and writes the
+ * rest back as the new tail; all of it in the batch's transaction, under
+ * the lock of the robot's row (postgres-store.ts), so a reader's single
+ * statement sees every event in exactly one place.
  *
  * `blocks` is partitioned by range of `last_ts`: partition `blocks_pN`
  * holds the blocks whose last event is in
@@ -16,9 +21,21 @@
  * them is older. Partitions are made on demand: a batch whose blocks need
  * a partition that does not exist is rolled back ({@link checkPartitions}),
  * and retried once {@link createPartitions} has made it.
+ *
+ * No block spans `partition_ms` or more (a run that would is cut in
+ * several rows): the block that holds a time `t` then ends before
+ * `t + partition_ms`, so every look-up of a block can name a range of
+ * `last_ts` one partition wide and the planner skips every other
+ * partition ({@link blockReach}).
  */
 import type postgres from 'postgres'
-import { encodeBlock, type EventColumns } from '../block-codec.ts'
+import {
+  decodeBlock,
+  emptyColumns,
+  encodeBlock,
+  type EventColumns,
+} from '../block-codec.ts'
+import { addStep, distance, type RunningTotal } from '../../domain/rules.ts'
 import type { RetentionPass } from '../store.ts'
 
 type Sql = postgres.Sql<Record<string, never>>
@@ -30,13 +47,32 @@ export interface Layout {
   readonly partitionMs: number
   /** Events a block holds. */
   readonly blockEvents: number
+  /**
+   * The longest time from a block's first event to its last that blocks
+   * packed before migration 5 took (those after it span less than
+   * `partitionMs`).
+   */
+  readonly blockSpan: number
 }
 
 /** Reads the database's layout. */
-export async function readLayout(sql: Sql): Promise<Layout> {
-  const [row] = await sql<{ partition_ms: number; block_events: number }[]>`
-    SELECT partition_ms, block_events FROM layout`
-  return { partitionMs: row!.partition_ms, blockEvents: row!.block_events }
+export async function readLayout(sql: Sql | Tx): Promise<Layout> {
+  const [row] = await sql<
+    { partition_ms: number; block_events: number; block_span: number }[]
+  >`SELECT partition_ms, block_events, block_span FROM layout`
+  return {
+    partitionMs: row!.partition_ms,
+    blockEvents: row!.block_events,
+    blockSpan: row!.block_span,
+  }
+}
+
+/**
+ * The longest time from a block's first event to its last: the block that
+ * holds an event at time `t` ends in [t, t + reach].
+ */
+export function blockReach(layout: Layout): number {
+  return Math.max(layout.partitionMs - 1, layout.blockSpan)
 }
 
 /** A run of one robot's events with their running odometers. */
@@ -87,37 +123,177 @@ export function packedCount(
 /**
  * The blocks of a robot whose events numbered from `packed` on are
  * `events`: its events up to number `upTo` (a block end, see
- * {@link blockPhase}), cut at every block end.
+ * {@link blockPhase}), cut at every block end, and wherever a block would
+ * span `partitionMs` or more.
  */
 export function packBlocks(
   robot: string,
   events: RunningColumns,
   packed: number,
   upTo: number,
-  blockEvents: number,
+  layout: Pick<Layout, 'blockEvents' | 'partitionMs'>,
 ): BlockInsert[] {
+  const { blockEvents, partitionMs } = layout
   const phase = blockPhase(robot, blockEvents)
   const rows: BlockInsert[] = []
+  const ts = events.ts
   for (let start = packed; start < upTo;) {
     const end =
       start < phase
         ? phase
         : phase + (Math.floor((start - phase) / blockEvents) + 1) * blockEvents
-    const from = start - packed
-    const to = end - packed
-    rows.push({
-      robot,
-      first_ts: events.ts[from]!,
-      last_ts: events.ts[to - 1]!,
-      count: to - from,
-      odo: events.total[from]!,
-      odo_carry: events.carry[from]!,
-      // The codec's buffer is reused by the next call: copied.
-      data: Buffer.from(encodeBlock(events, from, to)),
-    })
+    for (let from = start - packed; from < end - packed;) {
+      let to = from + 1
+      while (to < end - packed && ts[to]! - ts[from]! < partitionMs) to++
+      rows.push({
+        robot,
+        first_ts: ts[from]!,
+        last_ts: ts[to - 1]!,
+        count: to - from,
+        odo: events.total[from]!,
+        odo_carry: events.carry[from]!,
+        // The codec's buffer is reused by the next call: copied.
+        data: Buffer.from(encodeBlock(events, from, to)),
+      })
+      from = to
+    }
     start = end
   }
   return rows
+}
+
+// --- the tail ---
+
+/** A robot's events not in a block yet, as its row keeps them. */
+export interface TailRow {
+  /** The events in the block codec; `null` when there are none. */
+  readonly tail: Uint8Array | null
+  /** The first event's timestamp; `null` when there are none. */
+  readonly tail_ts: number | null
+  /** The running odometer at the first event (rules.ts, RunningTotal). */
+  readonly tail_odo: number
+  readonly tail_carry: number
+}
+
+/** A tail's events; empty when it has none. */
+export function decodeTail(row: TailRow): EventColumns {
+  return row.tail === null
+    ? emptyColumns()
+    : decodeBlock(row.tail, row.tail_ts!)
+}
+
+/**
+ * `columns` with the running odometer at each event, from `first`, the
+ * running odometer at the first: the steps added one by one, as ingest
+ * added them, so every total is the same to the bit.
+ */
+export function withRunningTotals(
+  columns: EventColumns,
+  first: RunningTotal,
+): RunningColumns {
+  const total: number[] = []
+  const carry: number[] = []
+  let running = first
+  const { x, y } = columns
+  for (let i = 0; i < columns.ts.length; i++) {
+    if (i > 0) {
+      running = addStep(
+        running.total,
+        running.carry,
+        distance(x[i - 1]!, y[i - 1]!, x[i]!, y[i]!),
+      )
+    }
+    total.push(running.total)
+    carry.push(running.carry)
+  }
+  return { ...columns, total, carry }
+}
+
+/** What a robot's new events make of its tail. */
+export interface TailAdvance {
+  /** Blocks to insert: the events that reached a block end. */
+  readonly blocks: BlockInsert[]
+  /** The robot's events packed into blocks, after. */
+  readonly packed: number
+  /** The new tail, to write back to the robot's row. */
+  readonly row: TailRow
+}
+
+/**
+ * Adds `added` (a robot's accepted events, after every stored one, with
+ * their running odometers) to its tail `tail` (decoded from `row`); what
+ * reaches a block end is packed. `packed` counts the robot's events in
+ * blocks before.
+ */
+export function advanceTail(
+  robot: string,
+  row: TailRow,
+  tail: EventColumns,
+  added: RunningColumns,
+  packed: number,
+  layout: Layout,
+): TailAdvance {
+  const count = packed + tail.ts.length + added.ts.length
+  const upTo = packedCount(
+    count,
+    blockPhase(robot, layout.blockEvents),
+    layout.blockEvents,
+  )
+  if (upTo === packed) {
+    // Nothing reaches a block end: the tail grows.
+    const first: RunningTotal =
+      tail.ts.length > 0
+        ? { total: row.tail_odo, carry: row.tail_carry }
+        : { total: added.total[0]!, carry: added.carry[0]! }
+    const all = concatColumns(tail, added)
+    return { blocks: [], packed, row: encodeTail(all, first) }
+  }
+  const all = concatRunning(
+    withRunningTotals(tail, { total: row.tail_odo, carry: row.tail_carry }),
+    added,
+  )
+  const blocks = packBlocks(robot, all, packed, upTo, layout)
+  const k = upTo - packed
+  const rest: EventColumns = {
+    ts: all.ts.slice(k),
+    x: all.x.slice(k),
+    y: all.y.slice(k),
+  }
+  const first = { total: all.total[k] ?? 0, carry: all.carry[k] ?? 0 }
+  return { blocks, packed: upTo, row: encodeTail(rest, first) }
+}
+
+/** The row values of a tail holding `columns`. */
+export function encodeTail(
+  columns: EventColumns,
+  first: RunningTotal,
+): TailRow {
+  const n = columns.ts.length
+  if (n === 0) return { tail: null, tail_ts: null, tail_odo: 0, tail_carry: 0 }
+  return {
+    // The codec's buffer is reused by the next call: copied.
+    tail: Buffer.from(encodeBlock(columns, 0, n)),
+    tail_ts: columns.ts[0]!,
+    tail_odo: first.total,
+    tail_carry: first.carry,
+  }
+}
+
+/** `a` then `b`, as new columns. */
+function concatColumns(a: EventColumns, b: EventColumns): EventColumns {
+  return { ts: a.ts.concat(b.ts), x: a.x.concat(b.x), y: a.y.concat(b.y) }
+}
+
+/** `a` then `b`, as new columns. */
+export function concatRunning(
+  a: RunningColumns,
+  b: RunningColumns,
+): RunningColumns {
+  return {
+    ...concatColumns(a, b),
+    total: a.total.concat(b.total),
+    carry: a.carry.concat(b.carry),
+  }
 }
 
 // --- partitions ---
@@ -191,23 +367,141 @@ export async function checkPartitions(
   if (missing.length > 0) throw new MissingPartitions(missing)
 }
 
-/** Makes partitions `numbers` of `blocks` where missing, in one transaction. */
+/**
+ * Partitions made in one transaction at most: each takes locks (on the
+ * table, its index and TOAST), and a transaction's locks are bounded by
+ * the server's lock table (`max_locks_per_transaction`, 64 by default).
+ */
+const PARTITIONS_PER_TRANSACTION = 16
+
+/** Makes partitions `numbers` of `blocks` where missing. */
 export async function createPartitions(
   sql: Sql,
   numbers: readonly number[],
   layout: Layout,
 ): Promise<void> {
-  await sql.begin(async (tx) => {
-    // Two processes never make the same partition at once.
-    await tx`SELECT pg_advisory_xact_lock(${PARTITION_LOCK})`
-    for (const n of numbers) {
-      const from = n * layout.partitionMs
-      await tx.unsafe(
-        `CREATE TABLE IF NOT EXISTS ${PARTITION_PREFIX}${n} PARTITION OF blocks
-         FOR VALUES FROM (${from}) TO (${from + layout.partitionMs})`,
-      )
+  for (let i = 0; i < numbers.length; i += PARTITIONS_PER_TRANSACTION) {
+    const some = numbers.slice(i, i + PARTITIONS_PER_TRANSACTION)
+    await sql.begin((tx) => makePartitions(tx, some, layout))
+  }
+}
+
+/** Makes partitions `numbers` of `blocks` where missing, in `tx`. */
+async function makePartitions(
+  tx: Tx,
+  numbers: readonly number[],
+  layout: Layout,
+): Promise<void> {
+  // Two processes never make the same partition at once.
+  await tx`SELECT pg_advisory_xact_lock(${PARTITION_LOCK})`
+  for (const n of numbers) {
+    const from = n * layout.partitionMs
+    await tx.unsafe(
+      `CREATE TABLE IF NOT EXISTS ${PARTITION_PREFIX}${n} PARTITION OF blocks
+       FOR VALUES FROM (${from}) TO (${from + layout.partitionMs})`,
+    )
+  }
+}
+
+/** Inserts rows into `blocks`, in one statement. */
+export function insertBlocks(sql: Tx, blocks: readonly BlockInsert[]) {
+  // postgres.js sends a Buffer as bytea; its types only name strings and
+  // numbers for this helper.
+  const values = blocks.map((b) => [
+    b.robot,
+    b.first_ts,
+    b.last_ts,
+    b.count,
+    b.odo,
+    b.odo_carry,
+    b.data,
+  ])
+  return sql`
+    INSERT INTO blocks (robot, first_ts, last_ts, count, odo, odo_carry, data)
+    VALUES ${sql(values as (string | number)[][])}`
+}
+
+// --- migration 5 ---
+
+/** Rows of `recent` read at a time by {@link packRecent}. */
+const RECENT_CHUNK = 16_384
+
+/**
+ * Migration 5's step: moves the events of `recent` (the table of one row
+ * an event that migration 4 kept, and that databases of schema 3 and
+ * before hold all their events in) into blocks and the robots' tails,
+ * robot by robot, a chunk of rows at a time, then drops it. Runs in the
+ * migration's transaction, so no batch of this layout runs before it is
+ * done.
+ */
+export async function packRecent(tx: Tx): Promise<void> {
+  const layout = await readLayout(tx)
+  const known = await listPartitions(tx)
+  const robots = await tx<{ name: string; packed: number }[]>`
+    SELECT name, packed FROM robots WHERE event_count > packed ORDER BY name`
+  for (const robot of robots) {
+    let packed = robot.packed
+    let pending: RunningColumns = {
+      ts: [],
+      x: [],
+      y: [],
+      total: [],
+      carry: [],
     }
-  })
+    let after = -1
+    for (;;) {
+      const rows = await tx`
+        SELECT ts, x, y, odo, carry FROM recent
+        WHERE robot = ${robot.name} AND ts > ${after}
+        ORDER BY ts LIMIT ${RECENT_CHUNK}`.values()
+      for (const [ts, x, y, odo, carry] of rows) {
+        pending.ts.push(ts as number)
+        pending.x.push(x as number)
+        pending.y.push(y as number)
+        pending.total.push(odo as number)
+        pending.carry.push(carry as number)
+      }
+      const upTo = packedCount(
+        packed + pending.ts.length,
+        blockPhase(robot.name, layout.blockEvents),
+        layout.blockEvents,
+      )
+      if (upTo > packed) {
+        const blocks = packBlocks(robot.name, pending, packed, upTo, layout)
+        const needed = [
+          ...new Set(blocks.map((b) => partitionOf(b.last_ts, layout))),
+        ].filter((n) => !known.has(n))
+        if (needed.length > 0) {
+          await makePartitions(tx, needed, layout)
+          for (const n of needed) known.add(n)
+        }
+        for (let i = 0; i < blocks.length; i += 256) {
+          await insertBlocks(tx, blocks.slice(i, i + 256))
+        }
+        const k = upTo - packed
+        pending = {
+          ts: pending.ts.slice(k),
+          x: pending.x.slice(k),
+          y: pending.y.slice(k),
+          total: pending.total.slice(k),
+          carry: pending.carry.slice(k),
+        }
+        packed = upTo
+      }
+      if (rows.length < RECENT_CHUNK) break
+      after = rows[rows.length - 1]![0] as number
+    }
+    const tail = encodeTail(pending, {
+      total: pending.total[0] ?? 0,
+      carry: pending.carry[0] ?? 0,
+    })
+    await tx`
+      UPDATE robots SET packed = ${packed}, tail = ${tail.tail as Buffer},
+        tail_ts = ${tail.tail_ts}, tail_odo = ${tail.tail_odo},
+        tail_carry = ${tail.tail_carry}
+      WHERE name = ${robot.name}`
+  }
+  await tx`DROP TABLE recent`
 }
 
 /**

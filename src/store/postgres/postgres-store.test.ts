@@ -7,7 +7,13 @@ import type { TelemetryEvent } from '../../domain/event.ts'
 import type { StoredEvent } from '../store.ts'
 import { storeTests } from '../store-tests.ts'
 import { assertFixtureStored, FIXTURE_ROBOTS } from '../fixture-tests.ts'
-import { blockPhase, packBlocks, packedCount } from './postgres-blocks.ts'
+import {
+  blockPhase,
+  decodeTail,
+  packBlocks,
+  packedCount,
+  type TailRow,
+} from './postgres-blocks.ts'
 import { POSTGRES_MIGRATIONS } from './postgres-migrations.ts'
 import { createPostgresStore } from './postgres-store.ts'
 import {
@@ -52,12 +58,46 @@ if (skip === false) {
   )
 }
 
-/** A robot's rows in `blocks` and `recent` once it stored `events`, 64 a block. */
+/**
+ * A robot's rows in `blocks` and events in its tail once it stored
+ * `events`, 64 a block (none spanning a day).
+ */
 function expectedLayout(robot: string, events: number) {
   const phase = blockPhase(robot, 64)
   const packed = packedCount(events, phase, 64)
   const blocks = packed === 0 ? 0 : (phase > 0 ? 1 : 0) + (packed - phase) / 64
-  return { robot, packed, blocks, recent: events - packed }
+  return { robot, packed, blocks, tail: events - packed }
+}
+
+const DAY = 86_400_000
+
+/**
+ * Each robot's events in blocks (`packed`, in `blocks` rows) and in its
+ * tail, checked against each other: the blocks hold `packed` events, the
+ * tail decodes to the rest.
+ */
+async function tailsAndBlocks(sql: postgres.Sql, schema: string) {
+  const rows = await sql<
+    (TailRow & {
+      robot: string
+      packed: number
+      blocks: number
+      in_blocks: number
+      tail_events: number
+    })[]
+  >`
+    SELECT r.name AS robot, r.packed::int AS packed,
+      (SELECT count(*) FROM ${sql(schema)}.blocks b WHERE b.robot = r.name)::int AS blocks,
+      (SELECT coalesce(sum(count), 0) FROM ${sql(schema)}.blocks b WHERE b.robot = r.name)::int AS in_blocks,
+      (r.event_count - r.packed)::int AS tail_events,
+      r.tail, r.tail_ts::float8 AS tail_ts, r.tail_odo, r.tail_carry
+    FROM ${sql(schema)}.robots r ORDER BY r.name`
+  return rows.map((row) => {
+    assert.equal(row.in_blocks, row.packed, row.robot)
+    assert.equal(decodeTail(row).ts.length, row.tail_events, row.robot)
+    const { robot, packed, blocks, tail_events: tail } = row
+    return { robot, packed, blocks, tail }
+  })
 }
 
 const ev = (
@@ -208,7 +248,7 @@ describe('postgres store', { skip }, () => {
     await newer.close()
   })
 
-  it("should pack each robot's events into blocks of 64, keep fewer than 64 in recent, and read them back exactly", async (t) => {
+  it("should pack each robot's events into blocks of 64, keep fewer than 64 in its tail, and read them back exactly", async (t) => {
     const url = freshUrl()
     const store = createPostgresStore({ url })
     t.after(() => store.close())
@@ -233,19 +273,13 @@ describe('postgres store', { skip }, () => {
     })
     t.after(() => sql.end())
     const schema = new URL(url).searchParams.get('schema')!
-    const tables = await sql<
-      { robot: string; blocks: number; recent: number; packed: number }[]
-    >`
-      SELECT r.name AS robot, r.packed::int AS packed,
-        (SELECT count(*) FROM ${sql(schema)}.blocks b WHERE b.robot = r.name)::int AS blocks,
-        (SELECT count(*) FROM ${sql(schema)}.recent e WHERE e.robot = r.name)::int AS recent
-      FROM ${sql(schema)}.robots r ORDER BY r.name`
+    const tables = await tailsAndBlocks(sql, schema)
     // p has 975 events, q 325, each cut at its own block ends.
-    assert.deepEqual(
-      tables.map((r) => ({ ...r })),
-      [expectedLayout('p', 975), expectedLayout('q', 325)],
-    )
-    assert.ok(tables.every((r) => r.recent < 64))
+    assert.deepEqual(tables, [
+      expectedLayout('p', 975),
+      expectedLayout('q', 325),
+    ])
+    assert.ok(tables.every((r) => r.tail < 64))
     for (const model of models.values()) {
       const read: { timestamp: number; x: number; y: number }[] = []
       for await (const page of store.readEvents(model.name, {
@@ -274,72 +308,111 @@ describe('postgres store', { skip }, () => {
     }
   })
 
-  it('should read back exactly every event and odometer of a database written by the layout before blocks', async (t) => {
-    // fixtures/schema-v3.sql: pg_dump of a schema written by the store of
-    // schema version 3 (every event a row of `events`) from
-    // fixtureEvents(), sent 30 a batch with a resend in each.
-    const url = freshUrl()
-    const schema = new URL(url).searchParams.get('schema')!
-    const dump = readFileSync(
-      fileURLToPath(
-        new URL(
-          '../../../../src/store/postgres/fixtures/schema-v3.sql',
-          import.meta.url,
+  // fixtures/schema-v3.sql: pg_dump of a schema written by the store of
+  // schema version 3 (every event a row of `events`) at commit 4ffc133;
+  // fixtures/schema-v4.sql: by the store of schema version 4 (blocks, and
+  // the newest events a row each in `recent`) at commit d0c69fd. Both from
+  // fixtureEvents(), sent 30 a batch with a resend in each; in v4 a block
+  // of each robot spans the fixture's day-long gap.
+  for (const { version, spanned } of [
+    { version: 3, spanned: 0 },
+    { version: 4, spanned: DAY + 62_208 },
+  ]) {
+    it(`should read back exactly every event and odometer of a database written by schema version ${version}`, async (t) => {
+      const url = freshUrl()
+      const schema = new URL(url).searchParams.get('schema')!
+      const dump = readFileSync(
+        fileURLToPath(
+          new URL(
+            `../../../../src/store/postgres/fixtures/schema-v${version}.sql`,
+            import.meta.url,
+          ),
         ),
-      ),
-      'utf8',
-    ).replaceAll('fixture_v3', schema)
-    const sql = postgres(TEST_POSTGRES_URL, { max: 1, onnotice: () => {} })
-    t.after(() => sql.end())
-    await sql.unsafe(dump)
-    const store = createPostgresStore({ url })
-    t.after(() => store.close())
-    await store.init()
-    await assertFixtureStored(store)
-    const expected = fixtureEvents()
-    const model = new RobotModel(
-      'fixture-0',
-      expected.filter((e) => e.robot === 'fixture-0'),
-    )
-    const first = expected[0]!.timestamp
-    for (const [start, end] of [
-      [first + 10_000, first + 300_000],
-      [first + 500_000, first + 1e9],
-    ] as const) {
-      assert.equal(
-        await store.odometer('fixture-0', { start, end }),
-        model.odometer(start, end),
+        'utf8',
+      ).replaceAll(`fixture_v${version}`, schema)
+      const sql = postgres(TEST_POSTGRES_URL, { max: 1, onnotice: () => {} })
+      t.after(() => sql.end())
+      await sql.unsafe(dump)
+      const store = createPostgresStore({ url })
+      t.after(() => store.close())
+      await store.init()
+      await assertFixtureStored(store)
+      const expected = fixtureEvents()
+      // Intervals across the day-long gap after each robot's event 399,
+      // which a block of schema version 4 spans: ending in the gap, and
+      // starting in it.
+      for (const robot of FIXTURE_ROBOTS) {
+        const events = expected.filter((e) => e.robot === robot)
+        const model = new RobotModel(robot, events)
+        const at = (k: number) => events[k]!.timestamp
+        for (const [start, end] of [
+          [at(0) + 10_000, at(0) + 300_000],
+          [at(0) + 500_000, at(0) + 1e9],
+          [at(380) - 1, at(399) + 500],
+          [at(399) + 500, at(450)],
+          [at(390), at(420)],
+        ] as const) {
+          assert.equal(
+            await store.odometer(robot, { start, end }),
+            model.odometer(start, end),
+            `${robot} [${start}, ${end}]`,
+          )
+        }
+      }
+      // Migrated in place: 700 events each, cut at each robot's block
+      // ends; `recent` is gone, and the blocks packed by the migration
+      // span less than a day (the gap cuts one).
+      const tables = await tailsAndBlocks(sql, schema)
+      assert.deepEqual(
+        tables.map(({ robot, packed, tail }) => ({ robot, packed, tail })),
+        FIXTURE_ROBOTS.map((r) => {
+          const { packed, tail } = expectedLayout(r, FIXTURE_EVENTS_PER_ROBOT)
+          return { robot: r, packed, tail }
+        }),
       )
-    }
-    // Migrated in place: 700 events each, cut at each robot's block ends.
-    const [counts] = await sql<{ blocks: number; recent: number }[]>`
-      SELECT (SELECT count(*) FROM ${sql(schema)}.blocks)::int AS blocks,
-             (SELECT count(*) FROM ${sql(schema)}.recent)::int AS recent`
-    const layouts = FIXTURE_ROBOTS.map((r) =>
-      expectedLayout(r, FIXTURE_EVENTS_PER_ROBOT),
-    )
-    assert.deepEqual(
-      { ...counts },
-      {
-        blocks: layouts.reduce((n, l) => n + l.blocks, 0),
-        recent: layouts.reduce((n, l) => n + l.recent, 0),
-      },
-    )
-    // And it goes on: a resend is a duplicate, also of an event now in a
-    // block; another position at a packed timestamp a conflict; an older
-    // event at no stored timestamp stale.
-    const last = expected[FIXTURE_EVENTS_PER_ROBOT - 1]!
-    const packed = expected[5]!
-    assert.deepEqual(
-      await store.append([
-        last,
-        packed,
-        { ...packed, x: packed.x + 1 },
-        { ...packed, timestamp: packed.timestamp + 1 },
-      ]),
-      ['dup', 'dup', 'conflict', 'stale'],
-    )
-  })
+      const [layout] = await sql<{ recent: string | null; span: number }[]>`
+        SELECT to_regclass(${`${schema}.recent`}) AS recent,
+               block_span::float8 AS span
+        FROM ${sql(schema)}.layout`
+      assert.deepEqual({ ...layout }, { recent: null, span: spanned })
+      const [longest] = await sql<{ span: number }[]>`
+        SELECT max(last_ts - first_ts)::float8 AS span
+        FROM ${sql(schema)}.blocks`
+      if (spanned === 0) assert.ok(longest!.span < DAY, `${longest!.span}`)
+      else assert.equal(longest!.span, spanned)
+      // And it goes on: a resend is a duplicate, also of an event in a
+      // block or in the tail; another position at a packed timestamp a
+      // conflict; an older event at no stored timestamp stale.
+      const last = expected[FIXTURE_EVENTS_PER_ROBOT - 1]!
+      const packed = expected[5]!
+      const beforeGap = FIXTURE_ROBOTS.map(
+        (_, r) => expected[r * FIXTURE_EVENTS_PER_ROBOT + 399]!,
+      )
+      const afterGap = expected[401]!
+      assert.deepEqual(
+        await store.append([
+          last,
+          packed,
+          ...beforeGap,
+          afterGap,
+          { ...packed, x: packed.x + 1 },
+          { ...afterGap, y: afterGap.y + 1 },
+          { ...packed, timestamp: packed.timestamp + 1 },
+        ]),
+        [
+          'dup',
+          'dup',
+          'dup',
+          'dup',
+          'dup',
+          'dup',
+          'conflict',
+          'conflict',
+          'stale',
+        ],
+      )
+    })
+  }
 
   it('should keep every event a store acknowledged after a robot was deleted while other stores wrote it', async (t) => {
     const url = freshUrl()
@@ -402,18 +475,14 @@ describe('postgres store', { skip }, () => {
     const sql = postgres(TEST_POSTGRES_URL, { max: 1, onnotice: () => {} })
     t.after(() => sql.end())
     const schema = new URL(url).searchParams.get('schema')!
-    // Every table but `recent`, whose size depends on when VACUUM last
-    // passed (postgres-store.ts), not on retention: it holds fewer than 64
-    // live rows a robot.
+    // Every table of the store, with its indexes and TOAST.
     const bytes = async () => {
       const [row] = await sql<{ bytes: number }[]>`
         SELECT sum(pg_total_relation_size(c.oid))::float8 AS bytes
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = ${schema} AND c.relkind = 'r'
-          AND c.relname <> 'recent'`
+        WHERE n.nspname = ${schema} AND c.relkind = 'r'`
       return row!.bytes
     }
-    const DAY = 86_400_000
     const ROBOTS = 8
     const PER_DAY = 1280
     // Each round is a day of 8 robots; each pass keeps two days.
@@ -484,7 +553,8 @@ describe('postgres block ends', () => {
       carry: Array.from({ length: n }, () => 0),
     }
     const upTo = packedCount(n, p, 64)
-    const blocks = packBlocks(robot, events, 0, upTo, 64)
+    const layout = { blockEvents: 64, partitionMs: DAY }
+    const blocks = packBlocks(robot, events, 0, upTo, layout)
     const sizes = blocks.map((b) => b.count)
     const full = Array<number>((upTo - p) / 64).fill(64)
     assert.deepEqual(sizes, p > 0 ? [p, ...full] : full)
@@ -511,11 +581,45 @@ describe('postgres block ends', () => {
       },
       upTo - 64,
       upTo,
-      64,
+      layout,
     )
     assert.deepEqual(
       rest.map((b) => b.count),
       [64],
     )
+  })
+
+  it('should cut a block wherever it would span a partition or more, with the running odometer at each cut', () => {
+    // Robot 'gap' (its phase read below) sends an event a second, with a
+    // day's pause after its 20th: the block around the pause is cut in
+    // two, both of which span less than a day.
+    const robot = 'gap'
+    const p = blockPhase(robot, 64)
+    const n = p + 64
+    const ts = Array.from(
+      { length: n },
+      (_, i) => 1000 * i + (i >= p + 20 ? DAY : 0),
+    )
+    const x = ts.map((_, i) => i)
+    const events = {
+      ts,
+      x,
+      y: x.map(() => 0),
+      total: x.map((_, i) => i * 10),
+      carry: x.map(() => 0),
+    }
+    const blocks = packBlocks(robot, events, 0, n, {
+      blockEvents: 64,
+      partitionMs: DAY,
+    })
+    assert.deepEqual(
+      blocks.map((b) => [b.count, b.first_ts, b.odo]),
+      [
+        ...(p > 0 ? [[p, 0, 0]] : []),
+        [20, 1000 * p, 10 * p],
+        [44, 1000 * (p + 20) + DAY, 10 * (p + 20)],
+      ],
+    )
+    assert.ok(blocks.every((b) => b.last_ts - b.first_ts < DAY))
   })
 })

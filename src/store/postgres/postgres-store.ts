@@ -2,36 +2,36 @@
  * The PostgreSQL backend, on postgres.js. Any number of server processes may
  * share one database: nothing is decided from a process's memory.
  *
- * Where events are (migration 4, postgres-blocks.ts): a robot's older
- * events packed 64 a row in `blocks` (partitioned by time, so retention
- * drops whole partitions), its newest in `recent`, one row each.
+ * Where events are (migrations 4 and 5, postgres-blocks.ts): a robot's
+ * older events packed 64 a row in `blocks` (partitioned by time, so
+ * retention drops whole partitions), its newest in the tail of its row in
+ * `robots`, one value of the same codec.
  *
  * A batch is judged inside its transaction:
  * 1. every robot row of the batch is locked with `SELECT … FOR UPDATE`, in
- *    name order; robots without a row get a placeholder row
- *    (`ON CONFLICT DO NOTHING`), locked the same way. Another process
- *    judging the same robot waits here until this transaction ends, then
- *    reads the state it committed;
+ *    name order, and read with its tail; robots without a row get a
+ *    placeholder row (`ON CONFLICT DO NOTHING`), locked the same way.
+ *    Another process judging the same robot waits here until this
+ *    transaction ends, then reads the state it committed;
  * 2. the stored positions that the rules need (events older than a robot's
- *    latest) are read, from `recent` or else from a block;
+ *    latest) are found in its tail, or else read from the block that holds
+ *    them;
  * 3. `judgeBatch()` (domain/batch.ts, the same as SQLite's) judges each
  *    event against the locked state;
- * 4. a robot whose recent events reach a block's worth has them read and
- *    packed with the batch's into blocks; the batch's other accepted
- *    events are inserted into `recent` with their running odometers, and
- *    the robots' rows updated, each in one statement from arrays
- *    (`unnest`), all sent at once; so is the increment of `robot_count` by
- *    the robots that got their first event;
+ * 4. each robot's accepted events are added to its tail, and what reaches
+ *    a block end packed into blocks (`advanceTail`); the blocks are
+ *    inserted, and the robots' rows updated with their new state and tail,
+ *    each in one statement (the rows from arrays, `unnest`), all sent at
+ *    once; so is the increment of `robot_count` by the robots that got
+ *    their first event;
  * 5. the accepted events, with their odometers, are sent to every process
  *    that watches the database with `NOTIFY`, delivered only on commit
  *    (postgres-live.ts).
- * The primary key (robot, ts) of `recent` would refuse a second copy of an
- * event even if the rules were wrong. A deadlock or serialization failure
- * between processes is retried; so is a batch whose block needed a
- * partition not made yet, once it is made.
+ * A deadlock or serialization failure between processes is retried; so is
+ * a batch whose block needed a partition not made yet, once it is made.
  *
- * Every read is one statement, so it sees one snapshot: an event moving
- * from `recent` into a block in between is seen once.
+ * Every read is one statement, so it sees one snapshot: events moving from
+ * a tail into a block in between are seen once.
  */
 import postgres from 'postgres'
 import type { TelemetryEvent } from '../../domain/event.ts'
@@ -39,7 +39,6 @@ import {
   acceptedOdometers,
   judgeBatch,
   storedPositionsNeeded,
-  type RobotChange,
 } from '../../domain/batch.ts'
 import {
   odometerBetween,
@@ -66,6 +65,7 @@ import {
   decodeBlock,
   emptyColumns,
   eventInBlock,
+  type EventColumns,
   type FoundEvent,
   type StoredBlock,
 } from '../block-codec.ts'
@@ -76,21 +76,22 @@ import {
   liveChannel,
   notificationPayloads,
 } from './postgres-live.ts'
-import { POSTGRES_MIGRATIONS } from './postgres-migrations.ts'
+import { MIGRATION_STEPS, POSTGRES_MIGRATIONS } from './postgres-migrations.ts'
 import {
+  advanceTail,
+  blockReach,
   checkPartitions,
   createPartitions,
+  decodeTail,
   dropPartitionsBefore,
-  blockPhase,
+  insertBlocks,
   MissingPartitions,
   missingPartitionTs,
-  packedCount,
   partitionOf,
-  packBlocks,
   readLayout,
   type BlockInsert,
   type Layout,
-  type RunningColumns,
+  type TailRow,
 } from './postgres-blocks.ts'
 
 /** Options of {@link createPostgresStore}. */
@@ -104,12 +105,6 @@ export interface PostgresStoreOptions {
   readonly maxConnections?: number
   /** Attempts of a batch that lost a deadlock to another process; default 5. */
   readonly attempts?: number
-  /**
-   * Events this process packs into blocks between two `VACUUM`s of
-   * `recent`, which make the space of the rows packed away usable again;
-   * default 16384.
-   */
-  readonly vacuumEvery?: number
   /**
    * The layout of a database this store creates (tests use small ones);
    * a database made before keeps its own (table `layout`).
@@ -153,6 +148,10 @@ interface RobotRow {
   readonly event_count: number
   readonly created_ms: number
   readonly updated_ms: number
+}
+
+/** A robot row as a batch locks it: with where its events are. */
+interface LockedRow extends RobotRow, TailRow {
   /** The robot's events packed into blocks so far (migration 4). */
   readonly packed: number
 }
@@ -198,9 +197,6 @@ class PostgresStore implements Store {
   #layout: Layout | undefined
   /** Partitions of `blocks` known to exist (a cache; see checkPartitions). */
   #partitions = new Set<number>()
-  /** Events packed by this process since its last VACUUM of `recent`. */
-  #packedSinceVacuum = 0
-  #vacuum: Promise<void> | undefined
 
   constructor(options: PostgresStoreOptions) {
     this.#options = options
@@ -244,6 +240,7 @@ class PostgresStore implements Store {
       }
       for (let v = applied; v < POSTGRES_MIGRATIONS.length; v++) {
         await sql.unsafe(POSTGRES_MIGRATIONS[v]!)
+        await MIGRATION_STEPS.get(v + 1)?.(sql)
         await sql`INSERT INTO schema_migrations (version) VALUES (${v + 1})`
       }
       const { newLayout } = this.#options
@@ -254,7 +251,6 @@ class PostgresStore implements Store {
       }
     })
     this.#layout = await readLayout(this.#sql)
-    await this.#packBacklog()
   }
 
   get #blocks(): Layout {
@@ -306,12 +302,13 @@ class PostgresStore implements Store {
     events: readonly TelemetryEvent[],
   ): Promise<Outcome[]> {
     const names = [...new Set(events.map((e) => e.robot))].sort(byCodePoint)
-    const lock = (list: readonly string[]) => sql<RobotRow[]>`
+    const lock = (list: readonly string[]) => sql<LockedRow[]>`
       SELECT name, first_ts, last_ts, last_x, last_y, odometer, odometer_carry,
-             event_count, created_ms, updated_ms, packed
+             event_count, created_ms, updated_ms, packed,
+             tail, tail_ts, tail_odo, tail_carry
       FROM robots WHERE name = ANY(${list as string[]}::text[])
       ORDER BY name FOR UPDATE`
-    let rows: RobotRow[] = [...(await lock(names))]
+    let rows: LockedRow[] = [...(await lock(names))]
     if (rows.length < names.length) {
       // Robots seen for the first time get a placeholder row to lock.
       const known = new Set(rows.map((r) => r.name))
@@ -327,17 +324,29 @@ class PostgresStore implements Store {
     // The clock is read once the rows are locked: a batch that waited for
     // another process's must not date its changes before that one's.
     const now = Date.now()
+    const locked = new Map<string, LockedRow>()
     const states = new Map<string, RobotState | undefined>()
-    const packed = new Map<string, number>()
     for (const row of rows) {
+      locked.set(row.name, row)
       states.set(row.name, stateOf(row))
-      packed.set(row.name, row.packed)
     }
     const stateAt = (name: string) => states.get(name)
+    // Tails are decoded once, when first needed.
+    const tails = new Map<string, EventColumns>()
+    const tailOf = (name: string) => {
+      let tail = tails.get(name)
+      if (tail === undefined) {
+        tail = decodeTail(locked.get(name)!)
+        tails.set(name, tail)
+      }
+      return tail
+    }
 
     const stored = await this.#storedPositions(
       sql,
       storedPositionsNeeded(events, stateAt),
+      locked,
+      tailOf,
     )
     const { outcomes, changes } = judgeBatch(events, {
       stateOf: stateAt,
@@ -345,87 +354,26 @@ class PostgresStore implements Store {
     })
     if (changes.size === 0) return outcomes
 
-    // Robots whose events reach the end of a block (postgres-blocks.ts):
-    // their recent events are read, and packed with the batch's.
-    const { blockEvents } = this.#blocks
-    const packTo = (c: RobotChange) =>
-      packedCount(
-        c.after.eventCount,
-        blockPhase(c.robot, blockEvents),
-        blockEvents,
-      )
-    const packing = [...changes.values()].filter(
-      (c) => packTo(c) > packed.get(c.robot)!,
-    )
-    const recentRows = await this.#recentOf(
-      sql,
-      packing.map((c) => c.robot),
-    )
-
-    const add = {
-      robot: [] as string[],
-      ts: [] as number[],
-      x: [] as number[],
-      y: [] as number[],
-      odo: [] as number[],
-      carry: [] as number[],
-    }
+    const layout = this.#blocks
     const blocks: BlockInsert[] = []
-    const packedAfter = new Map(packed)
-    const unpacked = { robot: [] as string[], upTo: [] as number[] }
-    for (const change of changes.values()) {
-      let keep: RunningColumns = change
-      let from = 0
-      const before = recentRows.get(change.robot)
-      if (before !== undefined) {
-        const all = concatRunning(before, change)
-        const packedBefore = packed.get(change.robot)!
-        const upTo = packTo(change)
-        const count = upTo - packedBefore
-        blocks.push(
-          ...packBlocks(change.robot, all, packedBefore, upTo, blockEvents),
-        )
-        packedAfter.set(change.robot, upTo)
-        if (before.ts.length > 0) {
-          unpacked.robot.push(change.robot)
-          unpacked.upTo.push(all.ts[Math.min(count, before.ts.length) - 1]!)
-        }
-        this.#packedSinceVacuum += count
-        keep = all
-        // Past the blocks, only the batch's events are new to `recent`.
-        from = Math.max(count, before.ts.length)
-      }
-      for (let i = from; i < keep.ts.length; i++) {
-        add.robot.push(change.robot)
-        add.ts.push(keep.ts[i]!)
-        add.x.push(keep.x[i]!)
-        add.y.push(keep.y[i]!)
-        add.odo.push(keep.total[i]!)
-        add.carry.push(keep.carry[i]!)
-      }
-    }
-    await checkPartitions(sql, blocks, this.#blocks, this.#partitions)
+    const changed = [...changes.values()]
+    const after = changed.map((change) => {
+      const row = locked.get(change.robot)!
+      const next = advanceTail(
+        change.robot,
+        row,
+        tailOf(change.robot),
+        change,
+        row.packed,
+        layout,
+      )
+      for (const block of next.blocks) blocks.push(block)
+      return next
+    })
+    await checkPartitions(sql, blocks, layout, this.#partitions)
     // The writes are independent: sent together, one round trip.
     const writes: Promise<unknown>[] = []
-    if (add.ts.length > 0) {
-      writes.push(sql`
-        INSERT INTO recent (robot, ts, x, y, odo, carry)
-        SELECT * FROM unnest(${add.robot}::text[], ${add.ts}::bigint[],
-                             ${add.x}::float8[], ${add.y}::float8[],
-                             ${add.odo}::float8[], ${add.carry}::float8[])`)
-    }
-    if (blocks.length > 0) {
-      writes.push(insertBlocks(sql, blocks))
-    }
-    if (unpacked.robot.length > 0) {
-      writes.push(sql`
-        DELETE FROM recent r
-        USING unnest(${unpacked.robot}::text[], ${unpacked.upTo}::bigint[])
-          AS p(robot, up_to)
-        WHERE r.robot = p.robot AND r.ts <= p.up_to`)
-    }
-
-    const changed = [...changes.values()]
+    if (blocks.length > 0) writes.push(insertBlocks(sql, blocks))
     const col = <T>(f: (s: RobotState) => T) => changed.map((c) => f(c.after))
     writes.push(sql`
       UPDATE robots r SET
@@ -433,6 +381,8 @@ class PostgresStore implements Store {
         last_x = u.last_x, last_y = u.last_y,
         odometer = u.odometer, odometer_carry = u.odometer_carry,
         event_count = u.event_count, packed = u.packed,
+        tail = u.tail, tail_ts = u.tail_ts,
+        tail_odo = u.tail_odo, tail_carry = u.tail_carry,
         created_ms = CASE WHEN r.event_count = 0 THEN ${now} ELSE r.created_ms END,
         -- Never backwards, even with another machine's clock behind ours.
         updated_ms = GREATEST(r.updated_ms, r.created_ms, ${now})
@@ -443,9 +393,14 @@ class PostgresStore implements Store {
                   ${col((s) => s.odometer)}::float8[],
                   ${col((s) => s.odometerCarry)}::float8[],
                   ${col((s) => s.eventCount)}::bigint[],
-                  ${changed.map((c) => packedAfter.get(c.robot)!)}::bigint[])
+                  ${after.map((a) => a.packed)}::bigint[],
+                  -- postgres.js sends no array of bytea: hex text, cast.
+                  ${after.map((a) => hexOf(a.row.tail))}::text[]::bytea[],
+                  ${after.map((a) => a.row.tail_ts)}::bigint[],
+                  ${after.map((a) => a.row.tail_odo)}::float8[],
+                  ${after.map((a) => a.row.tail_carry)}::float8[])
         AS u(name, first_ts, last_ts, last_x, last_y, odometer, odometer_carry,
-             event_count, packed)
+             event_count, packed, tail, tail_ts, tail_odo, tail_carry)
       WHERE r.name = u.name`)
     // Robots that had no event before this batch: the count moves with
     // them, in the same transaction. The row is locked after every robot
@@ -465,138 +420,60 @@ class PostgresStore implements Store {
     writes.push(sql`
       SELECT pg_notify(${this.#channel}, p) FROM unnest(${payloads}::text[]) AS p`)
     await Promise.all(writes)
-    if (this.#packedSinceVacuum >= (this.#options.vacuumEvery ?? 16_384)) {
-      this.#vacuumRecent()
-    }
     return outcomes
   }
 
   /**
    * The positions stored at the robots and timestamps of `wanted`: from
-   * `recent`, or else from the block that holds the timestamp.
+   * the robot's tail, or else from the block that holds the timestamp.
    */
   async #storedPositions(
     sql: postgres.TransactionSql<Record<string, never>>,
     wanted: { robots: string[]; timestamps: number[] },
+    locked: ReadonlyMap<string, LockedRow>,
+    tailOf: (robot: string) => EventColumns,
   ): Promise<Map<string, StoredPosition>> {
     const stored = new Map<string, StoredPosition>()
-    if (wanted.robots.length === 0) return stored
-    const found = await sql<
-      {
-        robot: string
-        ts: number
-        x: number | null
-        y: number | null
-        first_ts: number | null
-        data: Uint8Array | null
-      }[]
-    >`
-      SELECT w.robot, w.ts, r.x, r.y, b.first_ts, b.data
-      FROM unnest(${wanted.robots}::text[], ${wanted.timestamps}::bigint[])
-        AS w(robot, ts)
-      LEFT JOIN recent r ON r.robot = w.robot AND r.ts = w.ts
-      LEFT JOIN LATERAL (
-        SELECT first_ts, data FROM blocks
-        WHERE r.robot IS NULL AND blocks.robot = w.robot
-          AND blocks.last_ts >= w.ts
-        ORDER BY last_ts LIMIT 1) b ON true`
-    for (const row of found) {
-      if (row.x !== null && row.y !== null) {
-        stored.set(positionKey(row.robot, row.ts), { x: row.x, y: row.y })
-      } else if (row.data !== null && row.first_ts! <= row.ts) {
-        const block = decodeBlock(row.data, row.first_ts!)
-        const i = lowerBound(block.ts, row.ts)
-        if (block.ts[i] === row.ts) {
-          stored.set(positionKey(row.robot, row.ts), {
-            x: block.x[i]!,
-            y: block.y[i]!,
-          })
-        }
+    const inBlocks = { robots: [] as string[], timestamps: [] as number[] }
+    for (let i = 0; i < wanted.robots.length; i++) {
+      const robot = wanted.robots[i]!
+      const ts = wanted.timestamps[i]!
+      const tailTs = locked.get(robot)!.tail_ts
+      if (tailTs === null || ts < tailTs) {
+        inBlocks.robots.push(robot)
+        inBlocks.timestamps.push(ts)
+        continue
+      }
+      const tail = tailOf(robot)
+      const at = lowerBound(tail.ts, ts)
+      if (tail.ts[at] === ts) {
+        stored.set(positionKey(robot, ts), { x: tail.x[at]!, y: tail.y[at]! })
       }
     }
-    return stored
-  }
-
-  /** The recent events of `robots`, each robot's oldest first. */
-  async #recentOf(
-    sql: postgres.TransactionSql<Record<string, never>>,
-    robots: readonly string[],
-  ): Promise<Map<string, RunningColumns>> {
-    const recent = new Map<string, RunningColumns>()
-    if (robots.length === 0) return recent
-    for (const robot of robots) {
-      recent.set(robot, { ts: [], x: [], y: [], total: [], carry: [] })
-    }
-    const rows = await sql`
-      SELECT robot, ts, x, y, odo, carry FROM recent
-      WHERE robot = ANY(${robots as string[]}::text[])
-      ORDER BY robot, ts`.values()
-    for (const row of rows) {
-      const columns = recent.get(row[0] as string)!
-      columns.ts.push(row[1] as number)
-      columns.x.push(row[2] as number)
-      columns.y.push(row[3] as number)
-      columns.total.push(row[4] as number)
-      columns.carry.push(row[5] as number)
-    }
-    return recent
-  }
-
-  /**
-   * Packs what a database of the layout before migration 4 left in
-   * `recent`: every robot with a block's worth there, a robot a
-   * transaction, under its row's lock, as a batch would.
-   */
-  async #packBacklog(): Promise<void> {
-    const { blockEvents } = this.#blocks
-    for (;;) {
-      const names = await this.#sql<{ name: string }[]>`
-        SELECT name FROM robots WHERE event_count - packed >= ${blockEvents}
-        ORDER BY name LIMIT 64`
-      if (names.length === 0) return
-      for (const { name } of names) {
-        await this.#transaction(async (sql) => {
-          const [row] = await sql<{ packed: number; recent: number }[]>`
-            SELECT packed, event_count - packed AS recent FROM robots
-            WHERE name = ${name} FOR UPDATE`
-          if (row === undefined || row.recent < blockEvents) return
-          const all = (await this.#recentOf(sql, [name])).get(name)!
-          const upTo = packedCount(
-            row.packed + all.ts.length,
-            blockPhase(name, blockEvents),
-            blockEvents,
-          )
-          const count = upTo - row.packed
-          if (count === 0) return
-          const blocks = packBlocks(name, all, row.packed, upTo, blockEvents)
-          await checkPartitions(sql, blocks, this.#blocks, this.#partitions)
-          for (let i = 0; i < blocks.length; i += 64) {
-            const some = blocks.slice(i, i + 64)
-            await insertBlocks(sql, some)
-          }
-          await sql`DELETE FROM recent
-            WHERE robot = ${name} AND ts <= ${all.ts[count - 1]!}`
-          await sql`UPDATE robots SET packed = ${upTo} WHERE name = ${name}`
+    if (inBlocks.robots.length === 0) return stored
+    const found = await sql<
+      { robot: string; ts: number; first_ts: number; data: Uint8Array }[]
+    >`
+      SELECT w.robot, w.ts, b.first_ts, b.data
+      FROM unnest(${inBlocks.robots}::text[], ${inBlocks.timestamps}::bigint[])
+        AS w(robot, ts)
+      JOIN LATERAL (
+        SELECT first_ts, data FROM blocks
+        WHERE blocks.robot = w.robot AND blocks.last_ts >= w.ts
+          AND blocks.last_ts <= w.ts + ${blockReach(this.#blocks)}
+        ORDER BY last_ts LIMIT 1) b ON true`
+    for (const row of found) {
+      if (row.first_ts > row.ts) continue
+      const block = decodeBlock(row.data, row.first_ts)
+      const i = lowerBound(block.ts, row.ts)
+      if (block.ts[i] === row.ts) {
+        stored.set(positionKey(row.robot, row.ts), {
+          x: block.x[i]!,
+          y: block.y[i]!,
         })
       }
     }
-  }
-
-  /**
-   * Makes the space of the rows packed away from `recent` usable again,
-   * in the background (a plain VACUUM blocks no reader or writer), at most
-   * one at a time; skipped while another process vacuums it.
-   */
-  #vacuumRecent(): void {
-    if (this.#vacuum !== undefined) return
-    this.#packedSinceVacuum = 0
-    this.#vacuum = this.#sql
-      .unsafe('VACUUM (SKIP_LOCKED) recent')
-      .then(
-        () => {},
-        () => {}, // autovacuum does it later: nothing is lost
-      )
-      .finally(() => (this.#vacuum = undefined))
+    return stored
   }
 
   async deleteRobot(name: string): Promise<boolean> {
@@ -605,7 +482,6 @@ class PostgresStore implements Store {
         SELECT event_count FROM robots WHERE name = ${name} FOR UPDATE`
       if (row === undefined) return false
       await Promise.all([
-        sql`DELETE FROM recent WHERE robot = ${name}`,
         sql`DELETE FROM blocks WHERE robot = ${name}`,
         sql`DELETE FROM robots WHERE name = ${name}`,
       ])
@@ -638,7 +514,7 @@ class PostgresStore implements Store {
   async listRobots(options: ListRobotsOptions = {}): Promise<Robot[]> {
     const sql = this.#sql
     const rows = await sql<RobotRow[]>`
-      SELECT * FROM robots
+      SELECT ${sql.unsafe(ROBOT_COLUMNS)} FROM robots
       WHERE event_count > 0
         ${options.after === undefined ? sql`` : sql`AND name > ${options.after}`}
       ORDER BY name
@@ -656,7 +532,8 @@ class PostgresStore implements Store {
 
   async getRobot(name: string): Promise<Robot | undefined> {
     const [row] = await this.#sql<RobotRow[]>`
-      SELECT * FROM robots WHERE name = ${name} AND event_count > 0`
+      SELECT ${this.#sql.unsafe(ROBOT_COLUMNS)} FROM robots
+      WHERE name = ${name} AND event_count > 0`
     return row === undefined ? undefined : toRobot(row)
   }
 
@@ -664,25 +541,25 @@ class PostgresStore implements Store {
     name: string,
     options: ReadEventsOptions = {},
   ): AsyncIterable<EventPage> {
-    const { blockEvents } = this.#blocks
+    const layout = this.#blocks
+    const reach = blockReach(layout)
     return pagesByTimestamp(options, async (from, to, max) => {
-      // The blocks that may hold the page, then the recent events after
-      // them, in one statement (one snapshot). Blocks hold `blockEvents`
-      // each: one more than the page needs covers a first block that
-      // starts before `from`.
-      const blocks = Math.ceil(max / blockEvents) + 1
+      // The blocks that may hold the page, then the robot's tail, in one
+      // statement (one snapshot). Blocks hold `blockEvents` at most: one
+      // more than the page needs covers a first block that starts before
+      // `from`. A block ends at most `reach` after its first event: the
+      // range of `last_ts` names the partitions to read.
+      const blocks = Math.ceil(max / layout.blockEvents) + 1
       const rows = await this.#sql`
-        (SELECT 0 AS kind, first_ts AS ts, NULL::float8 AS x,
-                NULL::float8 AS y, data
-         FROM blocks
+        (SELECT 0 AS kind, first_ts AS ts, data FROM blocks
          WHERE robot = ${name} AND last_ts >= ${from} AND first_ts <= ${to}
+           AND last_ts <= ${to + reach}
          ORDER BY last_ts LIMIT ${blocks})
         UNION ALL
-        (SELECT 1, ts, x, y, NULL FROM recent
-         WHERE robot = ${name} AND ts >= ${from} AND ts <= ${to}
-         ORDER BY ts LIMIT ${max})`.values()
-      // Blocks first, then recent events, each by time (not left to the
-      // order UNION ALL happens to keep).
+        (SELECT 1, tail_ts, tail FROM robots
+         WHERE name = ${name} AND tail_ts <= ${to})`.values()
+      // Blocks first, then the tail, each by time (not left to the order
+      // UNION ALL happens to keep).
       rows.sort(
         (a, b) =>
           (a[0] as number) - (b[0] as number) ||
@@ -692,23 +569,17 @@ class PostgresStore implements Store {
       let blocksRead = 0
       for (const row of rows) {
         if (page.ts.length === max) break
-        if (row[0] === 0) {
-          blocksRead++
-          copyRange(
-            decodeBlock(row[4] as Uint8Array, row[1] as number),
-            from,
-            to,
-            max,
-            page,
-          )
-        } else if (blocksRead < blocks) {
-          // Recent events come after every block; when the block limit
-          // was reached, more blocks may come first: the next page reads
-          // them.
-          page.ts.push(row[1] as number)
-          page.x.push(row[2] as number)
-          page.y.push(row[3] as number)
-        }
+        // The tail comes after every block; when the block limit was
+        // reached, more blocks may come first: the next page reads them.
+        if (row[0] === 1 && blocksRead === blocks) break
+        if (row[0] === 0) blocksRead++
+        copyRange(
+          decodeBlock(row[2] as Uint8Array, row[1] as number),
+          from,
+          to,
+          max,
+          page,
+        )
       }
       return page
     })
@@ -734,8 +605,14 @@ class PostgresStore implements Store {
 
   /**
    * The first event at or after `start` and (when `end` is given) the last
-   * at or before `end`, with their running odometers: a few index
-   * look-ups in one statement, and at most two blocks decoded.
+   * at or before `end`, with their running odometers, from at most two
+   * blocks and the robot's tail.
+   *
+   * One statement reads the tail and the blocks that hold them, looked up
+   * in the partition of `start` and of `end` only: a statement that may
+   * reach several partitions costs the planner each one. A block found
+   * nowhere there (the robot was silent across a partition's end) is
+   * looked for further by a second statement.
    */
   async #bounds(
     name: string,
@@ -743,110 +620,145 @@ class PostgresStore implements Store {
     end: number | undefined,
   ): Promise<{ first?: FoundEvent; last?: FoundEvent }> {
     const sql = this.#sql
-    // kind 0: the first block ending at or after `start`; 1: the first
-    // recent event at or after `start`; 2: the first block ending at or
-    // after `end`; 3: the last block ending before `end`; 4: the last
-    // recent event at or before `end`.
-    const lastParts =
-      end === undefined
-        ? sql``
-        : sql`
+    const layout = this.#blocks
+    const reach = blockReach(layout)
+    /** The last timestamp of the partition of `ts`. */
+    const partitionLast = (ts: number) =>
+      (partitionOf(ts, layout) + 1) * layout.partitionMs - 1
+    const firstTo = Math.min(start + reach, partitionLast(start))
+    // kind 0: the robot's tail; 1: the first block ending in
+    // [start, firstTo]; 2: the first block ending in [end, endTo];
+    // 3: the last block ending in [endFrom, end).
+    let endParts = sql``
+    let endTo = 0
+    let endFrom = 0
+    if (end !== undefined) {
+      endTo = Math.min(end + reach, partitionLast(end))
+      endFrom = Math.max(start, partitionOf(end, layout) * layout.partitionMs)
+      endParts = sql`
       UNION ALL
       (SELECT 2, first_ts, odo, odo_carry, data FROM blocks
-       WHERE robot = ${name} AND last_ts >= ${end} ORDER BY last_ts LIMIT 1)
+       WHERE robot = ${name} AND last_ts >= ${end} AND last_ts <= ${endTo}
+       ORDER BY last_ts LIMIT 1)
       UNION ALL
       (SELECT 3, first_ts, odo, odo_carry, data FROM blocks
-       WHERE robot = ${name} AND last_ts < ${end}
-       ORDER BY last_ts DESC LIMIT 1)
+       WHERE robot = ${name} AND last_ts >= ${endFrom} AND last_ts < ${end}
+       ORDER BY last_ts DESC LIMIT 1)`
+    }
+    const rows = await sql<BlockRow[]>`
+      (SELECT 0 AS kind, tail_ts AS ts, tail_odo AS odo, tail_carry AS carry,
+              tail AS data
+       FROM robots WHERE name = ${name} AND tail_ts IS NOT NULL)
       UNION ALL
-      (SELECT 4, ts, odo, carry, NULL FROM recent
-       WHERE robot = ${name} AND ts <= ${end} ORDER BY ts DESC LIMIT 1)`
-    const rows = await sql<
-      {
-        kind: number
-        ts: number
-        odo: number
-        carry: number
-        data: Uint8Array | null
-      }[]
-    >`
-      (SELECT 0 AS kind, first_ts AS ts, odo, odo_carry AS carry, data
-       FROM blocks
-       WHERE robot = ${name} AND last_ts >= ${start} ORDER BY last_ts LIMIT 1)
-      UNION ALL
-      (SELECT 1, ts, odo, carry, NULL FROM recent
-       WHERE robot = ${name} AND ts >= ${start} ORDER BY ts LIMIT 1)
-      ${lastParts}`
+      (SELECT 1, first_ts, odo, odo_carry, data FROM blocks
+       WHERE robot = ${name} AND last_ts >= ${start} AND last_ts <= ${firstTo}
+       ORDER BY last_ts LIMIT 1)
+      ${endParts}`
     const of = (kind: number) => rows.find((r) => r.kind === kind)
-    const block = (row: (typeof rows)[number]): StoredBlock => ({
-      first_ts: row.ts,
-      odo: row.odo,
-      odo_carry: row.carry,
-      data: row.data!,
-    })
-    const recent = (row: (typeof rows)[number]): FoundEvent => ({
-      ts: row.ts,
-      running: { total: row.odo, carry: row.carry },
-    })
-    // Blocks hold a robot's older events, `recent` its newer ones.
-    const firstBlock = of(0)
-    const firstRecent = of(1)
-    const first =
-      firstBlock !== undefined
-        ? eventInBlock(block(firstBlock), start, 'first')
-        : firstRecent && recent(firstRecent)
+    // Blocks hold a robot's older events, the tail its newer ones: no
+    // block ends at or after the tail's first event.
+    const tail = of(0)
+    const blocksBefore = tail === undefined ? MAX_SAFE : tail.ts - 1
+    const inTail = (ts: number) => tail !== undefined && tail.ts <= ts
+    const find = (
+      row: BlockRow | undefined,
+      at: number,
+      which: 'first' | 'last',
+    ) => row && eventInBlock(asStoredBlock(row), at, which)
+
+    let first: FoundEvent | undefined
+    if (inTail(start)) {
+      first = find(tail, start, 'first')
+    } else {
+      // For an odometer, a block ending after `end + reach` holds no event
+      // at or before `end`: whatever is found there is out of range.
+      const limit = Math.min(
+        blocksBefore,
+        end === undefined ? MAX_SAFE : end + reach,
+      )
+      const found =
+        of(1) ?? (await this.#blockIn(name, firstTo + 1, limit, 'first'))
+      first = find(found ?? tail, start, 'first')
+    }
     if (end === undefined) return { first }
-    const lastRecent = of(4)
-    const around = of(2)
-    const before = of(3)
-    const last =
-      lastRecent !== undefined
-        ? recent(lastRecent)
-        : around !== undefined && around.ts <= end
-          ? eventInBlock(block(around), end, 'last')
-          : before && eventInBlock(block(before), end, 'last')
+
+    let last: FoundEvent | undefined
+    if (inTail(end)) {
+      last = find(tail, end, 'last')
+    } else {
+      // The block that holds `end`, or else the last one before it.
+      let around = of(2)
+      if (around === undefined && endTo < Math.min(end + reach, blocksBefore)) {
+        around = await this.#blockIn(
+          name,
+          endTo + 1,
+          Math.min(end + reach, blocksBefore),
+          'first',
+        )
+      }
+      const holder =
+        around !== undefined && around.ts <= end
+          ? around
+          : (of(3) ?? (await this.#blockIn(name, start, endFrom - 1, 'last')))
+      last = find(holder, end, 'last')
+    }
     return { first, last }
   }
 
+  /**
+   * The first (`'first'`) or last (`'last'`) block of `name` whose last
+   * event is in [from, to].
+   */
+  async #blockIn(
+    name: string,
+    from: number,
+    to: number,
+    which: 'first' | 'last',
+  ): Promise<BlockRow | undefined> {
+    if (to < from) return undefined
+    const order = which === 'first' ? this.#sql`` : this.#sql`DESC`
+    const [row] = await this.#sql<BlockRow[]>`
+      SELECT 1 AS kind, first_ts AS ts, odo, odo_carry AS carry, data
+      FROM blocks
+      WHERE robot = ${name} AND last_ts >= ${from} AND last_ts <= ${to}
+      ORDER BY last_ts ${order} LIMIT 1`
+    return row
+  }
+
   async close(): Promise<void> {
-    await this.#vacuum
     await this.#commits.close()
     await this.#sql.end({ timeout: 5 })
   }
 }
 
-/** Inserts rows into `blocks`, in one statement. */
-function insertBlocks(
-  sql: postgres.TransactionSql<Record<string, never>>,
-  blocks: readonly BlockInsert[],
-) {
-  // postgres.js sends a Buffer as bytea; its types only name strings and
-  // numbers for this helper.
-  const values = blocks.map((b) => [
-    b.robot,
-    b.first_ts,
-    b.last_ts,
-    b.count,
-    b.odo,
-    b.odo_carry,
-    b.data,
-  ])
-  return sql`
-    INSERT INTO blocks (robot, first_ts, last_ts, count, odo, odo_carry, data)
-    VALUES ${sql(values as (string | number)[][])}`
+/** A block, or a robot's tail, as the odometer's look-ups read it. */
+interface BlockRow {
+  readonly kind: number
+  /** The first event's timestamp. */
+  readonly ts: number
+  readonly odo: number
+  readonly carry: number
+  readonly data: Uint8Array
+}
+
+function asStoredBlock(row: BlockRow): StoredBlock {
+  return {
+    first_ts: row.ts,
+    odo: row.odo,
+    odo_carry: row.carry,
+    data: row.data,
+  }
+}
+
+/** The columns of a robot row that describe it (not where its events are). */
+const ROBOT_COLUMNS = `name, first_ts, last_ts, last_x, last_y, odometer,
+  odometer_carry, event_count, created_ms, updated_ms`
+
+/** A value for a `bytea` in an array of hex text (`\\x…`). */
+function hexOf(value: Uint8Array | null): string | null {
+  return value === null ? null : `\\x${Buffer.from(value).toString('hex')}`
 }
 
 function positionKey(robot: string, ts: number): string {
   return `${ts} ${robot}`
-}
-
-/** `a` then `b`, as new columns. */
-function concatRunning(a: RunningColumns, b: RunningColumns): RunningColumns {
-  return {
-    ts: a.ts.concat(b.ts),
-    x: a.x.concat(b.x),
-    y: a.y.concat(b.y),
-    total: a.total.concat(b.total),
-    carry: a.carry.concat(b.carry),
-  }
 }
