@@ -207,18 +207,25 @@ export function decodeBlock(
   firstTs: number,
   into: EventColumns = emptyColumns(),
 ): EventColumns {
-  return data[0] === CODEC_2
-    ? decodeCodec2(data, firstTs, into)
-    : decodeCodec1(data, firstTs, into)
+  if (data[0] !== CODEC_2) return decodeCodec1(data, firstTs, into)
+  decodeCodec2(data, 0, firstTs, into)
+  return into
 }
 
-function decodeCodec2(
+/**
+ * Decodes the codec-2 block that starts at byte `start` of `data` into
+ * `into` (appending); returns the offset of the byte after it, so that
+ * blocks written one after another can be read in turn.
+ */
+export function decodeCodec2(
   data: Uint8Array,
+  start: number,
   firstTs: number,
   into: EventColumns,
-): EventColumns {
+): number {
+  if (data[start] !== CODEC_2) throw new Error('not a block of codec 2')
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength)
-  let at = 1
+  let at = start + 1
   const varint = () => {
     let value = 0
     let scale = 1
@@ -266,7 +273,7 @@ function decodeCodec2(
       out.push(value / power)
     }
   }
-  return into
+  return at
 }
 
 /** Codec 1: per event a varint step, then x and y as raw doubles. */
@@ -325,7 +332,24 @@ export function eventInBlock(
   bound: number,
   which: 'first' | 'last',
 ): FoundEvent | undefined {
-  const columns = decodeBlock(block.data, block.first_ts)
+  return eventInColumns(
+    decodeBlock(block.data, block.first_ts),
+    { total: block.odo, carry: block.odo_carry },
+    bound,
+    which,
+  )
+}
+
+/**
+ * {@link eventInBlock} on a run of events already decoded, given the
+ * running odometer at its first event.
+ */
+export function eventInColumns(
+  columns: EventColumns,
+  first: RunningTotal,
+  bound: number,
+  which: 'first' | 'last',
+): FoundEvent | undefined {
   const index =
     which === 'first'
       ? lowerBound(columns.ts, bound)
@@ -333,12 +357,7 @@ export function eventInBlock(
   if (index < 0 || index >= columns.ts.length) return undefined
   return {
     ts: columns.ts[index]!,
-    running: runningTotalAlong(
-      { total: block.odo, carry: block.odo_carry },
-      columns.x,
-      columns.y,
-      index,
-    ),
+    running: runningTotalAlong(first, columns.x, columns.y, index),
   }
 }
 

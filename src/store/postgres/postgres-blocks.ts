@@ -7,12 +7,13 @@
  * A robot's events are, oldest first, in its blocks (each a run of its
  * events packed with src/store/block-codec.ts) and then in the tail of its
  * row in `robots`: its events since its last block end, fewer than a
- * block's worth, in one value of the same codec. A batch decodes the tail
- * of each robot it changes, adds the robot's accepted events, packs what
- * reaches a block end into blocks ({@link advanceTail}) and writes the
- * rest back as the new tail; all of it in the batch's transaction, under
- * the lock of the robot's row (postgres-store.ts), so a reader's single
- * statement sees every event in exactly one place.
+ * block's worth, in chunks of the same codec ({@link TailRow}). A batch
+ * appends each robot's accepted events to its tail as a chunk, or, when
+ * they reach a block end, packs the tail and them into blocks and writes
+ * the rest as the new tail ({@link advanceTail}); all of it in the
+ * batch's transaction, under the lock of the robot's row
+ * (postgres-store.ts), so a reader's single statement sees every event in
+ * exactly one place.
  *
  * `blocks` is partitioned by range of `last_ts`: partition `blocks_pN`
  * holds the blocks whose last event is in
@@ -30,7 +31,7 @@
  */
 import type postgres from 'postgres'
 import {
-  decodeBlock,
+  decodeCodec2,
   emptyColumns,
   encodeBlock,
   type EventColumns,
@@ -164,9 +165,16 @@ export function packBlocks(
 
 // --- the tail ---
 
-/** A robot's events not in a block yet, as its row keeps them. */
+/**
+ * A robot's events not in a block yet, as its row keeps them: `tail` is
+ * a run of chunks, one per batch that added events, each the offset of its
+ * first timestamp from `tail_ts` (a varint) and then a block of codec 2
+ * (block-codec.ts). So a batch appends its chunk to the row's value in
+ * SQL (`tail || chunk`), without reading the tail: it is read only by the
+ * batch that packs it into blocks, or that judges an event against it.
+ */
 export interface TailRow {
-  /** The events in the block codec; `null` when there are none. */
+  /** The chunks; `null` when there are no events. */
   readonly tail: Uint8Array | null
   /** The first event's timestamp; `null` when there are none. */
   readonly tail_ts: number | null
@@ -177,9 +185,59 @@ export interface TailRow {
 
 /** A tail's events; empty when it has none. */
 export function decodeTail(row: TailRow): EventColumns {
-  return row.tail === null
-    ? emptyColumns()
-    : decodeBlock(row.tail, row.tail_ts!)
+  const into = emptyColumns()
+  const data = row.tail
+  if (data === null) return into
+  let at = 0
+  while (at < data.length) {
+    let offset = 0
+    let scale = 1
+    for (;;) {
+      const byte = data[at++]!
+      offset += (byte & 0x7f) * scale
+      if (byte < 0x80) break
+      scale *= 128
+    }
+    at = decodeCodec2(data, at, row.tail_ts! + offset, into)
+  }
+  return into
+}
+
+/** A chunk of a tail that starts at `tailTs`: events `from` to `to` of `columns`. */
+export function tailChunk(
+  columns: EventColumns,
+  from: number,
+  to: number,
+  tailTs: number,
+): Buffer {
+  const head: number[] = []
+  for (
+    let value = columns.ts[from]! - tailTs;
+    ;
+    value = Math.floor(value / 128)
+  ) {
+    if (value < 128) {
+      head.push(value)
+      break
+    }
+    head.push((value % 128) | 0x80)
+  }
+  return Buffer.concat([Buffer.from(head), encodeBlock(columns, from, to)])
+}
+
+/** The row values of a tail holding exactly `columns`, in one chunk. */
+export function encodeTail(
+  columns: EventColumns,
+  first: RunningTotal,
+): TailRow {
+  const n = columns.ts.length
+  if (n === 0) return { tail: null, tail_ts: null, tail_odo: 0, tail_carry: 0 }
+  return {
+    tail: tailChunk(columns, 0, n, columns.ts[0]!),
+    tail_ts: columns.ts[0]!,
+    tail_odo: first.total,
+    tail_carry: first.carry,
+  }
 }
 
 /**
@@ -210,43 +268,62 @@ export function withRunningTotals(
 }
 
 /** What a robot's new events make of its tail. */
-export interface TailAdvance {
-  /** Blocks to insert: the events that reached a block end. */
-  readonly blocks: BlockInsert[]
-  /** The robot's events packed into blocks, after. */
-  readonly packed: number
-  /** The new tail, to write back to the robot's row. */
-  readonly row: TailRow
-}
+export type TailAdvance =
+  | {
+      /** Nothing reaches a block end: `chunk` is appended to the tail. */
+      readonly kind: 'append'
+      readonly chunk: Buffer
+      /** The tail's first event and its running odometer, after. */
+      readonly row: Omit<TailRow, 'tail'>
+    }
+  | {
+      /** Events reached a block end: blocks to insert, and a new tail. */
+      readonly kind: 'pack'
+      readonly blocks: BlockInsert[]
+      /** The robot's events packed into blocks, after. */
+      readonly packed: number
+      readonly row: TailRow
+    }
 
 /**
  * Adds `added` (a robot's accepted events, after every stored one, with
- * their running odometers) to its tail `tail` (decoded from `row`); what
- * reaches a block end is packed. `packed` counts the robot's events in
- * blocks before.
+ * their running odometers) to the tail of `row`, of `tailCount` events.
+ * When they reach a block end, `tail` (its events, decoded from the row)
+ * is needed: what reaches the end is packed, the rest is the new tail.
+ * `packed` counts the robot's events in blocks before.
  */
 export function advanceTail(
   robot: string,
-  row: TailRow,
-  tail: EventColumns,
+  row: Omit<TailRow, 'tail'>,
+  tailCount: number,
+  tail: EventColumns | undefined,
   added: RunningColumns,
   packed: number,
   layout: Layout,
 ): TailAdvance {
-  const count = packed + tail.ts.length + added.ts.length
+  const count = packed + tailCount + added.ts.length
   const upTo = packedCount(
     count,
     blockPhase(robot, layout.blockEvents),
     layout.blockEvents,
   )
   if (upTo === packed) {
-    // Nothing reaches a block end: the tail grows.
-    const first: RunningTotal =
-      tail.ts.length > 0
-        ? { total: row.tail_odo, carry: row.tail_carry }
-        : { total: added.total[0]!, carry: added.carry[0]! }
-    const all = concatColumns(tail, added)
-    return { blocks: [], packed, row: encodeTail(all, first) }
+    const start: Omit<TailRow, 'tail'> =
+      row.tail_ts !== null
+        ? row
+        : {
+            tail_ts: added.ts[0]!,
+            tail_odo: added.total[0]!,
+            tail_carry: added.carry[0]!,
+          }
+    return {
+      kind: 'append',
+      chunk: tailChunk(added, 0, added.ts.length, start.tail_ts!),
+      row: start,
+    }
+  }
+  if (tail === undefined || tail.ts.length !== tailCount) {
+    throw new Error(`the tail of ${robot} was not read before packing it`)
   }
   const all = concatRunning(
     withRunningTotals(tail, { total: row.tail_odo, carry: row.tail_carry }),
@@ -260,23 +337,7 @@ export function advanceTail(
     y: all.y.slice(k),
   }
   const first = { total: all.total[k] ?? 0, carry: all.carry[k] ?? 0 }
-  return { blocks, packed: upTo, row: encodeTail(rest, first) }
-}
-
-/** The row values of a tail holding `columns`. */
-export function encodeTail(
-  columns: EventColumns,
-  first: RunningTotal,
-): TailRow {
-  const n = columns.ts.length
-  if (n === 0) return { tail: null, tail_ts: null, tail_odo: 0, tail_carry: 0 }
-  return {
-    // The codec's buffer is reused by the next call: copied.
-    tail: Buffer.from(encodeBlock(columns, 0, n)),
-    tail_ts: columns.ts[0]!,
-    tail_odo: first.total,
-    tail_carry: first.carry,
-  }
+  return { kind: 'pack', blocks, packed: upTo, row: encodeTail(rest, first) }
 }
 
 /** `a` then `b`, as new columns. */

@@ -107,12 +107,12 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
                           autovacuum_vacuum_threshold = 5000,
                           vacuum_truncate = false);
   `,
-  // 5: a robot's newest events, until they reach a block end, in one value
-  // of the block codec in its own row (`tail`), instead of a row each in
-  // `recent`: every event was written to `recent`, read back when packed
-  // and deleted, about twice the row work of the layout before migration 4
-  // (ingest fell to 0.63× of it); a batch now rewrites the robot row it
-  // already locks and updates. The step (postgres-blocks.ts, packRecent)
+  // 5: a robot's newest events, until they reach a block end, in chunks of
+  // the block codec in its own row (`tail`, postgres-blocks.ts), instead
+  // of a row each in `recent`: every event was written to `recent`, read
+  // back when packed and deleted, about twice the row work of the layout
+  // before migration 4 (ingest fell to 0.63× of it); a batch now appends
+  // to the robot row it already locks and updates. The step (postgres-blocks.ts, packRecent)
   // moves what `recent` holds and drops it.
   //
   // From now on no block spans `partition_ms` or more: `block_span` keeps

@@ -12,6 +12,7 @@ import {
   decodeTail,
   packBlocks,
   packedCount,
+  tailChunk,
   type TailRow,
 } from './postgres-blocks.ts'
 import { POSTGRES_MIGRATIONS } from './postgres-migrations.ts'
@@ -621,5 +622,38 @@ describe('postgres block ends', () => {
       ],
     )
     assert.ok(blocks.every((b) => b.last_ts - b.first_ts < DAY))
+  })
+
+  it('should read back a tail of chunks appended one by one, to the bit', () => {
+    // Chunks of 1 to 5 events, some positions to the millimetre, some
+    // full doubles, first offsets from 0 to well past a byte's varint.
+    const events = {
+      ts: Array.from({ length: 40 }, (_, i) => 5_000 + i * i * 977),
+      x: Array.from({ length: 40 }, (_, i) =>
+        i % 3 === 0 ? Math.PI * i : Number((i * 0.137).toFixed(3)),
+      ),
+      y: Array.from({ length: 40 }, (_, i) => (i % 5 === 0 ? -0 : -i / 7)),
+    }
+    const parts: Buffer[] = []
+    for (
+      let from = 0, size = 1;
+      from < 40;
+      from += size, size = (size % 5) + 1
+    ) {
+      parts.push(tailChunk(events, from, Math.min(40, from + size), 5_000))
+    }
+    const read = decodeTail({
+      tail: Buffer.concat(parts),
+      tail_ts: 5_000,
+      tail_odo: 0,
+      tail_carry: 0,
+    })
+    assert.deepEqual(read.ts, events.ts)
+    read.x.forEach((x, i) => assert.ok(Object.is(x, events.x[i]), `x ${i}`))
+    read.y.forEach((y, i) => assert.ok(Object.is(y, events.y[i]), `y ${i}`))
+    assert.deepEqual(
+      decodeTail({ tail: null, tail_ts: null, tail_odo: 0, tail_carry: 0 }),
+      { ts: [], x: [], y: [] },
+    )
   })
 })

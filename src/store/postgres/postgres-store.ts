@@ -65,6 +65,7 @@ import {
   decodeBlock,
   emptyColumns,
   eventInBlock,
+  eventInColumns,
   type EventColumns,
   type FoundEvent,
   type StoredBlock,
@@ -79,6 +80,7 @@ import {
 import { MIGRATION_STEPS, POSTGRES_MIGRATIONS } from './postgres-migrations.ts'
 import {
   advanceTail,
+  blockPhase,
   blockReach,
   checkPartitions,
   createPartitions,
@@ -154,6 +156,8 @@ interface RobotRow {
 interface LockedRow extends RobotRow, TailRow {
   /** The robot's events packed into blocks so far (migration 4). */
   readonly packed: number
+  /** Whether `tail` was read (else it is `null`, whatever the row holds). */
+  readonly tail_read: boolean
 }
 
 /** The store's address without the `schema` parameter, and the schema. */
@@ -301,13 +305,28 @@ class PostgresStore implements Store {
     sql: postgres.TransactionSql<Record<string, never>>,
     events: readonly TelemetryEvent[],
   ): Promise<Outcome[]> {
-    const names = [...new Set(events.map((e) => e.robot))].sort(byCodePoint)
+    const layout = this.#blocks
+    const sent = new Map<string, number>()
+    for (const e of events) sent.set(e.robot, (sent.get(e.robot) ?? 0) + 1)
+    const names = [...sent.keys()].sort(byCodePoint)
+    // Each row comes with its tail when the robot's events may reach a
+    // block end (if all of them are accepted), which packs the tail: the
+    // robot's next block end follows `packed`, at its phase or a block
+    // after (postgres-blocks.ts). Other tails are appended to unread.
     const lock = (list: readonly string[]) => sql<LockedRow[]>`
-      SELECT name, first_ts, last_ts, last_x, last_y, odometer, odometer_carry,
-             event_count, created_ms, updated_ms, packed,
-             tail, tail_ts, tail_odo, tail_carry
-      FROM robots WHERE name = ANY(${list as string[]}::text[])
-      ORDER BY name FOR UPDATE`
+      SELECT r.name, first_ts, last_ts, last_x, last_y, odometer,
+             odometer_carry, event_count, created_ms, updated_ms, packed,
+             tail_ts, tail_odo, tail_carry, c.packs AS tail_read,
+             CASE WHEN c.packs THEN tail END AS tail
+      FROM robots r
+      JOIN unnest(${list as string[]}::text[],
+                  ${list.map((n) => sent.get(n)!)}::int[],
+                  ${list.map((n) => blockPhase(n, layout.blockEvents))}::int[])
+        AS s(name, sent, phase) ON r.name = s.name,
+      LATERAL (SELECT r.event_count + s.sent >=
+                 CASE WHEN r.packed < s.phase THEN s.phase
+                      ELSE r.packed + ${layout.blockEvents} END AS packs) c
+      ORDER BY r.name FOR UPDATE OF r`
     let rows: LockedRow[] = [...(await lock(names))]
     if (rows.length < names.length) {
       // Robots seen for the first time get a placeholder row to lock.
@@ -331,45 +350,83 @@ class PostgresStore implements Store {
       states.set(row.name, stateOf(row))
     }
     const stateAt = (name: string) => states.get(name)
-    // Tails are decoded once, when first needed.
-    const tails = new Map<string, EventColumns>()
-    const tailOf = (name: string) => {
-      let tail = tails.get(name)
-      if (tail === undefined) {
-        tail = decodeTail(locked.get(name)!)
-        tails.set(name, tail)
-      }
-      return tail
-    }
 
-    const stored = await this.#storedPositions(
-      sql,
-      storedPositionsNeeded(events, stateAt),
-      locked,
-      tailOf,
-    )
+    // Stored positions to judge by: in a robot's tail (read with its row,
+    // or else now), or in its blocks.
+    const wanted = storedPositionsNeeded(events, stateAt)
+    const inBlocks = { robots: [] as string[], timestamps: [] as number[] }
+    const inTails: { robot: string; ts: number }[] = []
+    const readTails = new Set<string>()
+    wanted.robots.forEach((robot, i) => {
+      const ts = wanted.timestamps[i]!
+      const tailTs = locked.get(robot)!.tail_ts
+      if (tailTs === null || ts < tailTs) {
+        inBlocks.robots.push(robot)
+        inBlocks.timestamps.push(ts)
+      } else {
+        inTails.push({ robot, ts })
+        readTails.add(robot)
+      }
+    })
+    const tails = new Map<string, EventColumns>()
+    for (const row of rows) {
+      if (!row.tail_read) continue
+      tails.set(row.name, decodeTail(row))
+      readTails.delete(row.name)
+    }
+    const [more, stored] = await Promise.all([
+      this.#readTails(sql, [...readTails], locked),
+      this.#positionsInBlocks(sql, inBlocks),
+    ])
+    for (const [name, tail] of more) tails.set(name, tail)
+    for (const { robot, ts } of inTails) {
+      const tail = tails.get(robot)!
+      const at = lowerBound(tail.ts, ts)
+      if (tail.ts[at] === ts) {
+        stored.set(positionKey(robot, ts), { x: tail.x[at]!, y: tail.y[at]! })
+      }
+    }
     const { outcomes, changes } = judgeBatch(events, {
       stateOf: stateAt,
       storedAt: (robot, ts) => stored.get(positionKey(robot, ts)),
     })
     if (changes.size === 0) return outcomes
 
-    const layout = this.#blocks
     const blocks: BlockInsert[] = []
     const changed = [...changes.values()]
-    const after = changed.map((change) => {
+    const update = {
+      append: [] as number[],
+      tail: [] as (string | null)[],
+      tailTs: [] as (number | null)[],
+      tailOdo: [] as number[],
+      tailCarry: [] as number[],
+      packed: [] as number[],
+    }
+    for (const change of changed) {
       const row = locked.get(change.robot)!
       const next = advanceTail(
         change.robot,
         row,
-        tailOf(change.robot),
+        row.event_count - row.packed,
+        tails.get(change.robot),
         change,
         row.packed,
         layout,
       )
-      for (const block of next.blocks) blocks.push(block)
-      return next
-    })
+      if (next.kind === 'pack') {
+        for (const block of next.blocks) blocks.push(block)
+        update.append.push(0)
+        update.tail.push(hexOf(next.row.tail))
+        update.packed.push(next.packed)
+      } else {
+        update.append.push(1)
+        update.tail.push(hexOf(next.chunk))
+        update.packed.push(row.packed)
+      }
+      update.tailTs.push(next.row.tail_ts)
+      update.tailOdo.push(next.row.tail_odo)
+      update.tailCarry.push(next.row.tail_carry)
+    }
     await checkPartitions(sql, blocks, layout, this.#partitions)
     // The writes are independent: sent together, one round trip.
     const writes: Promise<unknown>[] = []
@@ -381,8 +438,10 @@ class PostgresStore implements Store {
         last_x = u.last_x, last_y = u.last_y,
         odometer = u.odometer, odometer_carry = u.odometer_carry,
         event_count = u.event_count, packed = u.packed,
-        tail = u.tail, tail_ts = u.tail_ts,
-        tail_odo = u.tail_odo, tail_carry = u.tail_carry,
+        -- A chunk is appended to the tail; a tail packed is replaced.
+        tail = CASE WHEN u.append = 1 THEN coalesce(r.tail, ''::bytea) || u.tail
+                    ELSE u.tail END,
+        tail_ts = u.tail_ts, tail_odo = u.tail_odo, tail_carry = u.tail_carry,
         created_ms = CASE WHEN r.event_count = 0 THEN ${now} ELSE r.created_ms END,
         -- Never backwards, even with another machine's clock behind ours.
         updated_ms = GREATEST(r.updated_ms, r.created_ms, ${now})
@@ -393,14 +452,15 @@ class PostgresStore implements Store {
                   ${col((s) => s.odometer)}::float8[],
                   ${col((s) => s.odometerCarry)}::float8[],
                   ${col((s) => s.eventCount)}::bigint[],
-                  ${after.map((a) => a.packed)}::bigint[],
+                  ${update.packed}::bigint[],
+                  ${update.append}::int[],
                   -- postgres.js sends no array of bytea: hex text, cast.
-                  ${after.map((a) => hexOf(a.row.tail))}::text[]::bytea[],
-                  ${after.map((a) => a.row.tail_ts)}::bigint[],
-                  ${after.map((a) => a.row.tail_odo)}::float8[],
-                  ${after.map((a) => a.row.tail_carry)}::float8[])
+                  ${update.tail}::text[]::bytea[],
+                  ${update.tailTs}::bigint[],
+                  ${update.tailOdo}::float8[],
+                  ${update.tailCarry}::float8[])
         AS u(name, first_ts, last_ts, last_x, last_y, odometer, odometer_carry,
-             event_count, packed, tail, tail_ts, tail_odo, tail_carry)
+             event_count, packed, append, tail, tail_ts, tail_odo, tail_carry)
       WHERE r.name = u.name`)
     // Robots that had no event before this batch: the count moves with
     // them, in the same transaction. The row is locked after every robot
@@ -423,39 +483,41 @@ class PostgresStore implements Store {
     return outcomes
   }
 
+  /** The tails of `robots` (locked), decoded. */
+  async #readTails(
+    sql: postgres.TransactionSql<Record<string, never>>,
+    robots: readonly string[],
+    locked: ReadonlyMap<string, LockedRow>,
+  ): Promise<Map<string, EventColumns>> {
+    const tails = new Map<string, EventColumns>()
+    if (robots.length === 0) return tails
+    const rows = await sql<{ name: string; tail: Uint8Array | null }[]>`
+      SELECT name, tail FROM robots
+      WHERE name = ANY(${robots as string[]}::text[])`
+    for (const row of rows) {
+      tails.set(
+        row.name,
+        decodeTail({ ...locked.get(row.name)!, tail: row.tail }),
+      )
+    }
+    return tails
+  }
+
   /**
-   * The positions stored at the robots and timestamps of `wanted`: from
-   * the robot's tail, or else from the block that holds the timestamp.
+   * The positions stored at the robots and timestamps of `wanted`, each
+   * before its robot's tail: read from the block that holds it.
    */
-  async #storedPositions(
+  async #positionsInBlocks(
     sql: postgres.TransactionSql<Record<string, never>>,
     wanted: { robots: string[]; timestamps: number[] },
-    locked: ReadonlyMap<string, LockedRow>,
-    tailOf: (robot: string) => EventColumns,
   ): Promise<Map<string, StoredPosition>> {
     const stored = new Map<string, StoredPosition>()
-    const inBlocks = { robots: [] as string[], timestamps: [] as number[] }
-    for (let i = 0; i < wanted.robots.length; i++) {
-      const robot = wanted.robots[i]!
-      const ts = wanted.timestamps[i]!
-      const tailTs = locked.get(robot)!.tail_ts
-      if (tailTs === null || ts < tailTs) {
-        inBlocks.robots.push(robot)
-        inBlocks.timestamps.push(ts)
-        continue
-      }
-      const tail = tailOf(robot)
-      const at = lowerBound(tail.ts, ts)
-      if (tail.ts[at] === ts) {
-        stored.set(positionKey(robot, ts), { x: tail.x[at]!, y: tail.y[at]! })
-      }
-    }
-    if (inBlocks.robots.length === 0) return stored
+    if (wanted.robots.length === 0) return stored
     const found = await sql<
       { robot: string; ts: number; first_ts: number; data: Uint8Array }[]
     >`
       SELECT w.robot, w.ts, b.first_ts, b.data
-      FROM unnest(${inBlocks.robots}::text[], ${inBlocks.timestamps}::bigint[])
+      FROM unnest(${wanted.robots}::text[], ${wanted.timestamps}::bigint[])
         AS w(robot, ts)
       JOIN LATERAL (
         SELECT first_ts, data FROM blocks
@@ -573,8 +635,17 @@ class PostgresStore implements Store {
         // reached, more blocks may come first: the next page reads them.
         if (row[0] === 1 && blocksRead === blocks) break
         if (row[0] === 0) blocksRead++
+        const data = row[2] as Uint8Array
+        const firstTs = row[1] as number
         copyRange(
-          decodeBlock(row[2] as Uint8Array, row[1] as number),
+          row[0] === 0
+            ? decodeBlock(data, firstTs)
+            : decodeTail({
+                tail: data,
+                tail_ts: firstTs,
+                tail_odo: 0,
+                tail_carry: 0,
+              }),
           from,
           to,
           max,
@@ -664,7 +735,22 @@ class PostgresStore implements Store {
       row: BlockRow | undefined,
       at: number,
       which: 'first' | 'last',
-    ) => row && eventInBlock(asStoredBlock(row), at, which)
+    ) => {
+      if (row === undefined) return undefined
+      if (row.kind !== 0) return eventInBlock(asStoredBlock(row), at, which)
+      const events = decodeTail({
+        tail: row.data,
+        tail_ts: row.ts,
+        tail_odo: row.odo,
+        tail_carry: row.carry,
+      })
+      return eventInColumns(
+        events,
+        { total: row.odo, carry: row.carry },
+        at,
+        which,
+      )
+    }
 
     let first: FoundEvent | undefined
     if (inTail(start)) {
