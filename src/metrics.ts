@@ -10,6 +10,7 @@ import {
   Histogram,
   Registry,
 } from 'prom-client'
+import type { StoreHealth } from './store/store.ts'
 import { REFUSALS, type Refusal } from './auth/access.ts'
 
 /** Every reply an ingest line can get, as the `reply` label. */
@@ -115,6 +116,8 @@ export interface MetricSources {
   readonly bytesInFlight: () => number
   /** Robots the store holds in memory (Store.robotsInMemory); 0 when absent. */
   readonly robotsInMemory?: () => Promise<number>
+  /** The store's database (Store.health); absent: always writable. */
+  readonly storeHealth?: () => Promise<StoreHealth>
 }
 
 /**
@@ -138,7 +141,54 @@ export function createMetrics(sources: MetricSources): Metrics {
       this.set(sources.bytesInFlight())
     },
   })
-  const { robotsInMemory } = sources
+  const { robotsInMemory, storeHealth } = sources
+  // One look at the database per scrape, shared by the three below.
+  let health: Promise<StoreHealth> | undefined
+  const healthOnce = () => {
+    if (storeHealth === undefined) return undefined
+    health ??= storeHealth().finally(() =>
+      setImmediate(() => (health = undefined)),
+    )
+    return health
+  }
+  new Gauge({
+    name: 'telemetry_store_writable',
+    help: 'Whether the store accepts writes now (1) or not (0): its database answered and takes commits.',
+    registers,
+    async collect() {
+      const now = await healthOnce()
+      this.set(now === undefined || now.writable ? 1 : 0)
+    },
+  })
+  /** A counter that reads its total from the store's health. */
+  const healthTotal = (
+    name: string,
+    help: string,
+    total: (h: StoreHealth) => number,
+  ) => {
+    let counted = 0
+    new Counter({
+      name,
+      help,
+      registers,
+      async collect() {
+        const now = await healthOnce()
+        const value = now === undefined ? 0 : total(now)
+        if (value > counted) this.inc(value - counted)
+        counted = Math.max(counted, value)
+      },
+    })
+  }
+  healthTotal(
+    'telemetry_store_failovers_total',
+    'Times the server that takes the store writes changed: failovers to another node.',
+    (h) => h.failovers,
+  )
+  healthTotal(
+    'telemetry_store_commits_unknown_total',
+    'Commits whose outcome is unknown: the connection was lost after COMMIT was sent; their events were answered ERR unavailable.',
+    (h) => h.commitsUnknown,
+  )
   new Gauge({
     name: 'telemetry_store_robots_in_memory',
     // The help text names no backend: the fuzz tests treat a driver's

@@ -158,6 +158,7 @@ export async function startServer(
   const metrics = createMetrics({
     bytesInFlight: () => budget.bytes,
     robotsInMemory: store.robotsInMemory?.bind(store),
+    storeHealth: store.health?.bind(store),
   })
   // Counted and logged, with the token's name when known; never the token.
   const onRefused = (refused: Refused, remote: string | undefined) => {

@@ -141,21 +141,38 @@ export async function registerApi(app: FastifyInstance, options: ApiOptions) {
     {
       schema: {
         summary:
-          'Readiness: 200 once the server serves (the store is open). Never needs a token.',
+          'Readiness: 200 once the server serves (the store is open), and whether the store takes writes now. Never needs a token.',
         tags: SERVER_TAGS,
         security: [],
         response: {
           200: jsonResponse('Ready', {
             type: 'object',
             additionalProperties: false,
-            required: ['status'],
-            properties: { status: { const: 'ok' } },
+            required: ['status', 'store'],
+            properties: {
+              status: { const: 'ok' },
+              store: {
+                type: 'object',
+                additionalProperties: false,
+                required: ['writable'],
+                properties: {
+                  writable: {
+                    type: 'boolean',
+                    description:
+                      'The store database answered and takes commits; false while a database failover goes on (events are then answered ERR unavailable).',
+                  },
+                },
+              },
+            },
           }),
           default: DEFAULT_RESPONSE,
         },
       },
     },
-    async () => ({ status: 'ok' }),
+    async () => ({
+      status: 'ok',
+      store: { writable: (await store.health?.())?.writable ?? true },
+    }),
   )
 
   app.get(

@@ -22,6 +22,8 @@ describe('parseStoreAddress', () => {
     for (const url of [
       'postgres://u@h:5432/db',
       'postgresql://u:p@h/db?schema=s',
+      // A formation: libpq's and postgres.js's hosts in turn.
+      'postgres://postgres@127.0.0.1:6001,127.0.0.1:6002/postgres?target_session_attrs=read-write',
     ]) {
       assert.deepStrictEqual(parseStoreAddress(url), {
         backend: 'postgres',
@@ -34,6 +36,8 @@ describe('parseStoreAddress', () => {
     const cases: [string, RegExp][] = [
       ['sqlite:', /store sqlite: needs a path/],
       ['postgres://[oops', /is not a valid URL/],
+      ['postgres://u@h1:5432,/db', /is not a valid URL/],
+      ['postgres://u@h1:5432,[oops/db', /is not a valid URL/],
       ['mysql://x', /store must be sqlite:PATH or postgres:/],
       ['', /store must be sqlite:PATH/],
     ]
@@ -59,6 +63,12 @@ describe('redactStoreUrl', () => {
       'postgres://app@db/fleet',
     )
     assert.equal(redactStoreUrl('sqlite:./a:b@c.db'), 'sqlite:./a:b@c.db')
+    assert.equal(
+      redactStoreUrl(
+        'postgres://app:s3cret@db1:5432,db2:5433/fleet?target_session_attrs=read-write',
+      ),
+      'postgres://app:***@db1:5432,db2:5433/fleet?target_session_attrs=read-write',
+    )
   })
 })
 

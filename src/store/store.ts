@@ -11,6 +11,7 @@
  * This file also holds what every backend shares: the address syntax, the
  * durability setting, and how a robot's state is shown.
  */
+import { formatPostgresUrl, parsePostgresUrl } from './postgres-url.ts'
 import type { TelemetryEvent } from '../domain/event.ts'
 import {
   lifetimeOdometer,
@@ -120,11 +121,33 @@ export interface ListRobotsOptions {
  * A place where events are kept. Every backend has the same life cycle:
  * `init()`, then data methods, then `close()`.
  */
+/**
+ * What a store says of its database (PostgreSQL; a SQLite store, always
+ * writable while open, says nothing).
+ */
+export interface StoreHealth {
+  /** The database answered, and accepts writes: a commit can succeed now. */
+  readonly writable: boolean
+  /**
+   * Times the server that takes this store's writes was found to have
+   * changed since it opened: a failover to another node.
+   */
+  readonly failovers: number
+  /**
+   * Commits whose outcome this store could not know: the connection was
+   * lost after `COMMIT` was sent. Their events were answered
+   * `ERR unavailable`; a resend of one that was stored is `DUP`.
+   */
+  readonly commitsUnknown: number
+}
+
 export interface Store {
   /** The store's address as configured, e.g. `sqlite:./data/telemetry.db`. */
   readonly url: string
   /** Creates or migrates the schema and loads what the backend keeps in memory. */
   init(): Promise<void>
+  /** The database's health, when the backend can tell (PostgreSQL). */
+  health?(): Promise<StoreHealth>
   /**
    * Judges and stores a batch of events, in order, in one transaction, and
    * resolves with one outcome per event once it is committed. Rejects when
@@ -233,7 +256,9 @@ export class StoreAddressError extends Error {
 /**
  * Reads a store address: `sqlite:PATH` (`sqlite::memory:` for a private
  * in-memory database) or `postgres://USER@HOST:PORT/DB[?schema=NAME]`
- * (`postgresql://` too). Throws {@link StoreAddressError} for anything else.
+ * (`postgresql://` too; several hosts, `HOST1:PORT1,HOST2:PORT2`, for a
+ * replicated formation, see postgres-url.ts). Throws
+ * {@link StoreAddressError} for anything else.
  *
  * @example
  * parseStoreAddress('sqlite:./data/telemetry.db')
@@ -250,7 +275,7 @@ export function parseStoreAddress(url: string): StoreAddress {
     return { backend: 'sqlite', url, path }
   }
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
-    if (!URL.canParse(url)) {
+    if (parsePostgresUrl(url) === undefined) {
       throw new StoreAddressError(
         `store ${JSON.stringify(url)} is not a valid URL`,
       )
@@ -264,9 +289,8 @@ export function parseStoreAddress(url: string): StoreAddress {
 
 /** A store address fit for logs: a password in it is replaced by `***`. */
 export function redactStoreUrl(url: string): string {
-  if (url.startsWith('sqlite:') || !URL.canParse(url)) return url
-  const parsed = new URL(url)
-  if (parsed.password === '') return url
-  parsed.password = '***'
-  return parsed.toString()
+  const parsed = url.startsWith('sqlite:') ? undefined : parsePostgresUrl(url)
+  if (parsed === undefined || parsed.url.password === '') return url
+  parsed.url.password = '***'
+  return formatPostgresUrl(parsed)
 }

@@ -133,7 +133,7 @@ describe('access control', () => {
     const health = await getJson(server, '/healthz')
     assert.deepEqual(
       { status: health.status, body: health.body },
-      { status: 200, body: { status: 'ok' } },
+      { status: 200, body: { status: 'ok', store: { writable: true } } },
     )
   })
 

@@ -47,10 +47,13 @@ describe('HTTP API', () => {
   })
 
   describe('health and description', () => {
-    test('answers GET /healthz with 200 {"status":"ok"}', async () => {
+    test('answers GET /healthz with 200 and a writable store', async () => {
       const response = await getJson(server, '/healthz')
       assert.equal(response.status, 200)
-      assert.deepEqual(response.body, { status: 'ok' })
+      assert.deepEqual(response.body, {
+        status: 'ok',
+        store: { writable: true },
+      })
     })
   })
 

@@ -601,7 +601,7 @@ describe(
       const health = await getJson(anonymous, '/healthz')
       assert.deepEqual(
         { status: health.status, body: health.body },
-        { status: 200, body: { status: 'ok' } },
+        { status: 200, body: { status: 'ok', store: { writable: true } } },
         '/healthz stays open',
       )
 

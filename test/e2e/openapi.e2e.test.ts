@@ -353,6 +353,7 @@ describe('the OpenAPI document and the answers it describes', () => {
   test('answers every route as the document says', async () => {
     assert.deepEqual(JSON.parse((await call('/healthz')).text), {
       status: 'ok',
+      store: { writable: true },
     })
     assert.match((await call('/metrics')).text, /^telemetry_replies_total/m)
     const all = await call('/api/robots')

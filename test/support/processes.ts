@@ -44,6 +44,9 @@ export interface ProcessOptions {
    * killed with SIGKILL: for a master process such as nginx's.
    */
   readonly killChildren?: boolean
+  /** Run as this user and group (this process runs as root). */
+  readonly uid?: number
+  readonly gid?: number
 }
 
 /** A started child process. */
@@ -130,6 +133,8 @@ export function startProcess(
   const child = spawn(command, [...args], {
     cwd: options.cwd,
     env: options.env,
+    uid: options.uid,
+    gid: options.gid,
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   // A spawn that fails reports it here too; the missing pid says it first.

@@ -267,6 +267,22 @@ export function withRunningTotals(
   return { ...columns, total, carry }
 }
 
+/**
+ * Whether a robot with `count` events, `packed` of them in blocks, has
+ * events to pack: a block end past `packed`.
+ */
+export function reachesBlockEnd(
+  robot: string,
+  count: number,
+  packed: number,
+  layout: Pick<Layout, 'blockEvents'>,
+): boolean {
+  const { blockEvents } = layout
+  return (
+    packedCount(count, blockPhase(robot, blockEvents), blockEvents) > packed
+  )
+}
+
 /** What a robot's new events make of its tail. */
 export type TailAdvance =
   | {

@@ -56,10 +56,12 @@ import {
   type RetentionPass,
   type Robot,
   type Store,
+  type StoreHealth,
   type TimeRange,
   type Unwatch,
 } from '../store.ts'
 import { pagesByTimestamp } from '../paging.ts'
+import { formatPostgresUrl, parsePostgresUrl } from '../postgres-url.ts'
 import {
   copyRange,
   decodeBlock,
@@ -80,8 +82,8 @@ import {
 import { MIGRATION_STEPS, POSTGRES_MIGRATIONS } from './postgres-migrations.ts'
 import {
   advanceTail,
-  blockPhase,
   blockReach,
+  reachesBlockEnd,
   checkPartitions,
   createPartitions,
   decodeTail,
@@ -131,6 +133,35 @@ const MIGRATION_LOCK = 0x7e1e_0001
 /** SQLSTATEs worth retrying: serialization_failure, deadlock_detected. */
 const RETRY_CODES = new Set(['40001', '40P01'])
 /**
+ * Errors of a connection lost or refused, or of a server that no longer
+ * takes writes (a primary shut down or demoted in a failover), besides
+ * SQLSTATE class 08: postgres.js's own codes and the system's.
+ */
+const CONNECTION_CODES = new Set([
+  '57P01', // admin_shutdown
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now
+  '25006', // read_only_sql_transaction: a standby now
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED',
+  'CONNECT_TIMEOUT',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+])
+/** How long {@link Store.health} waits for the database. */
+const HEALTH_TIMEOUT_MS = 2000
+
+function isConnectionError(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code
+  return (
+    typeof code === 'string' &&
+    (code.startsWith('08') || CONNECTION_CODES.has(code))
+  )
+}
+/**
  * Times a batch may find a partition gone that it saw (another process's
  * retention pass dropped it meanwhile) before it gives up.
  */
@@ -153,19 +184,18 @@ interface RobotRow {
 }
 
 /** A robot row as a batch locks it: with where its events are. */
-interface LockedRow extends RobotRow, TailRow {
+interface LockedRow extends RobotRow, Omit<TailRow, 'tail'> {
   /** The robot's events packed into blocks so far (migration 4). */
   readonly packed: number
-  /** Whether `tail` was read (else it is `null`, whatever the row holds). */
-  readonly tail_read: boolean
 }
 
 /** The store's address without the `schema` parameter, and the schema. */
 function parseUrl(url: string): { connect: string; schema: string } {
-  const parsed = new URL(url)
-  const schema = parsed.searchParams.get('schema') ?? 'public'
-  parsed.searchParams.delete('schema')
-  return { connect: parsed.toString(), schema }
+  const parsed = parsePostgresUrl(url)
+  if (parsed === undefined) throw new Error(`${url} is not a PostgreSQL URL`)
+  const schema = parsed.url.searchParams.get('schema') ?? 'public'
+  parsed.url.searchParams.delete('schema')
+  return { connect: formatPostgresUrl(parsed), schema }
 }
 
 function stateOf(row: RobotRow): RobotState | undefined {
@@ -201,6 +231,12 @@ class PostgresStore implements Store {
   #layout: Layout | undefined
   /** Partitions of `blocks` known to exist (a cache; see checkPartitions). */
   #partitions = new Set<number>()
+  /** The server that took the last writes (`address:port`), once known. */
+  #server: string | undefined
+  /** A batch lost its connection since the last one that committed. */
+  #outage = false
+  #failovers = 0
+  #commitsUnknown = 0
 
   constructor(options: PostgresStoreOptions) {
     this.#options = options
@@ -255,6 +291,63 @@ class PostgresStore implements Store {
       }
     })
     this.#layout = await readLayout(this.#sql)
+    await this.#noteServer()
+  }
+
+  async health(): Promise<StoreHealth> {
+    let writable = false
+    let timer: NodeJS.Timeout | undefined
+    const probe = this.#serverProbe()
+    const late = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), HEALTH_TIMEOUT_MS)
+    })
+    try {
+      const found = await Promise.race([probe, late])
+      if (found !== undefined) {
+        writable = found.writable
+        this.#sawServer(found.server)
+      }
+    } catch {
+      // Unreachable: not writable.
+    } finally {
+      clearTimeout(timer)
+      probe.catch(() => {})
+    }
+    return {
+      writable,
+      failovers: this.#failovers,
+      commitsUnknown: this.#commitsUnknown,
+    }
+  }
+
+  /** Which server a connection of the pool reaches, and whether it takes writes. */
+  async #serverProbe(): Promise<{ server: string; writable: boolean }> {
+    const [row] = await this.#sql<
+      { addr: string | null; port: number | null; writable: boolean }[]
+    >`SELECT inet_server_addr()::text AS addr, inet_server_port() AS port,
+             NOT pg_is_in_recovery() AS writable`
+    // A Unix socket has no address: the socket's path stands for it.
+    return {
+      server: `${row!.addr ?? 'socket'}:${row!.port ?? ''}`,
+      writable: row!.writable,
+    }
+  }
+
+  /** Reads which server takes the writes now, and counts a change. */
+  async #noteServer(): Promise<void> {
+    try {
+      const { server, writable } = await this.#serverProbe()
+      if (writable) this.#sawServer(server)
+    } catch {
+      // Known at the next batch or health check.
+    }
+  }
+
+  #sawServer(server: string): void {
+    if (this.#server !== undefined && this.#server !== server) {
+      this.#failovers++
+    }
+    this.#server = server
   }
 
   get #blocks(): Layout {
@@ -281,9 +374,29 @@ class PostgresStore implements Store {
     let failures = 0
     let partitionsGone = 0
     for (;;) {
+      let committing = false
       try {
-        return (await this.#sql.begin(work)) as T
+        const result = (await this.#sql.begin(async (tx) => {
+          const done = await work(tx)
+          // postgres.js sends COMMIT once this returns.
+          committing = true
+          return done
+        })) as T
+        if (this.#outage) {
+          // The first commit after a lost connection: maybe on another
+          // server (a failover).
+          this.#outage = false
+          await this.#noteServer()
+        }
+        return result
       } catch (error) {
+        if (isConnectionError(error)) {
+          this.#outage = true
+          // Lost after COMMIT was sent: it may have committed. The batch
+          // is answered ERR unavailable; a resend of a stored event is DUP.
+          if (committing) this.#commitsUnknown++
+          throw error
+        }
         if (error instanceof MissingPartitions) {
           await createPartitions(this.#sql, error.partitions, this.#blocks)
           continue
@@ -309,24 +422,12 @@ class PostgresStore implements Store {
     const sent = new Map<string, number>()
     for (const e of events) sent.set(e.robot, (sent.get(e.robot) ?? 0) + 1)
     const names = [...sent.keys()].sort(byCodePoint)
-    // Each row comes with its tail when the robot's events may reach a
-    // block end (if all of them are accepted), which packs the tail: the
-    // robot's next block end follows `packed`, at its phase or a block
-    // after (postgres-blocks.ts). Other tails are appended to unread.
     const lock = (list: readonly string[]) => sql<LockedRow[]>`
-      SELECT r.name, first_ts, last_ts, last_x, last_y, odometer,
+      SELECT name, first_ts, last_ts, last_x, last_y, odometer,
              odometer_carry, event_count, created_ms, updated_ms, packed,
-             tail_ts, tail_odo, tail_carry, c.packs AS tail_read,
-             CASE WHEN c.packs THEN tail END AS tail
-      FROM robots r
-      JOIN unnest(${list as string[]}::text[],
-                  ${list.map((n) => sent.get(n)!)}::int[],
-                  ${list.map((n) => blockPhase(n, layout.blockEvents))}::int[])
-        AS s(name, sent, phase) ON r.name = s.name,
-      LATERAL (SELECT r.event_count + s.sent >=
-                 CASE WHEN r.packed < s.phase THEN s.phase
-                      ELSE r.packed + ${layout.blockEvents} END AS packs) c
-      ORDER BY r.name FOR UPDATE OF r`
+             tail_ts, tail_odo, tail_carry
+      FROM robots WHERE name = ANY(${list as string[]}::text[])
+      ORDER BY name FOR UPDATE`
     let rows: LockedRow[] = [...(await lock(names))]
     if (rows.length < names.length) {
       // Robots seen for the first time get a placeholder row to lock.
@@ -351,8 +452,10 @@ class PostgresStore implements Store {
     }
     const stateAt = (name: string) => states.get(name)
 
-    // Stored positions to judge by: in a robot's tail (read with its row,
-    // or else now), or in its blocks.
+    // The tails this batch reads: of the robots with a stored position to
+    // judge by in them (the others are in blocks), and of those whose
+    // events may reach a block end (if all of them are accepted), which
+    // packs the tail. Other tails are appended to unread.
     const wanted = storedPositionsNeeded(events, stateAt)
     const inBlocks = { robots: [] as string[], timestamps: [] as number[] }
     const inTails: { robot: string; ts: number }[] = []
@@ -368,17 +471,16 @@ class PostgresStore implements Store {
         readTails.add(robot)
       }
     })
-    const tails = new Map<string, EventColumns>()
     for (const row of rows) {
-      if (!row.tail_read) continue
-      tails.set(row.name, decodeTail(row))
-      readTails.delete(row.name)
+      const count = row.event_count + sent.get(row.name)!
+      if (reachesBlockEnd(row.name, count, row.packed, layout)) {
+        readTails.add(row.name)
+      }
     }
-    const [more, stored] = await Promise.all([
+    const [tails, stored] = await Promise.all([
       this.#readTails(sql, [...readTails], locked),
       this.#positionsInBlocks(sql, inBlocks),
     ])
-    for (const [name, tail] of more) tails.set(name, tail)
     for (const { robot, ts } of inTails) {
       const tail = tails.get(robot)!
       const at = lowerBound(tail.ts, ts)
@@ -416,11 +518,11 @@ class PostgresStore implements Store {
       if (next.kind === 'pack') {
         for (const block of next.blocks) blocks.push(block)
         update.append.push(0)
-        update.tail.push(hexOf(next.row.tail))
+        update.tail.push(base64Of(next.row.tail))
         update.packed.push(next.packed)
       } else {
         update.append.push(1)
-        update.tail.push(hexOf(next.chunk))
+        update.tail.push(base64Of(next.chunk))
         update.packed.push(row.packed)
       }
       update.tailTs.push(next.row.tail_ts)
@@ -439,8 +541,9 @@ class PostgresStore implements Store {
         odometer = u.odometer, odometer_carry = u.odometer_carry,
         event_count = u.event_count, packed = u.packed,
         -- A chunk is appended to the tail; a tail packed is replaced.
-        tail = CASE WHEN u.append = 1 THEN coalesce(r.tail, ''::bytea) || u.tail
-                    ELSE u.tail END,
+        tail = CASE WHEN u.append = 1
+                      THEN coalesce(r.tail, ''::bytea) || decode(u.tail, 'base64')
+                    ELSE decode(u.tail, 'base64') END,
         tail_ts = u.tail_ts, tail_odo = u.tail_odo, tail_carry = u.tail_carry,
         created_ms = CASE WHEN r.event_count = 0 THEN ${now} ELSE r.created_ms END,
         -- Never backwards, even with another machine's clock behind ours.
@@ -454,8 +557,8 @@ class PostgresStore implements Store {
                   ${col((s) => s.eventCount)}::bigint[],
                   ${update.packed}::bigint[],
                   ${update.append}::int[],
-                  -- postgres.js sends no array of bytea: hex text, cast.
-                  ${update.tail}::text[]::bytea[],
+                  -- postgres.js sends no array of bytea: base64 text.
+                  ${update.tail}::text[],
                   ${update.tailTs}::bigint[],
                   ${update.tailOdo}::float8[],
                   ${update.tailCarry}::float8[])
@@ -840,9 +943,9 @@ function asStoredBlock(row: BlockRow): StoredBlock {
 const ROBOT_COLUMNS = `name, first_ts, last_ts, last_x, last_y, odometer,
   odometer_carry, event_count, created_ms, updated_ms`
 
-/** A value for a `bytea` in an array of hex text (`\\x…`). */
-function hexOf(value: Uint8Array | null): string | null {
-  return value === null ? null : `\\x${Buffer.from(value).toString('hex')}`
+/** A value for a `bytea` sent in an array of text, for `decode(…, 'base64')`. */
+function base64Of(value: Uint8Array | null): string | null {
+  return value === null ? null : Buffer.from(value).toString('base64')
 }
 
 function positionKey(robot: string, ts: number): string {

@@ -1,0 +1,291 @@
+/**
+ * A pg_auto_failover formation for the failover tests and the benchmark: a
+ * monitor and two PostgreSQL nodes on free ports of 127.0.0.1, in a
+ * temporary folder, each run by a `pg_autoctl … --run` process of the
+ * `postgres` user (pg_autoctl refuses to run as root). Debian's packages
+ * `postgresql-15-auto-failover` and `pg-auto-failover-cli` provide it;
+ * `.ci/run` installs them.
+ *
+ * @example
+ * const formation = await startFormation()
+ * await formation.waitFor(['primary', 'secondary'])
+ * // --store formation.url
+ * await formation.performFailover()
+ * await formation.stop()
+ */
+import { chownSync, existsSync, readFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { userInfo } from 'node:os'
+import { join } from 'node:path'
+import {
+  runProcess,
+  startProcess,
+  type ProcessOptions,
+  type StartedProcess,
+} from './processes.ts'
+import { makeTempDir, removeTempDir } from './temp-dirs.ts'
+import { waitFor } from './wait.ts'
+
+const PG_AUTOCTL = '/usr/bin/pg_autoctl'
+const PG_BIN = '/usr/lib/postgresql/15/bin'
+const INSTALL =
+  'apt-get install -y postgresql-15-auto-failover pg-auto-failover-cli'
+
+/**
+ * `false` when pg_auto_failover can run here (or under CI, where it must),
+ * else why the tests skip.
+ */
+export function formationSkip(): string | false {
+  if (process.env.CI === 'true') return false
+  if (!existsSync(PG_AUTOCTL)) return `no ${PG_AUTOCTL}: ${INSTALL}`
+  if (userInfo().uid !== 0) return 'the formation is started as root'
+  return false
+}
+
+/** A PostgreSQL node of the formation. */
+export interface FormationNode {
+  readonly name: string
+  readonly port: number
+  readonly pgdata: string
+  /** Its `pg_autoctl create postgres … --run` process (the keeper). */
+  keeper: StartedProcess
+}
+
+/** A node's state as the monitor shows it. */
+export interface NodeState {
+  readonly name: string
+  readonly port: number
+  /** `single`, `primary`, `secondary`, `wait_primary`, `catchingup`, … */
+  readonly current: string
+  readonly assigned: string
+}
+
+export interface Formation {
+  /** The formation URI of the nodes' database `postgres`, read-write. */
+  readonly url: string
+  readonly monitorPort: number
+  readonly nodes: readonly FormationNode[]
+  /** The nodes' states, from `pg_autoctl show state`. */
+  state(): Promise<NodeState[]>
+  /**
+   * Resolves once the nodes' current and assigned states are `states`, in
+   * any order (e.g. `['primary', 'secondary']`).
+   */
+  waitFor(states: readonly string[], timeoutMs?: number): Promise<NodeState[]>
+  /** The node now primary. */
+  primary(): Promise<FormationNode>
+  /** `pg_autoctl perform failover`: a planned failover, to its end. */
+  performFailover(): Promise<void>
+  /** The pid of a node's postmaster (from `postmaster.pid`). */
+  postmasterPid(node: FormationNode): number
+  /** Stops a node's keeper and its PostgreSQL. */
+  stopNode(node: FormationNode): Promise<void>
+  /** Starts a stopped node's keeper again. */
+  startNode(node: FormationNode): void
+  /** Stops every process and removes the folder. */
+  stop(): Promise<void>
+}
+
+/** A port of 127.0.0.1 free now. */
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number }
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+/** Starts a monitor and two nodes; resolves once one is primary and one secondary. */
+export async function startFormation(): Promise<Formation> {
+  const dir = makeTempDir('telemetry-formation-')
+  const { uid, gid } = postgresUser()
+  chownSync(dir, uid, gid)
+  const options: ProcessOptions = {
+    cwd: dir,
+    uid,
+    gid,
+    env: {
+      PATH: `${PG_BIN}:/usr/bin:/bin`,
+      HOME: dir,
+      XDG_CONFIG_HOME: join(dir, 'config'),
+      XDG_DATA_HOME: join(dir, 'data'),
+      XDG_RUNTIME_DIR: join(dir, 'run'),
+      LANG: 'C.UTF-8',
+    },
+    outputLimit: 50_000,
+    // A keeper's PostgreSQL goes with it, whatever happens to this process.
+    killChildren: true,
+  }
+  const monitorPort = await freePort()
+  const monitorData = join(dir, 'monitor')
+  const monitorUri = `postgres://autoctl_node@127.0.0.1:${monitorPort}/pg_auto_failover?sslmode=disable`
+  const common = ['--hostname', '127.0.0.1', '--auth', 'trust', '--no-ssl']
+  const processes: StartedProcess[] = []
+  const monitor = startProcess(
+    PG_AUTOCTL,
+    [
+      'create',
+      'monitor',
+      '--pgdata',
+      monitorData,
+      '--pgport',
+      String(monitorPort),
+      ...common,
+      '--run',
+    ],
+    options,
+  )
+  processes.push(monitor)
+
+  const ctl = async (args: readonly string[], timeoutMs = 120_000) => {
+    const done = await runProcess(PG_AUTOCTL, args, { ...options, timeoutMs })
+    if (done.code !== 0) {
+      throw new Error(
+        `pg_autoctl ${args.join(' ')}: ${done.code ?? done.signal}\n${done.stderr.slice(-3000)}`,
+      )
+    }
+    return done.stdout
+  }
+
+  const nodes: FormationNode[] = []
+  const keeperArgs = (node: { name: string; port: number; pgdata: string }) => [
+    'create',
+    'postgres',
+    '--pgdata',
+    node.pgdata,
+    '--pgport',
+    String(node.port),
+    '--name',
+    node.name,
+    '--monitor',
+    monitorUri,
+    ...common,
+    '--run',
+  ]
+  const startKeeper = (node: FormationNode) => {
+    node.keeper = startProcess(PG_AUTOCTL, keeperArgs(node), options)
+    processes.push(node.keeper)
+  }
+
+  const formation: Formation = {
+    url: '',
+    monitorPort,
+    nodes,
+    async state() {
+      const text = await ctl([
+        'show',
+        'state',
+        '--pgdata',
+        monitorData,
+        '--json',
+      ])
+      const rows = JSON.parse(text) as Record<string, unknown>[]
+      return rows.map((row) => ({
+        name: String(row.node_name ?? row.nodename),
+        port: Number(row.nodeport ?? row.node_port),
+        current: String(row.current_group_state),
+        assigned: String(row.assigned_group_state),
+      }))
+    },
+    async waitFor(states, timeoutMs = 180_000) {
+      const wanted = [...states].sort().join(',')
+      return waitFor(
+        async () => {
+          let now: NodeState[]
+          try {
+            now = await formation.state()
+          } catch {
+            return false
+          }
+          const stable = now.every((n) => n.current === n.assigned)
+          const seen = now
+            .map((n) => n.current)
+            .sort()
+            .join(',')
+          return stable && seen === wanted && now
+        },
+        `the formation in states ${wanted}`,
+        { timeoutMs, intervalMs: 500 },
+      )
+    },
+    async primary() {
+      const states = await formation.state()
+      const primary = states.find((s) => s.current === 'primary')
+      const node = nodes.find((n) => n.port === primary?.port)
+      if (node === undefined) {
+        throw new Error(`no primary: ${JSON.stringify(states)}`)
+      }
+      return node
+    },
+    async performFailover() {
+      await ctl(['perform', 'failover', '--pgdata', monitorData])
+    },
+    postmasterPid(node) {
+      const text = readFileSync(join(node.pgdata, 'postmaster.pid'), 'utf8')
+      return Number(text.split('\n')[0])
+    },
+    async stopNode(node) {
+      await node.keeper.stop(60_000)
+    },
+    startNode(node) {
+      startKeeper(node)
+    },
+    async stop() {
+      for (const node of nodes) await node.keeper.stop(60_000)
+      await monitor.stop(60_000)
+      removeTempDir(dir)
+    },
+  }
+
+  try {
+    // The monitor first, then the nodes one at a time: the first becomes
+    // the primary (`single`, then `primary` once the second has joined).
+    await waitFor(
+      async () => {
+        try {
+          await ctl(['show', 'state', '--pgdata', monitorData], 10_000)
+          return true
+        } catch {
+          return false
+        }
+      },
+      'the monitor answers',
+      { timeoutMs: 120_000, intervalMs: 500 },
+    )
+    for (const name of ['node1', 'node2']) {
+      const node: FormationNode = {
+        name,
+        port: await freePort(),
+        pgdata: join(dir, name),
+        keeper: undefined as unknown as StartedProcess,
+      }
+      nodes.push(node)
+      startKeeper(node)
+      await formation.waitFor(
+        name === 'node1' ? ['single'] : ['primary', 'secondary'],
+      )
+    }
+  } catch (error) {
+    for (const p of processes) p.kill('SIGKILL')
+    await Promise.all(processes.map((p) => p.exited))
+    removeTempDir(dir)
+    throw error
+  }
+  const hosts = nodes.map((n) => `127.0.0.1:${n.port}`).join(',')
+  return Object.assign(formation, {
+    url: `postgres://postgres@${hosts}/postgres?target_session_attrs=read-write`,
+  })
+}
+
+/** The uid and gid of the `postgres` user, from /etc/passwd. */
+function postgresUser(): { uid: number; gid: number } {
+  const line = readFileSync('/etc/passwd', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('postgres:'))
+  if (line === undefined) throw new Error('no postgres user')
+  const [, , uid, gid] = line.split(':')
+  return { uid: Number(uid), gid: Number(gid) }
+}
