@@ -160,10 +160,57 @@ export function encodeBlock(
   from: number,
   to: number,
 ): Buffer {
+  return encodeAfter(columns, from, to, undefined)
+}
+
+/**
+ * A chunk: events `from` to `to` of `columns` as a block of codec 2 after
+ * the offset of their first timestamp from `baseTs` (a varint), so that
+ * chunks appended one after another read back with {@link decodeChunks}.
+ * A new buffer.
+ */
+export function encodeChunk(
+  columns: EventColumns,
+  from: number,
+  to: number,
+  baseTs: number,
+): Buffer {
+  return Buffer.from(encodeAfter(columns, from, to, columns.ts[from]! - baseTs))
+}
+
+/** Chunks of {@link encodeChunk}, one after another, into `into` (appending). */
+export function decodeChunks(
+  data: Uint8Array,
+  baseTs: number,
+  into: EventColumns = emptyColumns(),
+): EventColumns {
+  let at = 0
+  while (at < data.length) {
+    let offset = 0
+    let scale = 1
+    for (;;) {
+      const byte = data[at++]!
+      offset += (byte & 0x7f) * scale
+      if (byte < 0x80) break
+      scale *= TWO_POW_7
+    }
+    at = decodeCodec2(data, at, baseTs + offset, into)
+  }
+  return into
+}
+
+/** {@link encodeBlock}, after the varint `prefix` when one is given. */
+function encodeAfter(
+  columns: EventColumns,
+  from: number,
+  to: number,
+  prefix: number | undefined,
+): Buffer {
   const n = to - from
-  // Header, then at most 10 bytes a timestamp and 8 a coordinate.
-  if (scratch.length < 16 + n * 26) scratch = Buffer.allocUnsafe(16 + n * 26)
+  // Prefix and header, then at most 10 bytes a timestamp and 8 a coordinate.
+  if (scratch.length < 32 + n * 26) scratch = Buffer.allocUnsafe(32 + n * 26)
   offset = 0
+  if (prefix !== undefined) writeVarint(prefix)
   const ts = columns.ts
   let tsMode = DELTA_OF_DELTA
   for (let i = from + 1; i < to; i++) {
@@ -217,7 +264,7 @@ export function decodeBlock(
  * `into` (appending); returns the offset of the byte after it, so that
  * blocks written one after another can be read in turn.
  */
-export function decodeCodec2(
+function decodeCodec2(
   data: Uint8Array,
   start: number,
   firstTs: number,

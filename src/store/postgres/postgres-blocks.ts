@@ -31,9 +31,10 @@
  */
 import type postgres from 'postgres'
 import {
-  decodeCodec2,
+  decodeChunks,
   emptyColumns,
   encodeBlock,
+  encodeChunk,
   type EventColumns,
 } from '../block-codec.ts'
 import { addStep, distance, type RunningTotal } from '../../domain/rules.ts'
@@ -185,44 +186,9 @@ export interface TailRow {
 
 /** A tail's events; empty when it has none. */
 export function decodeTail(row: TailRow): EventColumns {
-  const into = emptyColumns()
-  const data = row.tail
-  if (data === null) return into
-  let at = 0
-  while (at < data.length) {
-    let offset = 0
-    let scale = 1
-    for (;;) {
-      const byte = data[at++]!
-      offset += (byte & 0x7f) * scale
-      if (byte < 0x80) break
-      scale *= 128
-    }
-    at = decodeCodec2(data, at, row.tail_ts! + offset, into)
-  }
-  return into
-}
-
-/** A chunk of a tail that starts at `tailTs`: events `from` to `to` of `columns`. */
-export function tailChunk(
-  columns: EventColumns,
-  from: number,
-  to: number,
-  tailTs: number,
-): Buffer {
-  const head: number[] = []
-  for (
-    let value = columns.ts[from]! - tailTs;
-    ;
-    value = Math.floor(value / 128)
-  ) {
-    if (value < 128) {
-      head.push(value)
-      break
-    }
-    head.push((value % 128) | 0x80)
-  }
-  return Buffer.concat([Buffer.from(head), encodeBlock(columns, from, to)])
+  return row.tail === null
+    ? emptyColumns()
+    : decodeChunks(row.tail, row.tail_ts!)
 }
 
 /** The row values of a tail holding exactly `columns`, in one chunk. */
@@ -233,7 +199,7 @@ export function encodeTail(
   const n = columns.ts.length
   if (n === 0) return { tail: null, tail_ts: null, tail_odo: 0, tail_carry: 0 }
   return {
-    tail: tailChunk(columns, 0, n, columns.ts[0]!),
+    tail: encodeChunk(columns, 0, n, columns.ts[0]!),
     tail_ts: columns.ts[0]!,
     tail_odo: first.total,
     tail_carry: first.carry,
@@ -334,7 +300,7 @@ export function advanceTail(
           }
     return {
       kind: 'append',
-      chunk: tailChunk(added, 0, added.ts.length, start.tail_ts!),
+      chunk: encodeChunk(added, 0, added.ts.length, start.tail_ts!),
       row: start,
     }
   }

@@ -6,13 +6,13 @@ import postgres from 'postgres'
 import type { TelemetryEvent } from '../../domain/event.ts'
 import type { StoredEvent } from '../store.ts'
 import { storeTests } from '../store-tests.ts'
+import { encodeChunk } from '../block-codec.ts'
 import { assertFixtureStored, FIXTURE_ROBOTS } from '../fixture-tests.ts'
 import {
   blockPhase,
   decodeTail,
   packBlocks,
   packedCount,
-  tailChunk,
   type TailRow,
 } from './postgres-blocks.ts'
 import { POSTGRES_MIGRATIONS } from './postgres-migrations.ts'
@@ -640,7 +640,7 @@ describe('postgres block ends', () => {
       from < 40;
       from += size, size = (size % 5) + 1
     ) {
-      parts.push(tailChunk(events, from, Math.min(40, from + size), 5_000))
+      parts.push(encodeChunk(events, from, Math.min(40, from + size), 5_000))
     }
     const read = decodeTail({
       tail: Buffer.concat(parts),
