@@ -6,6 +6,7 @@
  * the figures computed from several rows are `run.<metric>`.
  */
 import type { RunReport } from './report.ts'
+import { summarize } from './stats.ts'
 
 // --- scenarios and stores ---
 
@@ -27,9 +28,24 @@ export const SCENARIOS = [
   'retention',
   'flood',
   'million',
+  'failover',
 ] as const
 /** One of {@link SCENARIOS}. */
 export type Scenario = (typeof SCENARIOS)[number]
+
+/**
+ * Scenarios a run measures only when `--scenarios` names them: `failover`
+ * builds PostgreSQL formations of its own (pg_auto_failover, as root) and
+ * takes minutes, whatever `--store` says.
+ */
+export const ON_REQUEST_SCENARIOS = [
+  'failover',
+] as const satisfies readonly Scenario[]
+
+/** What a run measures without `--scenarios`: every scenario but those. */
+export const DEFAULT_SCENARIOS: readonly Scenario[] = SCENARIOS.filter(
+  (s) => !(ON_REQUEST_SCENARIOS as readonly Scenario[]).includes(s),
+)
 
 /**
  * The stores of a run, one per use, each a folder (SQLite) or a schema
@@ -85,6 +101,9 @@ export function backendOf(store: string | undefined): Backend {
  * is the `ingest` load with access control on, `ingest-live` the same load
  * with live-feed subscribers attached. `flood` is the flood of
  * 10,000-line frames, `flood-small` the same load in 10-line frames.
+ * The `failover-*` rows are the `ingest` load (unpaced) and the `latency`
+ * load (paced) against pg_auto_failover formations: `single`, one node
+ * without replication, and `sync`, a primary with a synchronous secondary.
  */
 export const LOAD_ROWS = [
   'bare-ws',
@@ -101,6 +120,10 @@ export const LOAD_ROWS = [
   'latency',
   'flood-small',
   'flood',
+  'failover-single',
+  'failover-sync',
+  'failover-single-paced',
+  'failover-sync-paced',
 ] as const
 /** One of {@link LOAD_ROWS}. */
 export type LoadRowId = (typeof LOAD_ROWS)[number]
@@ -172,6 +195,21 @@ export const RETENTION_ROWS = ['retention'] as const
 /** One of {@link RETENTION_ROWS}. */
 export type RetentionRowId = (typeof RETENTION_ROWS)[number]
 
+/**
+ * Robots streaming through server processes on a primary with a
+ * synchronous secondary while the primary changes: the planned failovers
+ * (`pg_autoctl perform failover`), the unplanned one (the primary's keeper
+ * and PostgreSQL killed), and the whole stream (every acknowledged event
+ * stored?).
+ */
+export const FAILOVER_ROWS = [
+  'failover-planned',
+  'failover-unplanned',
+  'failover-stream',
+] as const
+/** One of {@link FAILOVER_ROWS}. */
+export type FailoverRowId = (typeof FAILOVER_ROWS)[number]
+
 /** Bytes on disk of one store. */
 export type DiskRowId = `disk-${StoreName}`
 
@@ -209,6 +247,7 @@ export type RowId =
   | DashboardRowId
   | LiveRowId
   | RetentionRowId
+  | FailoverRowId
   | DiskRowId
 
 // --- metrics ---
@@ -289,6 +328,17 @@ export const METRICS = {
   pass_events_per_s: 'events/s',
   year_gb: 'GB',
   retain_30d_gb: 'GB',
+  failovers: 'failovers',
+  silence_p50_ms: 'ms',
+  silence_max_ms: 'ms',
+  baseline_silence_ms: 'ms',
+  unavailable_replies: 'replies',
+  dup_replies: 'replies',
+  reconnects: 'reconnects',
+  acked_events: 'events',
+  acked_not_stored: 'events',
+  failover_sync_of_single_pct: '%',
+  failover_sync_ack_p99_over_single: '×',
 } as const
 /** One of the keys of {@link METRICS}. */
 export type Metric = keyof typeof METRICS
@@ -379,6 +429,19 @@ export const ROW_METRICS = {
     'baseline_max_ms',
     'baseline_events_per_s',
   ],
+  failover: [
+    'failovers',
+    'silence_p50_ms',
+    'silence_max_ms',
+    'baseline_silence_ms',
+    'unavailable_replies',
+    'dup_replies',
+    'reconnects',
+    'robots',
+    'acked_events',
+    'stored_events',
+    'acked_not_stored',
+  ],
   run: [
     'seconds',
     'bare_ws_ceiling_events_per_s',
@@ -392,6 +455,8 @@ export const ROW_METRICS = {
     'server_peak_rss_mb',
     'server_peak_wal_mb',
     'flood_large_over_small',
+    'failover_sync_of_single_pct',
+    'failover_sync_ack_p99_over_single',
   ],
 } as const satisfies Record<string, readonly Metric[]>
 
@@ -409,6 +474,7 @@ export type FigureId =
   | `${DashboardRowId}.${Of<'dashboard'>}`
   | `${LiveRowId}.${Of<'live'>}`
   | `${RetentionRowId}.${Of<'retention'>}`
+  | `${FailoverRowId}.${Of<'failover'>}`
   | `${DiskRowId}.${Of<'disk'>}`
   | `run.${Of<'run'>}`
 
@@ -572,6 +638,49 @@ export function collectFigures(report: RunReport): Figures {
     put(`${row.id}.baseline_max_ms`, r.baseline.latency.max)
     put(`${row.id}.baseline_events_per_s`, r.baseline.eventsPerSecond)
   }
+  const failover = report.failover
+  if (failover !== undefined) {
+    loads(failover.loads)
+    const stream = failover.stream
+    for (const kind of ['planned', 'unplanned'] as const) {
+      const events = stream?.failovers.filter((f) => f.kind === kind) ?? []
+      if (events.length === 0) continue
+      const id = `failover-${kind}` as const
+      const sum = (f: (e: (typeof events)[number]) => number) =>
+        events.reduce((n, e) => n + f(e), 0)
+      const silence = summarize(events.map((e) => e.silenceMs))
+      put(`${id}.failovers`, events.length)
+      put(`${id}.silence_p50_ms`, silence.p50)
+      put(`${id}.silence_max_ms`, silence.max)
+      put(
+        `${id}.unavailable_replies`,
+        sum((e) => e.unavailable),
+      )
+      put(
+        `${id}.dup_replies`,
+        sum((e) => e.dups),
+      )
+      put(
+        `${id}.reconnects`,
+        sum((e) => e.reconnects),
+      )
+    }
+    if (stream !== undefined) {
+      put('failover-stream.robots', stream.robots)
+      put('failover-stream.baseline_silence_ms', stream.baselineSilenceMs)
+      put('failover-stream.acked_events', stream.acked)
+      put('failover-stream.unavailable_replies', stream.unavailable)
+      put('failover-stream.dup_replies', stream.dups)
+      put('failover-stream.reconnects', stream.reconnects)
+      if (stream.stored !== undefined) {
+        put('failover-stream.stored_events', stream.stored)
+        put(
+          'failover-stream.acked_not_stored',
+          Math.max(0, stream.acked - stream.stored),
+        )
+      }
+    }
+  }
   for (const row of report.disk) {
     const id = `disk-${row.name}` as const
     put(`${id}.events`, row.events)
@@ -688,6 +797,22 @@ export function deriveFigures(
   put(
     'run.flood_large_over_small',
     ratio(rows['flood.events_per_s'], rows['flood-small.events_per_s']),
+  )
+  // Issue 15: synchronous replication against a single node, same run.
+  put(
+    'run.failover_sync_of_single_pct',
+    100 *
+      (ratio(
+        rows['failover-sync.events_per_s'],
+        rows['failover-single.events_per_s'],
+      ) ?? NaN),
+  )
+  put(
+    'run.failover_sync_ack_p99_over_single',
+    ratio(
+      rows['failover-sync-paced.ack_p99_ms'],
+      rows['failover-single-paced.ack_p99_ms'],
+    ),
   )
   return out
 }

@@ -46,6 +46,9 @@ export function formatNumber(value: number, unit: string): string {
     case 'bytes/robot':
     case 'tasks':
     case 'units':
+    case 'failovers':
+    case 'replies':
+    case 'reconnects':
       return int(value)
     case 'ms':
       return ms(value)

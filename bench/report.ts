@@ -32,6 +32,7 @@ import type { FetchResult, OdometerFigures } from './query.ts'
 import type { FrameFigures } from './frames.ts'
 import type { RetentionResult, StoreLoadResult } from './store-load.ts'
 import type { LatencySummary } from './stats.ts'
+import type { FailoverEvent, FailoverStream } from './failover.ts'
 import { ROBOT_PREFIX } from './fleet.ts'
 import {
   describeTarget,
@@ -246,6 +247,27 @@ export interface RetentionRow {
   readonly result: RetentionResult
 }
 
+/**
+ * Issue 15's failover scenario: the `ingest` and `latency` loads against
+ * a single node and against a primary with a synchronous secondary, then
+ * robots streaming through failovers of that formation (failover.ts).
+ */
+export interface FailoverReport {
+  /** The loads, `failover-single`, `-sync`, `-single-paced`, `-sync-paced`. */
+  readonly loads: IngestRow[]
+  /** The rate both paced loads asked: the fleet (`robots`) at `failoverHz`. */
+  readonly rate: number
+  /** Seconds each formation took to start (its `startFormation`). */
+  readonly formations: { readonly nodes: 1 | 2; readonly seconds: number }[]
+  /** Undefined when the stream did not run to its end. */
+  readonly stream: FailoverStream | undefined
+  /**
+   * Lines each streaming server logged at warn or above: expected while
+   * its store changes primary, so counted and not listed as problems.
+   */
+  readonly streamLogLines: number[]
+}
+
 /** Bytes on disk of one store, after its last server closed. */
 export interface DiskRow {
   readonly name: StoreName
@@ -297,6 +319,12 @@ export interface RunConfig {
   readonly retentionBatch: number
   readonly retentionBaselineMs: number
   readonly retentionTailMs: number
+  /** The failover scenario's stream: robots, their events a second, servers. */
+  readonly failoverRobots: number
+  readonly failoverHz: number
+  readonly failoverServers: number
+  /** Planned failovers of the stream (one unplanned follows them). */
+  readonly failoverPlanned: number
 }
 
 /** How the Settings table names each count, in its order. */
@@ -332,6 +360,10 @@ const SETTING_LABELS = {
   retentionBatch: 'retention: events per append of the steady ingest',
   retentionBaselineMs: 'retention: ingest timed before the pass (ms)',
   retentionTailMs: 'retention: ingest timed after the pass (ms)',
+  failoverRobots: 'failover: robots streaming through the failovers',
+  failoverHz: 'failover: events per robot per second (paced)',
+  failoverServers: 'failover: server processes they stream through',
+  failoverPlanned: 'failover: planned failovers (then one unplanned)',
 } as const satisfies Record<keyof RunConfig, string>
 
 /** The {@link RunConfig} part of an object that has more (run.ts settings). */
@@ -392,6 +424,8 @@ export interface RunReport {
   readonly million: MillionRow[]
   readonly dashboard: DashboardRow[]
   readonly retention: RetentionRow[]
+  /** The failover scenario, when it ran (not skipped). */
+  readonly failover?: FailoverReport
   readonly disk: DiskRow[]
   readonly problems: string[]
 }
@@ -414,6 +448,10 @@ export const ROW_LABELS = {
   latency: 'server',
   'flood-small': 'flood, small frames',
   flood: 'flood',
+  'failover-single': 'single node, unpaced',
+  'failover-sync': 'primary + synchronous secondary, unpaced',
+  'failover-single-paced': 'single node, paced',
+  'failover-sync-paced': 'primary + synchronous secondary, paced',
   'store-append': 'in-process `append()`',
   'store-plain-insert': 'plain batched INSERT (no rules)',
 } as const satisfies Record<LoadRowId | StorageRowId, string>
@@ -1077,7 +1115,157 @@ export function renderReport(report: RunReport): string {
       )
     }
   }
+  if (report.failover !== undefined) out.push(...failoverSection(report))
   return out.join('\n')
+}
+
+/** The PostgreSQL failover section (issue 15), from `report.failover`. */
+function failoverSection(report: RunReport): string[] {
+  const f = report.failover!
+  const out: string[] = []
+  const figures = collectFigures(report)
+  const built = (nodes: 1 | 2) => {
+    const seconds = f.formations.find((b) => b.nodes === nodes)?.seconds
+    return seconds === undefined
+      ? 'not built'
+      : `built in ${fixed(seconds, 0)} s`
+  }
+  out.push('## PostgreSQL failover\n')
+  out.push(
+    `Issue 15. The \`failover\` scenario builds its own pg_auto_failover formations (\`test/support/formation.ts\`: a monitor and PostgreSQL 15 nodes on 127.0.0.1 in a temporary folder), whatever \`--store\` says, one after the other: a single node (state \`single\`, no replication; ${built(1)}), then a primary with a synchronous secondary (pg_auto_failover's default: the secondary is in \`synchronous_standby_names\`, so a commit returns once the secondary has it; ${built(2)}). The server is the process of the other scenarios with \`--store\` the formation's URI (every node, \`target_session_attrs=read-write\`), each load on a fresh schema. Unpaced is the \`ingest\` load (see Settings); paced is the same load at ${int(f.rate)} events/s on both formations, the fleet's ${int(report.config.robots)} robots at ${int(report.config.failoverHz)} Hz each, a rate both formations keep to (see bench/README.md).\n`,
+  )
+  if (f.loads.length > 0) {
+    out.push(
+      table(
+        [
+          'Formation, load',
+          'Asked events/s',
+          'Events/s',
+          'Ack p50 ms',
+          'Ack p99 ms',
+          'Ack max ms',
+          'Server CPU',
+          'CPU µs/event',
+          'Non-OK replies',
+          'Stored',
+        ],
+        f.loads.map((row) => {
+          const l = row.load
+          return [
+            ROW_LABELS[row.id],
+            l.options.rate > 0 ? int(l.options.rate) : 'unpaced',
+            int(l.eventsPerSecond),
+            ms(l.latency.p50),
+            ms(l.latency.p99),
+            ms(l.latency.max),
+            pct((100 * row.serverCpuSeconds) / row.windowSeconds),
+            fixed((1e6 * row.serverCpuSeconds) / l.measuredEvents, 1),
+            int(l.nonOk),
+            row.stored === undefined
+              ? 'n/a'
+              : row.stored.actual === row.stored.expected
+                ? `${int(row.stored.actual)} ✓`
+                : `${int(row.stored.actual)} of ${int(row.stored.expected)} ✗`,
+          ]
+        }),
+      ),
+    )
+    out.push(
+      `With synchronous replication: ${fixed(figures['run.failover_sync_of_single_pct'] ?? NaN, 1)} % of the single node's events/s unpaced (\`run.failover_sync_of_single_pct\`), and an ack p99 ${fixed(figures['run.failover_sync_ack_p99_over_single'] ?? NaN, 2)}× the single node's at the same paced rate (\`run.failover_sync_ack_p99_over_single\`).\n`,
+    )
+  }
+  const stream = f.stream
+  if (stream === undefined) return out
+  out.push(
+    `Then, on the primary with its synchronous secondary, ${int(stream.robots)} robots stream through ${int(stream.servers)} server processes (robot \`r\` on server \`r % ${stream.servers}\`) for ${fixed(stream.seconds, 0)} s: each is the test kit's \`ResendingRobot\` (one event in flight, sent again after \`ERR unavailable\` or a lost connection until it is answered \`OK\` or \`DUP\`), paced at ${int(stream.hz)} events a second and sending what it holds as fast as the answers come after a silence. A failover's **silence** is the longest time without an acknowledgement to any robot, from just before the failover starts until a second of acknowledgements has come once the formation is primary + secondary again. **Planned**: \`pg_autoctl perform failover\` (it returns once the secondary is primary), one after the other, each started after 2 s of steady acknowledgements. **Unplanned**: SIGKILL to the primary's keeper and its PostgreSQL; the monitor promotes the secondary once it has judged the node unhealthy (pg_auto_failover's defaults), and once the acknowledgements have resumed the killed node is started again and rejoins as secondary ("Whole again"). For scale, the longest silence over ${fixed(stream.baselineMs / 1000, 0)} s of streaming before any failover was ${ms(stream.baselineSilenceMs)} ms.\n`,
+  )
+  for (const [k, end] of stream.serverEnds.entries()) {
+    if (end === undefined) continue
+    const during = stream.failovers.findLastIndex(
+      (e) => e.atSeconds <= end.seconds,
+    )
+    const inside =
+      during >= 0 &&
+      end.seconds <=
+        stream.failovers[during]!.atSeconds +
+          stream.failovers[during]!.windowSeconds
+    const when =
+      during < 0
+        ? 'before the first failover'
+        : `${inside ? 'during' : 'after'} failover ${during + 1}`
+    const timed = inside
+      ? `failover ${during + 1} and those after it were`
+      : 'the failovers after it were'
+    out.push(
+      `**Server ${k + 1} ended** (exit ${end.exit}) ${fixed(end.seconds, 0)} s into the stream, ${when} (see Problems seen): from then on only the robots of the other server${stream.servers > 2 ? 's' : ''} were answered, so ${timed} timed on those alone, and its robots' failed reconnects are counted in them.\n`,
+    )
+  }
+  const summary = (kind: FailoverEvent['kind']) => {
+    const id = `failover-${kind}` as const
+    return [
+      kind,
+      int(figures[`${id}.failovers`] ?? 0),
+      ms(figures[`${id}.silence_p50_ms`] ?? NaN),
+      ms(figures[`${id}.silence_max_ms`] ?? NaN),
+      int(figures[`${id}.unavailable_replies`] ?? NaN),
+      int(figures[`${id}.reconnects`] ?? NaN),
+      int(figures[`${id}.dup_replies`] ?? NaN),
+    ]
+  }
+  out.push(
+    table(
+      [
+        'Failovers',
+        'Count',
+        'Silence p50 ms',
+        'Silence max ms',
+        'ERR unavailable',
+        'Reconnects',
+        'DUP',
+      ],
+      [summary('planned'), summary('unplanned')],
+    ),
+  )
+  out.push(
+    table(
+      [
+        '#',
+        'Kind',
+        'Primary',
+        'Silence ms',
+        'Failover s',
+        'Whole again s',
+        'First ERR unavailable s',
+        'ERR unavailable',
+        'Reconnects',
+        'DUP',
+      ],
+      stream.failovers.map((e, i) => [
+        int(i + 1),
+        e.kind,
+        `${e.before} → ${e.after}`,
+        ms(e.silenceMs),
+        fixed(e.actionSeconds, 1),
+        fixed(e.wholeSeconds, 1),
+        e.firstUnavailableSeconds === undefined
+          ? 'none'
+          : fixed(e.firstUnavailableSeconds, 1),
+        int(e.unavailable),
+        int(e.reconnects),
+        int(e.dups),
+      ]),
+    ),
+  )
+  const stored =
+    stream.stored === undefined
+      ? 'could not be read back ✗'
+      : stream.mismatches.length === 0
+        ? `${int(stream.stored)} are stored, each robot's \`event_count\` equal to its acknowledged events${stream.unended > 0 ? ` (or one more for the ${int(stream.unended)} robots whose last event was never answered)` : ''} ✓`
+        : `${int(stream.stored)} are stored, and ${int(stream.mismatches.length)} robots' \`event_count\` differ from their acknowledged events ✗`
+  out.push(
+    `"Failover s" is \`pg_autoctl perform failover\` to its return (planned), or the kill until a second of acknowledgements had come from the promoted secondary (unplanned); "Whole again s" from the start until the formation was primary + secondary again; "First ERR unavailable s" from the start to the first \`ERR unavailable\` a robot read (until then its event in flight was neither acknowledged nor refused). \`DUP\` answers a resend of an event whose commit had succeeded though its \`OK\` was lost or never sent. Of the ${int(stream.acked)} events acknowledged over the stream (${int(stream.dups)} of them \`DUP\`; ${int(stream.unavailable)} \`ERR unavailable\` and ${int(stream.reconnects)} reconnects in all), ${stored} (\`GET /api/robots/NAME\` after the stream). The servers counted ${stream.serverFailovers.map((n) => (n === undefined ? 'n/a' : int(n))).join(' and ')} failovers of their store (\`telemetry_store_failovers_total\`) and logged ${f.streamLogLines.map(int).join(' and ')} lines at warn or above, expected while the store changes primary.\n`,
+  )
+  return out
 }
 
 /** Bytes as GB (2^30) under a TB, as TB (2^40) from one. */

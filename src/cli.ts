@@ -86,8 +86,10 @@ async function main(): Promise<number | undefined> {
     server.tokens === undefined
       ? 'no access control'
       : `access control: ${server.tokens} token${server.tokens === 1 ? '' : 's'}`
+  const reads =
+    config.readStore === '' ? '' : `; reads ${redactStoreUrl(config.readStore)}`
   process.stdout.write(
-    `listening on ${server.url} (store ${redactStoreUrl(config.store)}) (${access})\n`,
+    `listening on ${server.url} (store ${redactStoreUrl(config.store)}${reads}) (${access})\n`,
   )
 
   const stop = (signal: string) => {

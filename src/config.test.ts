@@ -18,6 +18,7 @@ describe('loadConfig', () => {
       host: '127.0.0.1',
       port: 8000,
       store: 'sqlite:./data/telemetry.db',
+      readStore: '',
       logLevel: 'info',
       sync: 'normal',
       maxFrameBytes: 1048576,
@@ -213,6 +214,7 @@ describe('loadConfig', () => {
         ['host', 'TELEMETRY_HOST'],
         ['port', 'TELEMETRY_PORT'],
         ['store', 'TELEMETRY_STORE'],
+        ['read-store', 'TELEMETRY_READ_STORE'],
         ['log-level', 'TELEMETRY_LOG_LEVEL'],
         ['sync', 'TELEMETRY_SYNC'],
         ['max-frame-bytes', 'TELEMETRY_MAX_FRAME_BYTES'],
@@ -304,6 +306,27 @@ describe('loadConfig', () => {
       )
       assert.doesNotThrow(() => loadConfig([flag, '5', '--tokens', 't'], {}))
     }
+  })
+
+  it('should take a PostgreSQL --read-store beside a PostgreSQL --store only', () => {
+    const store = 'postgres://app@db1:5432,db2:5432/fleet'
+    const reads = `${store}?target_session_attrs=prefer-standby`
+    const config = loadConfig(['--store', store, '--read-store', reads], {})
+    assert.ok(config !== 'help')
+    assert.equal(config.readStore, reads)
+    assert.throws(
+      () => loadConfig(['--store', store, '--read-store', 'sqlite:r.db'], {}),
+      /read-store must be a postgres:\/\/ address/,
+    )
+    assert.throws(
+      () => loadConfig([], { TELEMETRY_READ_STORE: reads }),
+      /--read-store needs a PostgreSQL --store/,
+    )
+    assert.throws(
+      () =>
+        loadConfig(['--store', store, '--read-store', 'postgres://a@/x'], {}),
+      /not a valid URL/,
+    )
   })
 
   it('should read --retain and --retain-every as durations with a unit', () => {

@@ -81,6 +81,16 @@ const storeAddress: Parse<string> = (text) => {
   }
 }
 
+/** A PostgreSQL address, or `''` for none. */
+const readStoreAddress: Parse<string> = (text, name) => {
+  if (text === '') return ''
+  const url = storeAddress(text, name)
+  if (parseStoreAddress(url).backend !== 'postgres') {
+    throw new ConfigError(`${name} must be a postgres:// address`)
+  }
+  return url
+}
+
 /** A path, or `''` for none. */
 const path: Parse<string> = (text) => text
 
@@ -176,6 +186,11 @@ export const SETTINGS = {
     default: 'sqlite:./data/telemetry.db',
     help: 'where events are kept: sqlite:PATH or postgres://USER@HOST:PORT/DB',
     parse: storeAddress,
+  }),
+  readStore: setting({
+    default: '',
+    help: 'PostgreSQL address the HTTP API reads from, e.g. a standby (?target_session_attrs=prefer-standby); its answers may lag the acknowledgements (docs/deploy.md)',
+    parse: readStoreAddress,
   }),
   logLevel: setting<LogLevel>({
     default: 'info',
@@ -424,6 +439,7 @@ export function loadConfig(
   }
   checkAccess(config as Config)
   checkRetention(config as Config)
+  checkReadStore(config as Config)
   return Object.freeze(config) as Config
 }
 
@@ -461,6 +477,18 @@ function checkAccess(config: Config) {
       `refusing to listen on ${config.host} without access control: anyone who reaches it could read and write every robot's events. ` +
         'Give a tokens file (fleet-telemetry token create --tokens tokens.json --name NAME --role admin, then --tokens tokens.json), ' +
         'or --insecure if the network itself is trusted (docs/security.md).',
+    )
+  }
+}
+
+/** Reads from a standby of the store: only a PostgreSQL store has one. */
+function checkReadStore(config: Config) {
+  if (
+    config.readStore !== '' &&
+    parseStoreAddress(config.store).backend !== 'postgres'
+  ) {
+    throw new ConfigError(
+      '--read-store needs a PostgreSQL --store: it names a replica of that database',
     )
   }
 }

@@ -81,10 +81,22 @@ export async function startServer(
     // Only a crash ends the thread early; every call fails from then on.
     onExit: (error) => logger.fatal({ err: error }, 'store thread stopped'),
   })
+  // The HTTP API's reads go to a replica with --read-store (opened after
+  // the store, which migrates the schema the replica waits for); ingest,
+  // deletes and the live feed stay on the primary.
+  const reads =
+    config.readStore === ''
+      ? store
+      : openStore(config.readStore, { readOnly: true })
+  const closeStores = async () => {
+    await store.close()
+    if (reads !== store) await reads.close()
+  }
   try {
     await store.init()
+    if (reads !== store) await reads.init()
   } catch (error) {
-    await store.close().catch(() => {})
+    await closeStores().catch(() => {})
     throw error
   }
 
@@ -216,12 +228,12 @@ export async function startServer(
         onRefused,
       })
     }
-    await registerApi(app, { store, metrics })
+    await registerApi(app, { store, reads, metrics })
     await registerLive(app, { feed })
     await registerDashboard(app)
     await app.listen({ host: config.host, port: config.port })
   } catch (error) {
-    await store.close()
+    await closeStores()
     throw error
   }
   // Started once nothing can fail the start any more: the first pass runs
@@ -292,7 +304,7 @@ export async function startServer(
         await httpClosed
         clearTimeout(grace)
         await retentionStopped
-        await store.close()
+        await closeStores()
       })()
       return closing
     },

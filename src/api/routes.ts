@@ -38,7 +38,10 @@ declare module 'fastify' {
 
 /** Options of {@link registerApi}. */
 export interface ApiOptions {
+  /** Where deletes go. */
   readonly store: Store
+  /** Where reads go: `store`, or a replica of it (`--read-store`). */
+  readonly reads: Store
   readonly metrics: Metrics
 }
 
@@ -108,7 +111,7 @@ const SERVER_TAGS = ['server']
 
 /** Registers every route, the error handler and the not-found handler. */
 export async function registerApi(app: FastifyInstance, options: ApiOptions) {
-  const { store, metrics } = options
+  const { store, reads, metrics } = options
 
   await registerSchemas(app)
   // Bodies are written by JSON.stringify, as without schemas: the response
@@ -249,11 +252,11 @@ export async function registerApi(app: FastifyInstance, options: ApiOptions) {
     async (request, reply) => {
       const { limit, after } = parseRobotsQuery(request.query)
       const [robots, total] = await Promise.all([
-        store.listRobots({
+        reads.listRobots({
           after,
           limit: limit === undefined ? undefined : limit + 1,
         }),
-        store.countRobots(),
+        reads.countRobots(),
       ])
       reply.header('X-Total-Count', String(total))
       if (limit !== undefined && robots.length > limit) {
@@ -293,7 +296,7 @@ export async function registerApi(app: FastifyInstance, options: ApiOptions) {
     },
     async (request) => {
       const name = request.params.robot
-      const robot = await store.getRobot(name)
+      const robot = await reads.getRobot(name)
       if (robot === undefined) {
         throw new TelemetryError('ROBOT_NOT_FOUND', {
           message: `robot ${JSON.stringify(name)} has no stored event`,
@@ -398,7 +401,7 @@ export async function registerApi(app: FastifyInstance, options: ApiOptions) {
       const format = chooseEventFormat(request.headers.accept, name)
       reply.type(format.contentType)
       if (query.limit === undefined) {
-        const pages = store.readEvents(name, { start, end: query.end })
+        const pages = reads.readEvents(name, { start, end: query.end })
         return reply.send(Readable.from(renderEvents(pages, format)))
       }
       // A page: read one event more than asked to know if a next page exists.
@@ -407,7 +410,7 @@ export async function registerApi(app: FastifyInstance, options: ApiOptions) {
         x: [] as number[],
         y: [] as number[],
       }
-      for await (const page of store.readEvents(name, {
+      for await (const page of reads.readEvents(name, {
         start,
         end: query.end,
         limit: query.limit + 1,
@@ -444,7 +447,7 @@ export async function registerApi(app: FastifyInstance, options: ApiOptions) {
     async (request) => {
       const name = request.params.robot
       const { start, end, startTime, endTime } = parseTimeQuery(request.query)
-      const odometer = await store.odometer(name, { start, end })
+      const odometer = await reads.odometer(name, { start, end })
       return {
         robot: name,
         odometer,

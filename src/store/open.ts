@@ -20,6 +20,11 @@ import { createThreadedStore } from './thread/threaded-store.ts'
 export interface OpenStoreOptions {
   /** When a commit counts as durable; default `normal` (SQLite only). */
   readonly sync?: SyncMode
+  /**
+   * Only reads, from a replica that a store on the primary migrates
+   * (`--read-store`; PostgreSQL only).
+   */
+  readonly readOnly?: boolean
   /** Told when the SQLite store thread stops without being closed (it crashed). */
   readonly onExit?: (error: Error) => void
 }
@@ -38,7 +43,12 @@ export interface OpenStoreOptions {
  */
 export function openStore(url: string, options: OpenStoreOptions = {}): Store {
   const address = parseStoreAddress(url)
-  if (address.backend === 'postgres') return createPostgresStore({ url })
+  if (address.backend === 'postgres') {
+    return createPostgresStore({ url, readOnly: options.readOnly })
+  }
+  if (options.readOnly === true) {
+    throw new Error('only a PostgreSQL store can be a read-only replica')
+  }
   return createThreadedStore(sqliteOptions(address, options), {
     onExit: options.onExit,
   })

@@ -9,7 +9,7 @@
  * beside the other tests.
  */
 import assert from 'node:assert/strict'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
@@ -71,8 +71,9 @@ describe('the npm package', () => {
           name: 'robot-app',
           private: true,
           type: 'module',
-          // npm 11 runs only the install scripts a project allows.
-          allowScripts: { 'better-sqlite3': true },
+          // npm 11 runs only the install scripts a project allows; the
+          // package's guards postgres.js (scripts/patch-postgres.mjs).
+          allowScripts: { 'better-sqlite3': true, 'fleet-telemetry': true },
         }),
       )
       const installed = await npm([
@@ -84,6 +85,19 @@ describe('the npm package', () => {
       ])
       assert.equal(installed.code, 0, installed.stderr)
       assert.equal(installed.timedOut, false)
+      for (const build of ['src', 'cjs/src']) {
+        const connection = join(
+          app,
+          'node_modules/postgres',
+          build,
+          'connection.js',
+        )
+        assert.match(
+          readFileSync(connection, 'utf8'),
+          /fleet-telemetry: porsager\/postgres#1154/,
+          `postgres.js's nextWrite guarded in ${build}`,
+        )
+      }
 
       const bin = join(app, 'node_modules', '.bin', 'fleet-telemetry')
       const help = await runProcess(bin, ['--help'], { cwd: app })

@@ -13,7 +13,7 @@
  * await formation.performFailover()
  * await formation.stop()
  */
-import { chownSync, existsSync, readFileSync } from 'node:fs'
+import { chownSync, existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { userInfo } from 'node:os'
 import { join } from 'node:path'
@@ -78,8 +78,10 @@ export interface Formation {
   performFailover(): Promise<void>
   /** The pid of a node's postmaster (from `postmaster.pid`). */
   postmasterPid(node: FormationNode): number
-  /** Stops a node's keeper and its PostgreSQL. */
+  /** Stops a node's keeper and its PostgreSQL (SIGTERM: a clean stop). */
   stopNode(node: FormationNode): Promise<void>
+  /** SIGKILL to a node's keeper and its PostgreSQL: the machine is gone. */
+  killNode(node: FormationNode): Promise<void>
   /** Starts a stopped node's keeper again. */
   startNode(node: FormationNode): void
   /** Stops every process and removes the folder. */
@@ -98,12 +100,34 @@ async function freePort(): Promise<number> {
   })
 }
 
-/** Starts a monitor and two nodes; resolves once one is primary and one secondary. */
-export async function startFormation(): Promise<Formation> {
+/** Options of {@link startFormation}. */
+export interface FormationOptions {
+  /**
+   * 2 (default): a primary and a secondary, with synchronous replication;
+   * 1: a lone node (state `single`), to compare with.
+   */
+  readonly nodes?: 1 | 2
+}
+
+/**
+ * Starts a monitor and its nodes; resolves once one is primary and one
+ * secondary (or the lone node is `single`).
+ */
+export async function startFormation(
+  options: FormationOptions = {},
+): Promise<Formation> {
+  const nodeCount = options.nodes ?? 2
   const dir = makeTempDir('telemetry-formation-')
   const { uid, gid } = postgresUser()
   chownSync(dir, uid, gid)
-  const options: ProcessOptions = {
+  // pg_autoctl keeps its pid files in XDG_RUNTIME_DIR if it exists, else
+  // in /tmp/pg_autoctl, shared by every formation (where it was once seen
+  // to fail: "Failed to create state directory … File exists").
+  for (const sub of ['config', 'data', 'run']) {
+    mkdirSync(join(dir, sub), { mode: 0o700 })
+    chownSync(join(dir, sub), uid, gid)
+  }
+  const run: ProcessOptions = {
     cwd: dir,
     uid,
     gid,
@@ -136,12 +160,12 @@ export async function startFormation(): Promise<Formation> {
       ...common,
       '--run',
     ],
-    options,
+    run,
   )
   processes.push(monitor)
 
   const ctl = async (args: readonly string[], timeoutMs = 120_000) => {
-    const done = await runProcess(PG_AUTOCTL, args, { ...options, timeoutMs })
+    const done = await runProcess(PG_AUTOCTL, args, { ...run, timeoutMs })
     if (done.code !== 0) {
       throw new Error(
         `pg_autoctl ${args.join(' ')}: ${done.code ?? done.signal}\n${done.stderr.slice(-3000)}`,
@@ -166,7 +190,7 @@ export async function startFormation(): Promise<Formation> {
     '--run',
   ]
   const startKeeper = (node: FormationNode) => {
-    node.keeper = startProcess(PG_AUTOCTL, keeperArgs(node), options)
+    node.keeper = startProcess(PG_AUTOCTL, keeperArgs(node), run)
     processes.push(node.keeper)
   }
 
@@ -230,6 +254,10 @@ export async function startFormation(): Promise<Formation> {
     async stopNode(node) {
       await node.keeper.stop(60_000)
     },
+    async killNode(node) {
+      node.keeper.kill('SIGKILL')
+      await node.keeper.exited
+    },
     startNode(node) {
       startKeeper(node)
     },
@@ -255,7 +283,7 @@ export async function startFormation(): Promise<Formation> {
       'the monitor answers',
       { timeoutMs: 120_000, intervalMs: 500 },
     )
-    for (const name of ['node1', 'node2']) {
+    for (const name of ['node1', 'node2'].slice(0, nodeCount)) {
       const node: FormationNode = {
         name,
         port: await freePort(),
@@ -272,7 +300,14 @@ export async function startFormation(): Promise<Formation> {
     for (const p of processes) p.kill('SIGKILL')
     await Promise.all(processes.map((p) => p.exited))
     removeTempDir(dir)
-    throw error
+    // What pg_autoctl said is the only clue of why.
+    const said = processes
+      .map(
+        (p) =>
+          `${p.child.spawnargs.slice(1, 3).join(' ')}:\n${p.stderr().slice(-2000)}`,
+      )
+      .join('\n')
+    throw new Error(`${(error as Error).message}\n${said}`, { cause: error })
   }
   const hosts = nodes.map((n) => `127.0.0.1:${n.port}`).join(',')
   return Object.assign(formation, {

@@ -71,6 +71,10 @@ export type {
   SentFrame,
 } from './ingest-client.ts'
 
+// A robot that resends until its event is in (failover tests, bench).
+export { ResendingRobot, longestSilence } from './resending-robot.ts'
+export type { Acknowledged } from './resending-robot.ts'
+
 // The live feed.
 export { LiveClient } from './live-client.ts'
 export type {
@@ -132,6 +136,15 @@ export type { Scrape } from './metrics.ts'
 export { SAFETY_TIMEOUT_MS, mapLimit, waitFor, withTimeout } from './wait.ts'
 export type { WaitOptions } from './wait.ts'
 export { show } from './show.ts'
+
+// A pg_auto_failover formation (monitor, primary, secondary).
+export { formationSkip, startFormation } from './formation.ts'
+export type {
+  Formation,
+  FormationNode,
+  FormationOptions,
+  NodeState,
+} from './formation.ts'
 
 // The PostgreSQL test database.
 export {

@@ -40,8 +40,9 @@ export interface ProcessOptions {
   /** Copy what the child writes on stderr to this process's stderr. */
   readonly echoStderr?: boolean
   /**
-   * Also kill the child's own children (found in /proc, by pid) when it is
-   * killed with SIGKILL: for a master process such as nginx's.
+   * Also kill the child's descendants (found in /proc, by pid) when it is
+   * killed with SIGKILL: for a master process such as nginx's, or a
+   * pg_autoctl keeper and the PostgreSQL it runs.
    */
   readonly killChildren?: boolean
   /** Run as this user and group (this process runs as root). */
@@ -106,13 +107,22 @@ function isRunning(child: ChildProcess): boolean {
   return child.exitCode === null && child.signalCode === null
 }
 
-/** SIGKILL to a child (and its children, when asked), by pid. */
+/** A process's descendants, children before their own children. */
+function descendantPids(pid: number): number[] {
+  const found: number[] = []
+  for (let i = -1; i < found.length; i++) {
+    found.push(...childPids(i < 0 ? pid : found[i]!))
+  }
+  return found
+}
+
+/** SIGKILL to a child (and its descendants, when asked), by pid. */
 function killHard(child: ChildProcess, options: ProcessOptions): void {
   if (child.pid === undefined || !isRunning(child)) return
-  if (options.killChildren === true) {
-    for (const pid of childPids(child.pid)) killPid(pid, 'SIGKILL')
-  }
+  // Listed before any is killed: an orphan is adopted by init.
+  const family = options.killChildren === true ? descendantPids(child.pid) : []
   killPid(child.pid, 'SIGKILL')
+  for (const pid of family) killPid(pid, 'SIGKILL')
 }
 
 /** Kills (SIGKILL, by pid) every child started here that still runs. */
@@ -121,6 +131,13 @@ export function killAll(): void {
 }
 
 process.on('exit', killAll)
+// Ended by a signal (the test runner's timeout, Ctrl-C), Node skips 'exit'.
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.once(signal, () => {
+    killAll()
+    process.kill(process.pid, signal)
+  })
+}
 
 // --- starting ---
 

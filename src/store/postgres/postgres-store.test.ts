@@ -249,6 +249,48 @@ describe('postgres store', { skip }, () => {
     await newer.close()
   })
 
+  it('should read what the primary store wrote through a read-only store that waited for its schema, and take no writes', async () => {
+    const url = freshUrl()
+    // Opened first: it waits until the other store has made the schema.
+    const replica = createPostgresStore({ url, readOnly: true })
+    const opening = replica.init()
+    const store = createPostgresStore({ url, newLayout: { blockEvents: 8 } })
+    await store.init()
+    await opening
+    try {
+      const events = Array.from({ length: 20 }, (_, i) => ({
+        robot: 'replica-1',
+        x: i,
+        y: i % 3,
+        timestamp: 1000 + i,
+      }))
+      await store.append(events)
+      assert.deepEqual(
+        await replica.getRobot('replica-1'),
+        await store.getRobot('replica-1'),
+      )
+      const pages = []
+      for await (const page of replica.readEvents('replica-1')) pages.push(page)
+      assert.deepEqual(
+        pages.flatMap((p) => p.ts),
+        events.map((e) => e.timestamp),
+      )
+      assert.equal(
+        await replica.odometer('replica-1', { start: 1005, end: 1010 }),
+        await store.odometer('replica-1', { start: 1005, end: 1010 }),
+      )
+      await assert.rejects(replica.append(events), /only reads/)
+      await assert.rejects(replica.deleteRobot('replica-1'), /only reads/)
+      await assert.rejects(
+        replica.watch({ committed() {}, missed() {} }),
+        /only reads/,
+      )
+    } finally {
+      await store.close()
+      await replica.close()
+    }
+  })
+
   it("should pack each robot's events into blocks of 64, keep fewer than 64 in its tail, and read them back exactly", async (t) => {
     const url = freshUrl()
     const store = createPostgresStore({ url })

@@ -114,6 +114,13 @@ export interface PostgresStoreOptions {
    * a database made before keeps its own (table `layout`).
    */
   readonly newLayout?: Partial<Layout>
+  /**
+   * A replica for reads (`--read-store`): the store only reads, from a
+   * database that a store on the primary migrates; it waits at most
+   * {@link REPLICA_SCHEMA_WAIT_MS} for the schema to reach this server's
+   * version there.
+   */
+  readonly readOnly?: boolean
 }
 
 /**
@@ -151,6 +158,8 @@ const CONNECTION_CODES = new Set([
   'EPIPE',
   'ETIMEDOUT',
 ])
+/** How long a replica's store waits for its schema at startup. */
+const REPLICA_SCHEMA_WAIT_MS = 60_000
 /** How long {@link Store.health} waits for the database. */
 const HEALTH_TIMEOUT_MS = 2000
 
@@ -189,12 +198,26 @@ interface LockedRow extends RobotRow, Omit<TailRow, 'tail'> {
   readonly packed: number
 }
 
-/** The store's address without the `schema` parameter, and the schema. */
+/**
+ * The store's address as postgres.js is given it (without the `schema`
+ * parameter), and the schema.
+ *
+ * `target_session_attrs=read-write` becomes `primary`: postgres.js 3.4
+ * judges `read-write` by `default_transaction_read_only` alone, which is
+ * `off` on a hot standby, so it would keep a connection to the standby a
+ * failover just made of the old primary (seen with pg_auto_failover).
+ * libpq's `read-write` also requires `in_hot_standby` off; `primary`
+ * checks that.
+ */
 function parseUrl(url: string): { connect: string; schema: string } {
   const parsed = parsePostgresUrl(url)
   if (parsed === undefined) throw new Error(`${url} is not a PostgreSQL URL`)
-  const schema = parsed.url.searchParams.get('schema') ?? 'public'
-  parsed.url.searchParams.delete('schema')
+  const params = parsed.url.searchParams
+  const schema = params.get('schema') ?? 'public'
+  params.delete('schema')
+  if (params.get('target_session_attrs') === 'read-write') {
+    params.set('target_session_attrs', 'primary')
+  }
   return { connect: formatPostgresUrl(parsed), schema }
 }
 
@@ -248,7 +271,10 @@ class PostgresStore implements Store {
     this.#sql = postgres(connect, {
       max: options.maxConnections ?? 10,
       onnotice: () => {},
-      connection: { search_path: schema, application_name: 'fleet-telemetry' },
+      connection: {
+        search_path: schema,
+        application_name: `fleet-telemetry${options.readOnly === true ? ' reads' : ''}`,
+      },
       types: {
         // Timestamps and counts are below 2^53: plain numbers.
         int8: {
@@ -262,6 +288,11 @@ class PostgresStore implements Store {
   }
 
   async init(): Promise<void> {
+    if (this.#options.readOnly === true) {
+      await this.#awaitSchema()
+      this.#layout = await readLayout(this.#sql)
+      return
+    }
     await this.#sql.begin(async (sql) => {
       await sql`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK})`
       await sql`CREATE SCHEMA IF NOT EXISTS ${sql(this.#schema)}`
@@ -292,6 +323,37 @@ class PostgresStore implements Store {
     })
     this.#layout = await readLayout(this.#sql)
     await this.#noteServer()
+  }
+
+  /**
+   * Waits until a replica has this server's schema version: the primary's
+   * store migrates it, and replication brings it here.
+   */
+  async #awaitSchema(): Promise<void> {
+    const wanted = POSTGRES_MIGRATIONS.length
+    const deadline = performance.now() + REPLICA_SCHEMA_WAIT_MS
+    for (;;) {
+      const [made] = await this.#sql<{ table: string | null }[]>`
+        SELECT to_regclass('schema_migrations')::text AS table`
+      const [row] =
+        made?.table === null
+          ? []
+          : await this.#sql<{ version: number | null }[]>`
+              SELECT max(version) AS version FROM schema_migrations`
+      const version = row?.version ?? 0
+      if (version > wanted) {
+        throw new Error(
+          `the read store's schema is at version ${version}, newer than this server's ${wanted}`,
+        )
+      }
+      if (version === wanted) return
+      if (performance.now() > deadline) {
+        throw new Error(
+          `the read store's schema is at version ${version}, not ${wanted}: is it a replica of --store?`,
+        )
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500))
+    }
   }
 
   async health(): Promise<StoreHealth> {
@@ -350,6 +412,12 @@ class PostgresStore implements Store {
     this.#server = server
   }
 
+  #assertWritable(): void {
+    if (this.#options.readOnly === true) {
+      throw new Error('a read-only store (--read-store) only reads')
+    }
+  }
+
   get #blocks(): Layout {
     if (this.#layout === undefined) throw new Error('the store is not open')
     return this.#layout
@@ -358,6 +426,7 @@ class PostgresStore implements Store {
   // --- writes ---
 
   async append(events: readonly TelemetryEvent[]): Promise<Outcome[]> {
+    this.#assertWritable()
     if (events.length === 0) return []
     return this.#transaction((sql) => this.#applyBatch(sql, events))
   }
@@ -642,6 +711,7 @@ class PostgresStore implements Store {
   }
 
   async deleteRobot(name: string): Promise<boolean> {
+    this.#assertWritable()
     return this.#transaction(async (sql) => {
       const [row] = await sql<{ event_count: number }[]>`
         SELECT event_count FROM robots WHERE name = ${name} FOR UPDATE`
@@ -658,12 +728,16 @@ class PostgresStore implements Store {
   }
 
   async removeBefore(cutoff: number): Promise<RetentionPass> {
+    this.#assertWritable()
     const pass = await dropPartitionsBefore(this.#sql, cutoff, this.#blocks)
     this.#partitions.clear()
     return pass
   }
 
   async watch(listener: CommitListener): Promise<Unwatch> {
+    // Notifications are sent on the primary, and LISTEN is refused on a
+    // standby.
+    this.#assertWritable()
     const unwatch = this.#watchers.add(listener)
     try {
       await this.#commits.listen()
