@@ -96,6 +96,15 @@ async function assertStored(
   }
 }
 
+/** No robot lost its connection: the servers kept every one open. */
+function assertConnectionsKept(robots: readonly ResendingRobot[]) {
+  assert.deepEqual(
+    robots.map((r) => r.reconnects),
+    robots.map(() => 0),
+    'every WebSocket connection stayed open',
+  )
+}
+
 /** A resend of each robot's last acknowledged events is answered DUP. */
 async function assertResendsAreDuplicates(robots: readonly ResendingRobot[]) {
   for (const robot of robots) {
@@ -169,6 +178,7 @@ describe('PostgreSQL failover', { skip }, () => {
       await fleet.stop()
     }
 
+    assertConnectionsKept(fleet.robots)
     // Through either process: both read the same primary.
     for (const server of pair) await assertStored(server, fleet.robots)
     await assertResendsAreDuplicates(fleet.robots)
@@ -243,6 +253,7 @@ describe('PostgreSQL failover', { skip }, () => {
       'the standby to catch up',
       { timeoutMs: STEP_MS },
     )
+    assertConnectionsKept(fleet.robots)
     await assertStored(server, fleet.robots)
     const primary = await f.primary()
     const secondary = f.nodes.find((n) => n !== primary)!
