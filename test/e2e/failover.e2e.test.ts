@@ -9,7 +9,10 @@
  * count and odometer agree with them; a resend of each is `DUP`.
  *
  * 1. Two server processes; a planned failover (`pg_autoctl perform
- *    failover`), then a SIGKILL of the new primary's postmaster.
+ *    failover`), a SIGKILL of the new primary's postmaster (its keeper
+ *    restarts it), then a SIGKILL of the primary's keeper and PostgreSQL
+ *    (the monitor promotes the secondary; the old primary, started again,
+ *    rejoins as secondary).
  * 2. The standby killed (keeper and PostgreSQL) and started again: the
  *    primary stops waiting for it (pg_auto_failover's `wait_primary`:
  *    synchronous replication off) and takes commits alone until the
@@ -148,7 +151,7 @@ describe('PostgreSQL failover', { skip }, () => {
     await formation?.stop()
   })
 
-  it('should keep every acknowledged event through a planned failover and a kill of the primary', async () => {
+  it('should keep every acknowledged event through a planned failover, a kill of the primary, and a promotion of the secondary', async () => {
     const f = formation!
     const pair: ServerProcess[] = []
     for (let k = 0; k < 2; k++) {
@@ -174,6 +177,18 @@ describe('PostgreSQL failover', { skip }, () => {
       await f.waitFor(['primary', 'secondary'], STEP_MS)
       await fleet.more(50, 'acknowledgements once the formation is whole')
       silences.push(longestSilence(fleet.robots, t0, performance.now()))
+
+      // The primary's machine gone: the monitor promotes the secondary,
+      // which has every acknowledged commit (synchronous replication).
+      const third = await f.primary()
+      t0 = performance.now()
+      await f.killNode(third)
+      await fleet.more(200, 'acknowledgements from the promoted secondary')
+      assert.notEqual((await f.primary()).name, third.name)
+      silences.push(longestSilence(fleet.robots, t0, performance.now()))
+      f.startNode(third)
+      await f.waitFor(['primary', 'secondary'], STEP_MS)
+      await fleet.more(50, 'acknowledgements once the old primary is back')
     } finally {
       await fleet.stop()
     }

@@ -72,7 +72,7 @@ export interface Formation {
    * any order (e.g. `['primary', 'secondary']`).
    */
   waitFor(states: readonly string[], timeoutMs?: number): Promise<NodeState[]>
-  /** The node now primary. */
+  /** The node now primary (or `wait_primary`: without its standby). */
   primary(): Promise<FormationNode>
   /** `pg_autoctl perform failover`: a planned failover, to its end. */
   performFailover(): Promise<void>
@@ -237,7 +237,10 @@ export async function startFormation(
     },
     async primary() {
       const states = await formation.state()
-      const primary = states.find((s) => s.current === 'primary')
+      // `wait_primary`: a primary whose standby is gone (or not caught up).
+      const primary = states.find(
+        (s) => s.current === 'primary' || s.current === 'wait_primary',
+      )
       const node = nodes.find((n) => n.port === primary?.port)
       if (node === undefined) {
         throw new Error(`no primary: ${JSON.stringify(states)}`)
