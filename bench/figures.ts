@@ -151,10 +151,24 @@ export const ODOMETER_ROWS = [
 /** One of {@link ODOMETER_ROWS}. */
 export type OdometerRowId = (typeof ODOMETER_ROWS)[number]
 
-/** The whole-track fetches, one per format. */
-export const FETCH_ROWS = ['fetch-json', 'fetch-ndjson'] as const
+/**
+ * The whole-track fetches, one per format: the events as a JSON array and
+ * as NDJSON, and the MCAP export of the same events (issue 16) in its json
+ * and ros2 profiles.
+ */
+export const FETCH_ROWS = [
+  'fetch-json',
+  'fetch-ndjson',
+  'fetch-mcap',
+  'fetch-mcap-ros2',
+] as const
 /** One of {@link FETCH_ROWS}. */
 export type FetchRowId = (typeof FETCH_ROWS)[number]
+
+/** The format of each fetch row, as `bench/query.ts` takes it. */
+export const FETCH_FORMATS = ['json', 'ndjson', 'mcap', 'mcap-ros2'] as const
+/** One of {@link FETCH_FORMATS}: row `fetch-<format>`. */
+export type FetchFormat = (typeof FETCH_FORMATS)[number]
 
 /**
  * SIGTERM while the flood is in full swing: the time to exit, and the
@@ -370,6 +384,7 @@ export const ROW_METRICS = {
     'events_per_s',
     'seconds',
     'first_byte_ms',
+    'bytes_per_event',
     'rss_growth_mb',
     'server_peak_rss_mb',
   ],
@@ -555,6 +570,9 @@ export function collectFigures(report: RunReport): Figures {
     put(`${row.id}.events_per_s`, row.result.eventsPerSecond)
     put(`${row.id}.seconds`, row.result.seconds)
     put(`${row.id}.first_byte_ms`, row.result.firstByteMs)
+    if (row.result.events > 0) {
+      put(`${row.id}.bytes_per_event`, row.result.bytes / row.result.events)
+    }
     put(`${row.id}.rss_growth_mb`, (row.peakRss - row.idleRss) / MB)
     put(
       `${row.id}.server_peak_rss_mb`,

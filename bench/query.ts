@@ -6,12 +6,17 @@
  *   random intervals of a preloaded robot, on one keep-alive connection;
  *   each answer is checked against the distance the preload put there.
  * - `fetch`: one `GET /api/robots/{robot}/events` of a whole preloaded
- *   track, as a JSON array or as NDJSON, read to the end and counted.
+ *   track, as a JSON array or as NDJSON, read to the end and counted; or
+ *   one `GET /api/robots/{robot}/events.mcap` of it (json or ros2 profile),
+ *   kept in memory and, once timed, opened with `@mcap/core` to count its
+ *   messages.
  *
  * Stdout carries `phase` lines (`measure`, `end`) and one `result` line.
  */
 import { Agent, request } from 'node:http'
 import { performance } from 'node:perf_hooks'
+import { openMcap } from '../test/support/mcap.ts'
+import type { FetchFormat } from './figures.ts'
 import { PRELOAD_STEP, PRELOAD_STEP_LENGTH, PRELOAD_T0 } from './fleet.ts'
 import { Random } from '../test/support/random.ts'
 import { summarize, type LatencySummary } from './stats.ts'
@@ -37,7 +42,7 @@ export type QueryOptions =
       readonly baseUrl: string
       readonly robot: string
       readonly events: number
-      readonly format: 'json' | 'ndjson'
+      readonly format: FetchFormat
       readonly maxMs: number
     }
 
@@ -186,9 +191,68 @@ async function odometer(
   }
 }
 
+/**
+ * The MCAP export of the track: the body kept (chunks as they come), and
+ * opened once timed, by its summary; complete when its statistics count a
+ * pose and an odometer message for each event of the track and its
+ * messages read back through the index are as many.
+ */
+async function fetchMcap(
+  options: Extract<QueryOptions, { mode: 'fetch' }>,
+): Promise<FetchResult> {
+  const profile = options.format === 'mcap-ros2' ? 'ros2' : 'json'
+  const url = `${options.baseUrl}/api/robots/${encodeURIComponent(options.robot)}/events.mcap?profile=${profile}`
+  const parts: Buffer[] = []
+  let bytes = 0
+  let firstByte: number | undefined
+  phase('measure')
+  const started = performance.now()
+  const timer = setTimeout(() => {
+    process.stderr.write(`query: fetch exceeded ${options.maxMs} ms\n`)
+    process.exit(1)
+  }, options.maxMs)
+  const res = await get(url, {}, (chunk) => {
+    firstByte ??= performance.now()
+    bytes += chunk.length
+    parts.push(chunk)
+  })
+  clearTimeout(timer)
+  const seconds = (performance.now() - started) / 1000
+  phase('end')
+  let events = 0
+  let complete = false
+  if (res.status === 200) {
+    try {
+      const mcap = await openMcap(Buffer.concat(parts))
+      const messages = Number(mcap.statistics?.messageCount ?? 0n)
+      events = messages / 2
+      let read = 0
+      for await (const _ of mcap.readMessages()) read++
+      complete = events === options.events && read === messages
+    } catch (error) {
+      process.stderr.write(`query: the MCAP file does not read: ${error}\n`)
+    }
+  }
+  return {
+    type: 'result',
+    mode: 'fetch',
+    status: res.status,
+    contentType: res.contentType,
+    bytes,
+    events,
+    seconds,
+    firstByteMs: (firstByte ?? performance.now()) - started,
+    eventsPerSecond: events / seconds,
+    complete,
+  }
+}
+
 async function fetchAll(
   options: Extract<QueryOptions, { mode: 'fetch' }>,
 ): Promise<FetchResult> {
+  if (options.format === 'mcap' || options.format === 'mcap-ros2') {
+    return fetchMcap(options)
+  }
   const url = `${options.baseUrl}/api/robots/${encodeURIComponent(options.robot)}/events`
   const accept =
     options.format === 'ndjson' ? 'application/x-ndjson' : 'application/json'

@@ -14,6 +14,7 @@ import {
   YEAR_FLEET_EVENTS_A_DAY,
   type Backend,
   type DashboardRowId,
+  type FetchFormat,
   type FetchRowId,
   type LoadRowId,
   type LiveRowId,
@@ -134,7 +135,7 @@ export interface OdometerRow {
 /** One whole-track fetch. */
 export interface FetchRow {
   readonly id: FetchRowId
-  readonly format: 'json' | 'ndjson'
+  readonly format: FetchFormat
   readonly expected: number
   readonly result: FetchResult
   /** VmRSS just before the request, bytes. */
@@ -455,6 +456,14 @@ export const ROW_LABELS = {
   'store-append': 'in-process `append()`',
   'store-plain-insert': 'plain batched INSERT (no rules)',
 } as const satisfies Record<LoadRowId | StorageRowId, string>
+
+/** How the report names each format of a whole-track fetch. */
+const FETCH_LABELS = {
+  json: 'JSON',
+  ndjson: 'NDJSON',
+  mcap: 'MCAP (json)',
+  'mcap-ros2': 'MCAP (ros2)',
+} as const satisfies Record<FetchFormat, string>
 
 /** How the report names each store (followed by its event count). */
 export const STORE_LABELS = {
@@ -859,7 +868,7 @@ export function renderReport(report: RunReport): string {
   if (report.fetch.length > 0) {
     out.push('## Fetching a whole track\n')
     out.push(
-      'One `GET /api/robots/{robot}/events` of every event of one robot, each format on a freshly started server; RSS growth is the peak during the request over the RSS just before it.\n',
+      'One `GET /api/robots/{robot}/events` of every event of one robot (JSON, NDJSON), or one `GET /api/robots/{robot}/events.mcap` of the same events (MCAP, json and ros2 profiles: a pose and an odometer message an event, zstd chunks of 1 MiB, message and chunk indexes), each on a freshly started server; bytes an event are the body over the events; RSS growth is the peak during the request over the RSS just before it.\n',
     )
     out.push(
       table(
@@ -870,6 +879,7 @@ export function renderReport(report: RunReport): string {
           'Seconds',
           'Events/s',
           'First byte ms',
+          'Bytes/event',
           'Server CPU',
           'Idle RSS MB',
           'Peak RSS MB',
@@ -877,12 +887,15 @@ export function renderReport(report: RunReport): string {
           'Complete',
         ],
         report.fetch.map((f) => [
-          f.format === 'json' ? 'JSON' : 'NDJSON',
+          FETCH_LABELS[f.format],
           int(f.result.events),
           mb(f.result.bytes),
           fixed(f.result.seconds, 2),
           int(f.result.eventsPerSecond),
           ms(f.result.firstByteMs),
+          f.result.events > 0
+            ? fixed(f.result.bytes / f.result.events, 1)
+            : '—',
           pct((100 * f.serverCpuSeconds) / f.result.seconds),
           mb(f.idleRss),
           mb(f.peakRss),

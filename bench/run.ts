@@ -71,6 +71,7 @@ import { LIVE_STEP, LIVE_T0, ROBOT_PREFIX, robotName } from './fleet.ts'
 import {
   backendOf,
   DEFAULT_SCENARIOS,
+  FETCH_FORMATS,
   ODOMETER_ROWS,
   ON_REQUEST_SCENARIOS,
   SCENARIOS,
@@ -1343,7 +1344,7 @@ class Bench {
     const track = this.trackRobots().find(
       (r) => r.events === this.s.fetchEvents,
     )!
-    for (const format of ['json', 'ndjson'] as const) {
+    for (const format of FETCH_FORMATS) {
       const what = `fetch ${format}`
       const { value, server } = await this.withServer(
         'tracks',
@@ -1364,7 +1365,8 @@ class Bench {
               maxMs: 300_000,
             } satisfies QueryOptions,
             {
-              timeoutMs: 360_000,
+              // An MCAP file is also read back once timed.
+              timeoutMs: 480_000,
               onPhase: (phase) => {
                 if (phase === 'measure') cpuAt = cpuSeconds(server.pid)
                 if (phase === 'end') cpu = cpuSeconds(server.pid) - cpuAt

@@ -234,22 +234,22 @@ export const SETTINGS = {
   }),
   keepaliveMs: setting({
     default: 30_000,
-    help: 'ping period; a connection that misses a pong is closed; 0 = never',
+    help: 'ping period of ingest and Foxglove connections; one that misses a pong is closed; 0 = never',
     parse: keepalive,
   }),
   liveHz: setting({
     default: 10,
-    help: 'whole-fleet live feed updates a second, at most (GET /api/live)',
+    help: 'whole-fleet live feed updates a second, at most (GET /api/live, and /fleet/scene of /foxglove)',
     parse: integer(1, 1000),
   }),
   maxLiveStreams: setting({
     default: 1000,
-    help: 'most open live feed streams; more are refused with 503',
+    help: 'most open live feed streams, and apart from them most Foxglove clients; more are refused with 503',
     parse: integer(1, 1_000_000),
   }),
   liveBufferBytes: setting({
     default: 1024 * 1024,
-    help: 'unsent bytes of one live stream past which a named-robot stream is cut and a fleet stream coalesced',
+    help: 'unsent bytes of one live stream past which a named-robot stream is cut, a fleet stream coalesced and a Foxglove client has messages dropped',
     parse: integer(1024, 2 ** 32),
   }),
   tokens: setting({

@@ -66,6 +66,8 @@ export interface Metrics {
   readonly tokenLimited: Readonly<Record<TokenLimit, Increment>>
   /** The live feed (live/feed.ts). */
   readonly live: LiveMetrics
+  /** The Foxglove endpoint (robotics/foxglove.ts). */
+  readonly foxglove: FoxgloveMetrics
   /** Retention passes (store/retention.ts). */
   readonly retention: RetentionMetrics
 }
@@ -100,6 +102,20 @@ export interface LiveMetrics {
   readonly cut: Readonly<Record<LiveCut, Increment>>
   /** Fleet ticks a stalled fleet stream was skipped (coalesced) for. */
   readonly coalesced: Counter
+}
+
+/** The metrics of the Foxglove endpoint. */
+export interface FoxgloveMetrics {
+  /** Clients connected now. */
+  readonly clients: Gauge
+  /** Upgrades refused over `--max-live-streams`. */
+  readonly refused: Counter
+  /** Messages not sent to a client with too much unsent. */
+  readonly dropped: Counter
+  /** Clients closed because even control messages piled up. */
+  readonly disconnected: Counter
+  /** Times commits may have gone by unheard (database connection lost). */
+  readonly missed: Counter
 }
 
 /** The per-token limits of a refused request or upgrade, as the `limit` label. */
@@ -284,6 +300,33 @@ export function createMetrics(sources: MetricSources): Metrics {
       coalesced: new Counter({
         name: 'telemetry_live_coalesced_total',
         help: 'Fleet ticks skipped for a whole-fleet stream past --live-buffer-bytes unsent; it gets the latest positions of what moved once it drains.',
+        registers,
+      }),
+    },
+    foxglove: {
+      clients: new Gauge({
+        name: 'telemetry_foxglove_clients',
+        help: 'Foxglove WebSocket clients (/foxglove) connected now.',
+        registers,
+      }),
+      refused: new Counter({
+        name: 'telemetry_foxglove_clients_refused_total',
+        help: 'Foxglove upgrades refused with 503 over --max-live-streams.',
+        registers,
+      }),
+      dropped: new Counter({
+        name: 'telemetry_foxglove_dropped_messages_total',
+        help: 'Foxglove messages not sent to a client that had more than --live-buffer-bytes unsent.',
+        registers,
+      }),
+      disconnected: new Counter({
+        name: 'telemetry_foxglove_slow_disconnects_total',
+        help: 'Foxglove clients closed because control messages to them piled up past 4 times --live-buffer-bytes unsent.',
+        registers,
+      }),
+      missed: new Counter({
+        name: 'telemetry_foxglove_missed_total',
+        help: 'Times the Foxglove endpoint may have missed commits (its database connection was lost); positions and robots are read again.',
         registers,
       }),
     },

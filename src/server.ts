@@ -14,6 +14,7 @@ import Fastify, {
 import { pino, type Logger } from 'pino'
 import { dashboardPaths, registerDashboard } from './api/dashboard.ts'
 import { registerLive } from './api/live.ts'
+import { registerMcap } from './api/mcap.ts'
 import { registerApi } from './api/routes.ts'
 import { Access, type Refused } from './auth/access.ts'
 import { registerAccess } from './auth/http-access.ts'
@@ -23,8 +24,10 @@ import { errorBody, rawHttpError, TelemetryError } from './errors.ts'
 import { createBatcher } from './ingest/batcher.ts'
 import { InflightBudget } from './ingest/budget.ts'
 import { createUpstream } from './ingest/upstream.ts'
+import { CommitFanout } from './live/fanout.ts'
 import { LiveFeed } from './live/feed.ts'
 import { createMetrics } from './metrics.ts'
+import { FOXGLOVE_PATH, FoxgloveLive } from './robotics/foxglove.ts'
 import { openStore } from './store/open.ts'
 import { startRetention, type Retention } from './store/retention.ts'
 import type { Store } from './store/store.ts'
@@ -210,12 +213,32 @@ export async function startServer(
         : undefined,
     onRefused,
   })
-  app.server.on('upgrade', upstream.handleUpgrade)
+  // Everything live is told of commits by one watch of the store.
+  const commits = new CommitFanout(store)
   const feed = new LiveFeed(store, {
     hz: config.liveHz,
     maxStreams: config.maxLiveStreams,
     maxBufferBytes: config.liveBufferBytes,
     metrics: metrics.live,
+    commits,
+  })
+  const foxglove = new FoxgloveLive({
+    store,
+    commits,
+    logger,
+    hz: config.liveHz,
+    maxClients: config.maxLiveStreams,
+    maxBufferBytes: config.liveBufferBytes,
+    keepaliveMs: config.keepaliveMs,
+    access,
+    metrics: metrics.foxglove,
+    onRefused,
+  })
+  // The two WebSocket endpoints; upstream answers any other path 404.
+  app.server.on('upgrade', (request, socket: Duplex, head: Buffer) => {
+    const path = (request.url ?? '').split('?', 1)[0]
+    if (path === FOXGLOVE_PATH) foxglove.handleUpgrade(request, socket, head)
+    else upstream.handleUpgrade(request, socket, head)
   })
 
   try {
@@ -229,6 +252,7 @@ export async function startServer(
       })
     }
     await registerApi(app, { store, reads, metrics })
+    await registerMcap(app, { reads })
     await registerLive(app, { feed })
     await registerDashboard(app)
     await app.listen({ host: config.host, port: config.port })
@@ -259,6 +283,7 @@ export async function startServer(
         access.reload()
         logger.info({ tokens: access.size }, 'tokens file re-read')
         upstream.revoke()
+        foxglove.revoke()
       } catch (error) {
         logger.error(
           { err: error },
@@ -295,6 +320,7 @@ export async function startServer(
         // Live streams never end by themselves. Ended after ingest: the
         // last commits reach them first.
         feed.close()
+        foxglove.close()
         // A client that stops reading a streamed response would hold the
         // shutdown forever: past the grace period its connection is cut.
         const grace = setTimeout(

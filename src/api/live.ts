@@ -7,7 +7,7 @@ import type { OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import type { FastifyInstance } from 'fastify'
 import type { LiveFeed, LiveSink } from '../live/feed.ts'
 import { MAX_LIVE_ROBOTS, parseLastEventId, parseLiveQuery } from './params.ts'
-import { DEFAULT_RESPONSE, errorResponse } from './schemas.ts'
+import { DEFAULT_RESPONSE, errorResponse, robotsParameter } from './schemas.ts'
 
 /** Options of {@link registerLive}. */
 export interface LiveOptions {
@@ -78,17 +78,9 @@ export async function registerLive(
         querystring: {
           type: 'object',
           properties: {
-            robot: {
-              anyOf: [
-                { type: 'string' },
-                {
-                  type: 'array',
-                  items: { type: 'string' },
-                  maxItems: MAX_LIVE_ROBOTS,
-                },
-              ],
-              description: `A robot to follow, exact and case-sensitive; repeatable, up to ${MAX_LIVE_ROBOTS} times. None: the whole fleet, coalesced.`,
-            },
+            robot: robotsParameter(
+              `A robot to follow, exact and case-sensitive; repeatable, up to ${MAX_LIVE_ROBOTS} times. None: the whole fleet, coalesced.`,
+            ),
           },
         },
         headers: {

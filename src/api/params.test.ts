@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { TelemetryError } from '../errors.ts'
-import { parseEventsQuery, parseRobotsQuery, parseTimeQuery } from './params.ts'
+import {
+  parseEventsQuery,
+  parseExportQuery,
+  parseMcapQuery,
+  parseRobotsQuery,
+  parseTimeQuery,
+} from './params.ts'
 
 const invalid = (message: string) => (error: unknown) => {
   assert.ok(error instanceof TelemetryError)
@@ -79,6 +85,60 @@ describe('parseEventsQuery and parseRobotsQuery', () => {
     assert.throws(
       () => parseRobotsQuery({ limit: '10001' }),
       invalid('limit must be an integer from 1 to 10000'),
+    )
+  })
+})
+
+describe('parseMcapQuery and parseExportQuery', () => {
+  it('should read the interval and the profile, json when absent or empty', () => {
+    const open = {
+      start: undefined,
+      end: undefined,
+      startTime: null,
+      endTime: null,
+    }
+    assert.deepStrictEqual(parseMcapQuery({}), { ...open, profile: 'json' })
+    assert.deepStrictEqual(parseMcapQuery({ profile: '' }), {
+      ...open,
+      profile: 'json',
+    })
+    assert.deepStrictEqual(
+      parseMcapQuery({ start_time: '9', end_time: '3', profile: 'ros2' }),
+      { start: 3, end: 9, startTime: 3, endTime: 9, profile: 'ros2' },
+    )
+    // The single-robot route takes no robot=.
+    assert.equal('robots' in parseMcapQuery({ robot: ' x' }), false)
+  })
+
+  it('should refuse another profile, or one given twice', () => {
+    for (const profile of ['ros1', 'JSON', 'json ', 'ros2,json']) {
+      assert.throws(
+        () => parseMcapQuery({ profile }),
+        invalid('profile must be json or ros2'),
+      )
+    }
+    assert.throws(
+      () => parseMcapQuery({ profile: ['json', 'ros2'] }),
+      invalid('profile must be given once'),
+    )
+  })
+
+  it('should read robot= of the export as the live feed does: each once, in order', () => {
+    assert.deepStrictEqual(parseExportQuery({}).robots, undefined)
+    assert.deepStrictEqual(
+      parseExportQuery({ robot: ['b', 'a', 'b'], profile: 'ros2' }),
+      {
+        start: undefined,
+        end: undefined,
+        startTime: null,
+        endTime: null,
+        profile: 'ros2',
+        robots: ['b', 'a'],
+      },
+    )
+    assert.throws(
+      () => parseExportQuery({ robot: '' }),
+      invalid('robot "" is no robot name: is empty'),
     )
   })
 })

@@ -146,3 +146,35 @@ export function parseLastEventId(
   if (typeof value === 'string') throw bad(value)
   return value
 }
+
+/** The profiles of an MCAP export (robotics/messages.ts, `PROFILES`). */
+export const MCAP_PROFILES = ['json', 'ros2'] as const
+export type McapProfileName = (typeof MCAP_PROFILES)[number]
+
+/** Parameters of `GET /api/robots/{robot}/events.mcap`. */
+export interface McapQuery extends TimeQuery {
+  readonly profile: McapProfileName
+}
+
+/** Parses the time interval and `profile`: `json` when absent or empty. */
+export function parseMcapQuery(query: unknown): McapQuery {
+  const q = (query ?? {}) as Query
+  const time = parseTimeQuery(q)
+  const profile = single(q, 'profile') ?? 'json'
+  if (!(MCAP_PROFILES as readonly string[]).includes(profile)) {
+    throw invalid(`profile must be ${MCAP_PROFILES.join(' or ')}`)
+  }
+  return { ...time, profile: profile as McapProfileName }
+}
+
+/** Parameters of `GET /api/export.mcap`. */
+export interface ExportQuery extends McapQuery {
+  /** The robots asked for, each once, in the order given; absent for all. */
+  readonly robots?: string[]
+}
+
+/** {@link parseMcapQuery}, then `robot` as {@link parseLiveQuery} reads it. */
+export function parseExportQuery(query: unknown): ExportQuery {
+  const q = (query ?? {}) as Query
+  return { ...parseMcapQuery(q), robots: parseLiveQuery(q).robots }
+}

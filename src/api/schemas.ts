@@ -17,7 +17,11 @@ import fastifySwagger from '@fastify/swagger'
 import type { FastifyInstance } from 'fastify'
 import { MAX_ROBOT_NAME_LENGTH, MAX_TIMESTAMP } from '../domain/event.ts'
 import { ERROR_CATALOG, type ErrorCode } from '../errors.ts'
-import { MAX_EVENTS_LIMIT, MAX_ROBOTS_LIMIT } from './params.ts'
+import {
+  MAX_EVENTS_LIMIT,
+  MAX_LIVE_ROBOTS,
+  MAX_ROBOTS_LIMIT,
+} from './params.ts'
 
 // --- bodies: the components of the document ---
 
@@ -234,7 +238,8 @@ const limitText = (max: number, what: string) => ({
   description: `At most this many ${what}: an integer from 1 to ${max}; empty or absent means all. With it, a Link header points to the next page.`,
 })
 
-const timeQuery = {
+/** `start_time` and `end_time`, as every interval route takes them. */
+export const timeQuery = {
   start_time: timestampText(
     'Inclusive lower bound; swapped with end_time when greater.',
   ),
@@ -246,6 +251,17 @@ export const ODOMETER_QUERY = {
   type: 'object',
   properties: timeQuery,
 } as const
+
+/** A repeatable `robot=` parameter (`GET /api/live`, `GET /api/export.mcap`). */
+export function robotsParameter(description: string) {
+  return {
+    anyOf: [
+      { type: 'string' },
+      { type: 'array', items: { type: 'string' }, maxItems: MAX_LIVE_ROBOTS },
+    ],
+    description,
+  } as const
+}
 
 /** The query of `GET /api/robots/{robot}/events`. */
 export const EVENTS_QUERY = {

@@ -7,7 +7,7 @@
  * Without a tokens file there is no access control: every check passes with
  * no identity.
  */
-import { TelemetryError } from '../errors.ts'
+import { rawHttpError, TelemetryError } from '../errors.ts'
 import {
   readTokensFile,
   type Identity,
@@ -187,4 +187,38 @@ export class Access {
 /** Whether a check refused. */
 export function isRefused(result: Identity | Refused): result is Refused {
   return 'error' in result
+}
+
+/** What a WebSocket upgrade presents: its headers and its URL. */
+interface UpgradeRequest {
+  readonly headers: { readonly authorization?: string }
+  readonly url?: string
+}
+
+/**
+ * Checks the token of a WebSocket upgrade (`/upstream`, `/foxglove`) for
+ * `need`: a Bearer header, or `access_token` in the URL, as browsers and
+ * desktop viewers cannot set headers on a WebSocket.
+ */
+export function checkUpgrade(
+  access: Access,
+  request: UpgradeRequest,
+  need: Need,
+): Identity | Refused {
+  return access.check(
+    {
+      authorization: request.headers.authorization,
+      url: request.url,
+      queryAllowed: true,
+    },
+    need,
+  )
+}
+
+/** The raw HTTP answer to a refused upgrade: 401 with the challenge, or 403. */
+export function refusedUpgradeAnswer(refused: Refused): string {
+  return rawHttpError(
+    refused.error,
+    refused.error.code === 'UNAUTHORIZED' ? CHALLENGE : {},
+  )
 }

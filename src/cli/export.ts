@@ -2,14 +2,17 @@
  * `fleet-telemetry export --robot NAME`: a robot's events from the HTTP
  * API (`GET /api/robots/{robot}/events`, docs/api.md), page after page by
  * the `Link: <…>; rel="next"` header, written as CSV (one header line) or
- * NDJSON to a file or to stdout. Each page's body is streamed through as
- * it comes, so memory stays bounded whatever the number of events.
+ * NDJSON to a file or to stdout; or, with `--format mcap`, the MCAP file of
+ * `GET /api/robots/{robot}/events.mcap` in one request. Each body is
+ * streamed through as it comes, so memory stays bounded whatever the
+ * number of events.
  */
 import { once } from 'node:events'
 import { createWriteStream } from 'node:fs'
 import { rename, rm } from 'node:fs/promises'
 import { InvalidArgumentError, Option } from 'commander'
 import {
+  UsageError,
   createProgram,
   integerFrom,
   runProgram,
@@ -17,6 +20,7 @@ import {
   urlOption,
   type ServerUrls,
 } from './options.ts'
+import { McapMessageCounter } from './mcap-counter.ts'
 import { count, startProgressBar } from './progress.ts'
 
 /** The largest page the API gives (docs/api.md, `limit`). */
@@ -25,20 +29,27 @@ const MAX_PAGE = 100_000
 /** Largest timestamp of the API: 2^53−1. */
 const MAX_TIMESTAMP = Number.MAX_SAFE_INTEGER
 
-const FORMATS = ['csv', 'ndjson'] as const
+const FORMATS = ['csv', 'ndjson', 'mcap'] as const
 type Format = (typeof FORMATS)[number]
 
 const MEDIA_TYPES: Readonly<Record<Format, string>> = {
   csv: 'text/csv',
   ndjson: 'application/x-ndjson',
+  mcap: 'application/vnd.mcap',
 }
+
+/** The profiles of `--format mcap` (docs/robotics.md). */
+const PROFILES = ['json', 'ros2'] as const
+type Profile = (typeof PROFILES)[number]
 
 const EXAMPLES = `
 --from and --to are inclusive bounds on the events' timestamps: an integer
 (the robots' unit, milliseconds in practice), or an ISO 8601 date-time,
 read as milliseconds since the epoch (2026-01-31T08:00:00Z). CSV is
 robot,x,y,timestamp with CRLF line ends, as the API writes it; NDJSON is one
-{"robot","x","y","timestamp"} object a line. With --out the file appears
+{"robot","x","y","timestamp"} object a line. MCAP is the file of
+GET /api/robots/{robot}/events.mcap, for Foxglove, Lichtblick and ROS 2
+tools (--profile json or ros2). With --out the file appears
 only once it is complete, and a progress bar goes to stderr on a terminal
 (plain lines otherwise); a summary line always goes to stderr.
 
@@ -48,6 +59,7 @@ the server or of the output; 2 a usage error.
 Examples:
   fleet-telemetry export --robot Bender > bender.csv
   fleet-telemetry export --robot Bender --format ndjson --from 2026-01-31T00:00:00Z --out day.ndjson
+  fleet-telemetry export --robot Bender --format mcap --profile ros2 --out bender.mcap
   fleet-telemetry export --robot 'Nibbler 1' --url https://telemetry.example --token "$READ_TOKEN"
 `
 
@@ -56,6 +68,7 @@ interface ExportOptions {
   readonly from?: number
   readonly to?: number
   readonly format: Format
+  readonly profile?: Profile
   readonly out?: string
   readonly url: ServerUrls
   readonly token?: string
@@ -89,7 +102,7 @@ export async function runExport(args: readonly string[]): Promise<number> {
   const result = { code: 0 }
   const program = createProgram(
     'export',
-    "Write a robot's events from the server's API as CSV or NDJSON.",
+    "Write a robot's events from the server's API as CSV, NDJSON or MCAP.",
   )
     .requiredOption('--robot <name>', 'the robot, its name exactly')
     .addOption(
@@ -105,9 +118,15 @@ export async function runExport(args: readonly string[]): Promise<number> {
       ).argParser(timestamp),
     )
     .addOption(
-      new Option('--format <format>', 'csv or ndjson')
+      new Option('--format <format>', 'csv, ndjson or mcap')
         .choices(FORMATS)
         .default('csv'),
+    )
+    .addOption(
+      new Option(
+        '--profile <profile>',
+        'with --format mcap: json (default) or ros2',
+      ).choices(PROFILES),
     )
     .addOption(
       new Option('--out <file>', 'write to this file (default: stdout)'),
@@ -121,6 +140,9 @@ export async function runExport(args: readonly string[]): Promise<number> {
     )
     .addHelpText('after', EXAMPLES)
     .action(async (options: ExportOptions) => {
+      if (options.profile !== undefined && options.format !== 'mcap') {
+        throw new UsageError('--profile needs --format mcap')
+      }
       result.code = await exportEvents(options)
     })
   return runProgram(program, args, result)
@@ -225,48 +247,67 @@ async function exportEvents(options: ExportOptions): Promise<number> {
     if (options.from !== undefined)
       query.set('start_time', String(options.from))
     if (options.to !== undefined) query.set('end_time', String(options.to))
-    query.set('limit', String(options.pageSize))
     const media = MEDIA_TYPES[options.format]
-    let first = true
-    for (;;) {
-      const response = await get(`${robotPath}/events?${query}`, options, media)
+    /** The 200 answer to GET `path`, with a body; any other answer throws. */
+    const answer = async (path: string) => {
+      const response = await get(path, options, media)
       if (response.status !== 200) {
         throw new ExportError(
           `the server answered ${await errorMessage(response)}`,
         )
       }
-      if (response.body === null) throw new ExportError('an empty answer')
-      // Every CSV page starts with the header line: only the first one's is kept.
-      let skipHeader = options.format === 'csv' && !first
-      let header = options.format === 'csv' && first
-      for await (const piece of response.body) {
-        let chunk = Buffer.from(piece)
-        if (skipHeader) {
-          const end = chunk.indexOf(0x0a)
-          if (end === -1) continue
-          chunk = chunk.subarray(end + 1)
-          skipHeader = false
-        }
-        // One line per event; names hold no line break (docs/protocol.md).
-        let lines = 0
-        for (
-          let i = chunk.indexOf(0x0a);
-          i !== -1;
-          i = chunk.indexOf(0x0a, i + 1)
-        ) {
-          lines++
-        }
-        if (header && lines > 0) {
-          lines--
-          header = false
-        }
-        written += lines
-        await write(chunk)
+      const { body, headers } = response
+      if (body === null) throw new ExportError('an empty answer')
+      return { body, headers }
+    }
+    if (options.format === 'mcap') {
+      // One file in one request: its messages are counted as their chunks'
+      // indexes go by, two a event (a pose and an odometer).
+      query.set('profile', options.profile ?? 'json')
+      const counter = new McapMessageCounter()
+      const { body } = await answer(`${robotPath}/events.mcap?${query}`)
+      for await (const piece of body) {
+        counter.push(piece)
+        written = Math.floor(counter.messages / 2)
+        await write(piece)
       }
-      first = false
-      const after = nextAfter(response.headers.get('link'))
-      if (after === undefined) break
-      query.set('after', after)
+    } else {
+      query.set('limit', String(options.pageSize))
+      let first = true
+      for (;;) {
+        const response = await answer(`${robotPath}/events?${query}`)
+        // Every CSV page starts with the header line: only the first one's is kept.
+        let skipHeader = options.format === 'csv' && !first
+        let header = options.format === 'csv' && first
+        for await (const piece of response.body) {
+          let chunk = Buffer.from(piece)
+          if (skipHeader) {
+            const end = chunk.indexOf(0x0a)
+            if (end === -1) continue
+            chunk = chunk.subarray(end + 1)
+            skipHeader = false
+          }
+          // One line per event; names hold no line break (docs/protocol.md).
+          let lines = 0
+          for (
+            let i = chunk.indexOf(0x0a);
+            i !== -1;
+            i = chunk.indexOf(0x0a, i + 1)
+          ) {
+            lines++
+          }
+          if (header && lines > 0) {
+            lines--
+            header = false
+          }
+          written += lines
+          await write(chunk)
+        }
+        first = false
+        const after = nextAfter(response.headers.get('link'))
+        if (after === undefined) break
+        query.set('after', after)
+      }
     }
 
     if (partial !== undefined) {
@@ -279,7 +320,7 @@ async function exportEvents(options: ExportOptions): Promise<number> {
     progress?.stop()
     progress = undefined
     process.stderr.write(
-      `export: ${written} event${written === 1 ? '' : 's'} of ${JSON.stringify(options.robot)} as ${options.format} to ${options.out ?? 'stdout'}\n`,
+      `export: ${written} event${written === 1 ? '' : 's'} of ${JSON.stringify(options.robot)} as ${options.format === 'mcap' ? `mcap (profile ${options.profile ?? 'json'})` : options.format} to ${options.out ?? 'stdout'}\n`,
     )
     return 0
   } catch (error) {

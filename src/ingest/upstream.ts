@@ -9,8 +9,9 @@ import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 import { WebSocketServer, type RawData, type WebSocket } from 'ws'
 import {
-  CHALLENGE,
+  checkUpgrade,
   isRefused,
+  refusedUpgradeAnswer,
   type Access,
   type Refused,
 } from '../auth/access.ts'
@@ -144,22 +145,10 @@ export function createUpstream(options: UpstreamOptions): Upstream {
     }
     let identity: Identity | undefined
     if (options.access !== undefined) {
-      const checked = options.access.check(
-        {
-          authorization: request.headers.authorization,
-          url: request.url,
-          queryAllowed: true,
-        },
-        'ingest',
-      )
+      const checked = checkUpgrade(options.access, request, 'ingest')
       if (isRefused(checked)) {
         options.onRefused?.(checked, request.socket.remoteAddress)
-        return socket.end(
-          rawHttpError(
-            checked.error,
-            checked.error.code === 'UNAUTHORIZED' ? CHALLENGE : {},
-          ),
-        )
+        return socket.end(refusedUpgradeAnswer(checked))
       }
       identity = checked
       const limit = options.maxTokenConnections ?? 0

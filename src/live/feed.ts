@@ -2,9 +2,10 @@
  * The live feed: what the store committed, fanned out to the open streams
  * of `GET /api/live` (sse.ts is the HTTP side).
  *
- * The feed learns of commits from {@link Store.watch}, so an event reaches
- * a stream only after its commit, from this process or (PostgreSQL) any
- * other. It watches only while a stream is open.
+ * The feed learns of commits from {@link Store.watch}, through the
+ * server's commit fan-out (fanout.ts, shared with the Foxglove endpoint), so an
+ * event reaches a stream only after its commit, from this process or
+ * (PostgreSQL) any other. It watches only while a stream is open.
  *
  * Two kinds of stream:
  * - **Named robots** (`robot=…`) get every event of their robots, in
@@ -29,10 +30,16 @@
  * is newer than what it read. A robot's events only ever move forward in
  * time, so "newer" is a timestamp comparison.
  */
-import { addStep, distance, type RunningTotal } from '../domain/rules.ts'
 import { TelemetryError } from '../errors.ts'
 import type { LiveMetrics } from '../metrics.ts'
-import type { Robot, Store, StoredEvent, Unwatch } from '../store/store.ts'
+import { OdometerReplay } from '../store/odometer-replay.ts'
+import {
+  latestEvent,
+  type Store,
+  type StoredEvent,
+  type Unwatch,
+} from '../store/store.ts'
+import type { CommitSource } from './fanout.ts'
 
 /** Where a stream's text goes: an HTTP response (sse.ts), or a test's sink. */
 export interface LiveSink {
@@ -70,6 +77,8 @@ export interface LiveFeedOptions {
   readonly metrics?: LiveMetrics
   /** Between two comments that keep idle proxies from closing a stream. */
   readonly heartbeatMs?: number
+  /** Where commits are told; default the store itself. */
+  readonly commits?: CommitSource
 }
 
 /** Robots whose snapshot is read at once. */
@@ -103,16 +112,6 @@ export function sseEvent(
   return withId
     ? `event: ${type}\nid: ${event.timestamp}\ndata: ${data}\n\n`
     : `event: ${type}\ndata: ${data}\n\n`
-}
-
-function latestOf(robot: Robot): StoredEvent {
-  return {
-    robot: robot.name,
-    x: robot.lastX,
-    y: robot.lastY,
-    timestamp: robot.lastTimestamp,
-    odometer: robot.odometer,
-  }
 }
 
 /** One open stream. */
@@ -276,7 +275,7 @@ export class LiveFeed {
     // A watch still starting when the last stream left is stopped once
     // started; its generation keeps it from telling anything meanwhile.
     const current = () => generation === this.#generation
-    this.#watching = this.#store.watch({
+    this.#watching = (this.#options.commits ?? this.#store).watch({
       committed: (events) => current() && this.#committed(events),
       missed: () => current() && this.#missed(),
     })
@@ -305,7 +304,7 @@ export class LiveFeed {
       })
       if (stream.sink.closed) return
       for (const robot of robots) {
-        stream.sink.write(sseEvent('snapshot', latestOf(robot), false))
+        stream.sink.write(sseEvent('snapshot', latestEvent(robot), false))
         const latest = this.#latest.get(robot.name)
         if (latest !== undefined && latest.timestamp <= robot.lastTimestamp) {
           stream.moved.delete(robot.name)
@@ -325,7 +324,7 @@ export class LiveFeed {
       const robot = await this.#store.getRobot(name)
       if (stream.sink.closed) return
       if (robot === undefined) continue
-      stream.sink.write(sseEvent('snapshot', latestOf(robot), stream.withId))
+      stream.sink.write(sseEvent('snapshot', latestEvent(robot), stream.withId))
       stream.sent.set(name, robot.lastTimestamp)
     }
     this.#goLive(stream)
@@ -339,34 +338,24 @@ export class LiveFeed {
   async #replay(stream: Stream, robot: string, lastEventId: number) {
     stream.state = 'replaying'
     let from = lastEventId + 1
-    let running: RunningTotal | undefined
-    let previous: { x: number; y: number } | undefined
+    // The lifetime odometer at each event, across every read below.
+    const odometers = new OdometerReplay(this.#store, robot)
     const readFrom = async () => {
       let count = 0
       for await (const page of this.#store.readEvents(robot, { start: from })) {
         if (stream.sink.closed) return 0
-        running ??= await this.#store.runningTotal(robot, page.ts[0]!)
-        if (running === undefined) return 0 // unreachable: the event exists
+        const odometer = await odometers.next(page)
+        if (odometer === undefined) return 0 // deleted since it was read
         let text = ''
         for (let i = 0; i < page.ts.length; i++) {
-          const x = page.x[i]!
-          const y = page.y[i]!
-          if (previous !== undefined) {
-            running = addStep(
-              running.total,
-              running.carry,
-              distance(previous.x, previous.y, x, y),
-            )
-          }
-          previous = { x, y }
           text += sseEvent(
             'position',
             {
               robot,
-              x,
-              y,
+              x: page.x[i]!,
+              y: page.y[i]!,
               timestamp: page.ts[i]!,
-              odometer: running.total + running.carry,
+              odometer: odometer[i]!,
             },
             true,
           )

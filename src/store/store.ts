@@ -75,6 +75,17 @@ export interface StoredEvent {
   readonly odometer: number
 }
 
+/** A robot's latest stored event, as its lifetime figures say it. */
+export function latestEvent(robot: Robot): StoredEvent {
+  return {
+    robot: robot.name,
+    x: robot.lastX,
+    y: robot.lastY,
+    timestamp: robot.lastTimestamp,
+    odometer: robot.odometer,
+  }
+}
+
 /** Told of what commits stored; see {@link Store.watch}. */
 export interface CommitListener {
   /**

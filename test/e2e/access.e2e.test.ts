@@ -13,9 +13,11 @@ import { after, before, describe, test } from 'node:test'
 import {
   IngestClient,
   assertError,
+  downloadMcap,
   getJson,
   makeTempDir,
   newToken,
+  openMcap,
   refusedUpgrade,
   removeTempDir,
   request,
@@ -49,6 +51,8 @@ const READ_PATHS = [
   robotPath('Bender'),
   robotPath('Bender', '/events'),
   robotPath('Bender', '/odometer?start_time=0&end_time=9'),
+  robotPath('Bender', '/events.mcap'),
+  '/api/export.mcap?profile=ros2',
 ]
 
 function bearer(token: string): RequestInit {
@@ -127,6 +131,42 @@ describe('access control', () => {
     )
     // Without a token, even a route that does not exist says 401 first.
     assertUnauthorized(await request(server, '/nowhere'), 'unknown route')
+  })
+
+  test('exports MCAP only to read and admin tokens, also from a download link with access_token', async () => {
+    for (const path of [
+      robotPath('Bender', '/events.mcap'),
+      '/api/export.mcap?robot=Bender',
+    ]) {
+      for (const token of [undefined, newToken(), tokens.fleet!]) {
+        const refused = await downloadMcap({ url: server.url, token }, path)
+        assert.equal(
+          refused.status,
+          token === tokens.fleet ? 403 : 401,
+          `${path}: ${new TextDecoder().decode(refused.bytes)}`,
+        )
+        assert.equal(
+          refused.headers.get('content-type'),
+          'application/json; charset=utf-8',
+        )
+      }
+      const link = `${path}${path.includes('?') ? '&' : '?'}access_token=${tokens.dashboard}`
+      for (const [token, at] of [
+        [tokens.ops, path],
+        [tokens.dashboard, path],
+        [undefined, link],
+      ] as const) {
+        const file = await downloadMcap({ url: server.url, token }, at)
+        assert.equal(file.status, 200, at)
+        assert.equal(file.headers.get('content-type'), 'application/vnd.mcap')
+        const mcap = await openMcap(file.bytes)
+        assert.equal(mcap.statistics!.messageCount, 2n)
+        assert.deepEqual(
+          [...mcap.channelsById.values()].map((c) => c.metadata.get('robot')),
+          ['Bender', 'Bender'],
+        )
+      }
+    }
   })
 
   test('keeps /healthz open for load balancers', async () => {

@@ -14,13 +14,16 @@ import {
   accessFile,
   IngestClient,
   Random,
+  downloadMcap,
   getJson,
+  openMcap,
   makeTempDir,
   readEvents,
   removeTempDir,
   robotPath,
   runCli,
   runCliWithInput,
+  runProcess,
   seedNote,
   startNode,
   startServer,
@@ -501,6 +504,72 @@ describe('export', () => {
     ])
     assert.equal(theOther.stdout, 'robot,x,y,timestamp\r\nexp-other,1,1,1\r\n')
   })
+
+  test("writes MCAP, the API's file byte for byte, to a file or to stdout, in the json or ros2 profile", async () => {
+    const all = await readEvents(server, robot)
+    const from = all[10]!.timestamp
+    const to = all[30]!.timestamp
+    for (const [args, query, summary] of [
+      [[], '?profile=json', '50 events of "Unit 7/b" as mcap (profile json)'],
+      [
+        ['--profile', 'ros2', '--from', String(from), '--to', String(to)],
+        `?start_time=${from}&end_time=${to}&profile=ros2`,
+        '21 events of "Unit 7/b" as mcap (profile ros2)',
+      ],
+    ] as const) {
+      const expected = await downloadMcap(
+        server,
+        robotPath(robot, `/events.mcap${query}`),
+      )
+      assert.equal(expected.status, 200)
+      const out = join(dir, `unit.${args.length}.mcap`)
+      const toFile = await runCli([
+        'export',
+        '--robot',
+        robot,
+        '--format',
+        'mcap',
+        ...args,
+        '--out',
+        out,
+        '--url',
+        server.url,
+      ])
+      assert.equal(toFile.code, 0, toFile.stderr)
+      assert.equal(toFile.stdout, '')
+      assert.equal(
+        withoutProgress(toFile.stderr),
+        `export: ${summary} to ${out}\n`,
+      )
+      assert.deepEqual(new Uint8Array(readFileSync(out)), expected.bytes)
+      const mcap = await openMcap(readFileSync(out))
+      assert.equal(mcap.header.profile, args.length === 0 ? '' : 'ros2')
+
+      // stdout, bytes as they are: the shell redirects it to a file.
+      const piped = join(dir, `piped.${args.length}.mcap`)
+      const toStdout = await runProcess(
+        '/bin/sh',
+        [
+          '-c',
+          'exec "$0" "$@" > "$OUT"',
+          process.execPath,
+          CLI_PATH,
+          'export',
+          '--robot',
+          robot,
+          '--format',
+          'mcap',
+          ...args,
+          '--url',
+          server.url,
+        ],
+        { env: { ...process.env, OUT: piped } },
+      )
+      assert.equal(toStdout.code, 0, toStdout.stderr)
+      assert.equal(toStdout.stderr, `export: ${summary} to stdout\n`)
+      assert.deepEqual(new Uint8Array(readFileSync(piped)), expected.bytes)
+    }
+  })
 })
 
 describe('usage', () => {
@@ -569,7 +638,15 @@ describe('usage', () => {
       [['export'], /required option '--robot <name>' not specified/],
       [
         ['export', '--robot', 'a', '--format', 'xml'],
-        /Allowed choices are csv, ndjson/,
+        /Allowed choices are csv, ndjson, mcap/,
+      ],
+      [
+        ['export', '--robot', 'a', '--format', 'mcap', '--profile', 'ros1'],
+        /Allowed choices are json, ros2/,
+      ],
+      [
+        ['export', '--robot', 'a', '--profile', 'ros2'],
+        /^fleet-telemetry export: --profile needs --format mcap\n/,
       ],
       [
         ['export', '--robot', 'a', '--from', 'yesterday'],

@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import {
+  FoxgloveViewer,
   IngestClient,
   LiveClient,
   dropSchemas,
@@ -75,6 +76,35 @@ describe('live feed on PostgreSQL, several processes', { skip }, () => {
     await Promise.all(senders.map((s) => s.close()))
     named.close()
     fleet.close()
+  })
+
+  test('sends a Foxglove client and a stream on one process, fed by one watch, what commits through another', async () => {
+    const [a, b] = servers as [ServerProcess, ServerProcess, ServerProcess]
+    const sender = await IngestClient.connect(b.wsUrl)
+    await sender.store(['0,0,1,foxglove pg'])
+    const viewer = await FoxgloveViewer.connect(a.wsUrl)
+    await viewer.subscribe('/robots/foxglove pg/pose')
+    const named = await LiveClient.open(a, { robots: ['foxglove pg'] })
+    await named.started()
+    for (let ts = 2; ts <= 50; ts++) {
+      await sender.store([`${ts},1,${ts},foxglove pg`])
+    }
+    const poses = await viewer.until(
+      '/robots/foxglove pg/pose',
+      49,
+      'every pose through the other process',
+    )
+    assert.deepEqual(
+      poses.map((m) => m.logTime),
+      Array.from({ length: 49 }, (_, i) => BigInt(i + 2) * 1_000_000n),
+    )
+    await named.until(
+      () => named.positions('foxglove pg').length === 49,
+      'every position on the stream too',
+    )
+    await sender.close()
+    viewer.close()
+    named.close()
   })
 
   test('sends nothing of a commit still waiting for its lock, and sends it once committed', async () => {

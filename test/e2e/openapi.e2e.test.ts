@@ -332,6 +332,8 @@ describe('the OpenAPI document and the answers it describes', () => {
       '/api/robots/{robot}',
       '/api/robots/{robot}/events',
       '/api/robots/{robot}/odometer',
+      '/api/robots/{robot}/events.mcap',
+      '/api/export.mcap',
       '/api/live',
     ])
     // Bearer tokens (docs/security.md): optional unless the server has a
@@ -380,6 +382,42 @@ describe('the OpenAPI document and the answers it describes', () => {
       '</api/robots?limit=2&after=Far>; rel="next"',
     )
     assert.equal(robotsPage.headers.get('x-total-count'), '11')
+  })
+
+  test('writes MCAP files as the document says, and refuses an unknown profile', async () => {
+    for (const path of [
+      '/api/robots/Bender/events.mcap',
+      '/api/robots/Bender/events.mcap?start_time=2&end_time=5&profile=ros2',
+      '/api/robots/Nobody/events.mcap',
+      '/api/export.mcap',
+      '/api/export.mcap?robot=Bender&profile=json',
+    ]) {
+      const answer = await call(path)
+      assert.equal(answer.status, 200, path)
+      assert.equal(answer.headers.get('content-type'), 'application/vnd.mcap')
+      assert.match(
+        answer.headers.get('content-disposition') ?? '',
+        /^attachment; filename="(Bender|Nobody|fleet)\.mcap"; filename\*=UTF-8''/,
+      )
+      assert.ok(answer.text.startsWith('\ufffdMCAP0\r\n'), path)
+    }
+    for (const path of [
+      '/api/robots/Bender/events.mcap?profile=xml',
+      '/api/export.mcap?profile=ros',
+    ]) {
+      assertError(
+        await call(path),
+        400,
+        'INVALID_QUERY',
+        'profile must be json or ros2',
+      )
+    }
+    assertError(
+      await call('/api/export.mcap?robot=%20x'),
+      400,
+      'INVALID_QUERY',
+      'robot " x" is no robot name: starts or ends with white space',
+    )
   })
 
   test('deletes a robot as the document says: 204 without a body, then 404 ROBOT_NOT_FOUND', async () => {
@@ -451,6 +489,7 @@ describe('the OpenAPI document and the answers it describes', () => {
       ['/api/robots/', 'GET'],
       ['/api/robots//events', 'GET'],
       ['/api/robots//odometer', 'GET'],
+      ['/api/robots//events.mcap', 'GET'],
       ['/api/robots//events?start_time=x', 'GET'],
       ['/api/robots', 'POST'],
       ['/api/robots/Bender/events', 'DELETE'],
@@ -474,7 +513,7 @@ describe('the OpenAPI document and the answers it describes', () => {
   })
 
   test('answers 400 INVALID_URL for broken percent-encoding in the path', async () => {
-    for (const rest of ['', '/events', '/odometer']) {
+    for (const rest of ['', '/events', '/odometer', '/events.mcap']) {
       assertError(
         await call(`/api/robots/%E0%A4%A${rest}`),
         400,
@@ -493,6 +532,8 @@ describe('the OpenAPI document and the answers it describes', () => {
       '/api/robots/Bender',
       '/api/robots/Bender/events',
       '/api/robots/Bender/odometer',
+      '/api/robots/Bender/events.mcap',
+      '/api/export.mcap',
       '/nope',
     ]) {
       assertError(

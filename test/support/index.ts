@@ -84,6 +84,10 @@ export type {
   LivePosition,
 } from './live-client.ts'
 
+// The Foxglove endpoint.
+export { FoxgloveViewer } from './foxglove-client.ts'
+export type { FoxgloveMessage, FoxgloveStatus } from './foxglove-client.ts'
+
 // The oracle of ingest and odometers.
 export {
   MAX_TIMESTAMP,
@@ -131,6 +135,17 @@ export { rawExchange } from './raw-http.ts'
 export type { RawResponse } from './raw-http.ts'
 export { metricValue, scrapeMetrics } from './metrics.ts'
 export type { Scrape } from './metrics.ts'
+
+// MCAP files of the export, read back with @mcap/core.
+export {
+  downloadMcap,
+  jsonMessage,
+  mcapRecords,
+  openMcap,
+  readMcapMessages,
+  recordsOf,
+} from './mcap.ts'
+export type { McapDownload, McapMessage } from './mcap.ts'
 
 // Waiting, and showing generated inputs.
 export { SAFETY_TIMEOUT_MS, mapLimit, waitFor, withTimeout } from './wait.ts'
