@@ -84,9 +84,24 @@ async function assertStored(
     const stored = await readEvents(server, robot.name, {
       limit: robot.acked.length + 10,
     })
+    const expected = robot.model.events.map((e) => [e.x, e.y, e.timestamp])
+    if (stored.length !== expected.length) {
+      // What to look at when it fails: whether the store lost events or
+      // the read missed some (the robot's count, a read without a limit),
+      // and where the gap is.
+      const all = await readEvents(server, robot.name)
+      const view = await getRobot(server, robot.name)
+      const have = new Set(stored.map((e) => e.timestamp))
+      const missing = robot.model.events
+        .map((e) => e.timestamp)
+        .filter((t) => !have.has(t))
+      console.log(
+        `# ${robot.name}: ${expected.length} acknowledged, ${stored.length} read with a limit, ${all.length} without, event_count ${view.event_count}; missing ${missing.length} from ${missing[0]} to ${missing.at(-1)}`,
+      )
+    }
     assert.deepEqual(
       stored.map((e) => [e.x, e.y, e.timestamp]),
-      robot.model.events.map((e) => [e.x, e.y, e.timestamp]),
+      expected,
       `${robot.name}: every acknowledged event once, in order`,
     )
     const view = await getRobot(server, robot.name)
@@ -159,6 +174,16 @@ describe('PostgreSQL failover', { skip }, () => {
     }
     servers.push(...pair)
     const fleet = drive('failover', 8, pair)
+    // Where the servers write, beside the formation's states: what to
+    // look at if an acknowledged event goes missing.
+    const where = async (step: string) =>
+      console.log(
+        `# ${step}: ${JSON.stringify(await f.state())}; fleet-telemetry connections ${JSON.stringify(
+          await Promise.all(
+            f.nodes.map(async (n) => [n.name, (await applications(n)).length]),
+          ),
+        )}`,
+      )
     let silences: number[] = []
     try {
       await fleet.more(200, 'acknowledgements before the failover')
@@ -168,6 +193,7 @@ describe('PostgreSQL failover', { skip }, () => {
       await f.waitFor(['primary', 'secondary'], STEP_MS)
       assert.notEqual((await f.primary()).name, first.name)
       await fleet.more(200, 'acknowledgements after the planned failover')
+      await where('after the planned failover')
       silences.push(longestSilence(fleet.robots, t0, performance.now()))
 
       const second = await f.primary()
@@ -181,6 +207,7 @@ describe('PostgreSQL failover', { skip }, () => {
       // The primary's machine gone: the monitor promotes the secondary,
       // which has every acknowledged commit (synchronous replication).
       const third = await f.primary()
+      await where('before the promotion')
       t0 = performance.now()
       await f.killNode(third)
       await fleet.more(200, 'acknowledgements from the promoted secondary')
