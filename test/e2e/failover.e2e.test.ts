@@ -138,6 +138,29 @@ async function assertResendsAreDuplicates(robots: readonly ResendingRobot[]) {
   }
 }
 
+/**
+ * Whether a node takes writes (`pg_is_in_recovery()` false), and how many
+ * `fleet-telemetry` connections it has; `down` when it does not answer.
+ */
+async function nodeView(node: FormationNode): Promise<string> {
+  const sql = postgres(`postgres://postgres@127.0.0.1:${node.port}/postgres`, {
+    max: 1,
+    connect_timeout: 5,
+    onnotice: () => {},
+  })
+  try {
+    const [row] = await sql<{ recovery: boolean; servers: number }[]>`
+      SELECT pg_is_in_recovery() AS recovery,
+        (SELECT count(*)::int FROM pg_stat_activity
+         WHERE application_name LIKE 'fleet-telemetry%') AS servers`
+    return `${node.name} ${row!.recovery ? 'standby' : 'writable'}, ${row!.servers} server connections`
+  } catch {
+    return `${node.name} down`
+  } finally {
+    await sql.end({ timeout: 5 })
+  }
+}
+
 /** The `fleet-telemetry` connections a node has, by application name. */
 async function applications(node: FormationNode): Promise<string[]> {
   const sql = postgres(`postgres://postgres@127.0.0.1:${node.port}/postgres`, {
@@ -178,11 +201,7 @@ describe('PostgreSQL failover', { skip }, () => {
     // look at if an acknowledged event goes missing.
     const where = async (step: string) =>
       console.log(
-        `# ${step}: ${JSON.stringify(await f.state())}; fleet-telemetry connections ${JSON.stringify(
-          await Promise.all(
-            f.nodes.map(async (n) => [n.name, (await applications(n)).length]),
-          ),
-        )}`,
+        `# ${step}: monitor ${(await f.state()).map((n) => `${n.name} ${n.current}/${n.assigned}`).join(', ')}; ${(await Promise.all(f.nodes.map(nodeView))).join('; ')}`,
       )
     let silences: number[] = []
     try {
@@ -211,6 +230,7 @@ describe('PostgreSQL failover', { skip }, () => {
       t0 = performance.now()
       await f.killNode(third)
       await fleet.more(200, 'acknowledgements from the promoted secondary')
+      await where('after the kill of the primary')
       assert.notEqual((await f.primary()).name, third.name)
       silences.push(longestSilence(fleet.robots, t0, performance.now()))
       f.startNode(third)
