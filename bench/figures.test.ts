@@ -3,6 +3,8 @@ import { describe, it } from 'node:test'
 import { collectFigures, deriveFigures, unitOf } from './figures.ts'
 import type { FrameFigures } from './frames.ts'
 import type { LoadResult } from './load.ts'
+import type { PeerInfluxRun, PeerReport, PeerServerRun } from './peer.ts'
+import type { IntervalsResult } from './query.ts'
 import type { IngestWindow, RetentionResult } from './store-load.ts'
 import type {
   DashboardRow,
@@ -428,5 +430,107 @@ describe('collectFigures', () => {
     assert.equal(partial['dashboard.frame_p99_ms'], undefined)
     assert.equal(partial['dashboard.long_tasks'], undefined)
     assert.equal(partial['dashboard.robots_shown'], 1000)
+  })
+})
+
+describe('collectFigures: the peer scenario', () => {
+  const latency = { count: 1000, p50: 1, p99: 2, max: 3, mean: 1 }
+  const reads = (odometer: number, window: number): IntervalsResult => ({
+    type: 'result',
+    mode: 'intervals',
+    odometer: { ...latency, p50: odometer, p99: 2 * odometer },
+    window: { ...latency, p50: window, p99: 3 * window },
+    wrong: 0,
+    wrongSamples: [],
+  })
+  const serverRun = (
+    linesPerFrame: 1 | 10 | 100,
+    eventsPerSecond: number,
+  ): PeerServerRun => ({
+    linesPerFrame,
+    events: 2_000_000,
+    seconds: 2_000_000 / eventsPerSecond,
+    eventsPerSecond,
+    cpuSeconds: 8,
+    idleRss: 100 * MB,
+    peakRss: (150 + linesPerFrame) * MB,
+    diskBytes: 2_000_000 * (linesPerFrame === 1 ? 5 : 6),
+    stored: 2_000_000,
+    nonOk: 0,
+    ...(linesPerFrame === 10 ? { reads: reads(1, 2) } : {}),
+  })
+  const influx = (eventsPerSecond: number): PeerInfluxRun => ({
+    events: 2_000_000,
+    seconds: 2_000_000 / eventsPerSecond,
+    eventsPerSecond,
+    cpuSeconds: 6,
+    idleRss: 20 * MB,
+    peakRss: 100 * MB,
+    diskBytes: 2_000_000 * 18,
+    compactedBytes: 2_000_000 * 15,
+    stored: 2_000_000,
+    failed: 0,
+    requests: 400,
+    reads: reads(2, 2),
+  })
+  const peer = (rounds: PeerReport['rounds']): PeerReport => ({
+    peer: 'influxdb',
+    version: 'InfluxDB v1.6.7',
+    settings: {
+      rounds: rounds.length,
+      robots: 1000,
+      connections: 64,
+      window: 64,
+      writers: 4,
+      batch: 5000,
+      reads: 1000,
+      warmupReads: 1000,
+    },
+    events: 2_000_000,
+    rounds,
+  })
+
+  it('should take the median of each figure over the rounds, and each ratio of the medians', () => {
+    const rounds = [100_000, 300_000, 200_000].map((speed, r) => ({
+      first: r % 2 === 0 ? ('server' as const) : ('influxdb' as const),
+      server: [
+        serverRun(1, speed),
+        serverRun(10, 2 * speed),
+        serverRun(100, 3 * speed),
+      ],
+      influxdb: influx(2 * speed),
+    }))
+    const figures = collectFigures(report({ peer: peer(rounds) }))
+    assert.equal(figures['peer-server-1.events_per_s'], 200_000)
+    assert.equal(figures['peer-server-100.events_per_s'], 600_000)
+    assert.equal(figures['peer-influxdb.events_per_s'], 400_000)
+    assert.equal(figures['run.peer_ingest_1_of_influxdb_pct'], 50)
+    assert.equal(figures['run.peer_ingest_100_of_influxdb_pct'], 150)
+    assert.equal(figures['run.peer_ingest_100_over_10'], 1.5)
+    assert.equal(figures['peer-server-10.cpu_s_per_million'], 4)
+    assert.equal(figures['peer-influxdb.cpu_s_per_million'], 3)
+    assert.ok(
+      Math.abs(figures['run.peer_cpu_10_of_influxdb_pct']! - 400 / 3) < 1e-9,
+    )
+    // The largest of the server's stores against InfluxDB compacted.
+    assert.equal(figures['peer-influxdb.compacted_bytes_per_event'], 15)
+    assert.equal(figures['run.peer_disk_of_influxdb_compacted_pct'], 40)
+    assert.equal(figures['run.peer_idle_rss_over_influxdb'], 5)
+    assert.equal(figures['run.peer_peak_rss_of_influxdb_pct'], 250)
+    // Reads on the 10-line store only.
+    assert.equal(figures['peer-server-1.window_p99_ms'], undefined)
+    assert.equal(figures['run.peer_odometer_p50_over_influxdb'], 0.5)
+    assert.equal(figures['run.peer_window_p50_over_influxdb'], 1)
+    assert.equal(figures['run.peer_window_p99_over_influxdb'], 1)
+  })
+
+  it('should give no peer figure when the scenario did not run', () => {
+    const figures = collectFigures(
+      report({ peerSkipped: 'no /usr/bin/influxd' }),
+    )
+    assert.deepEqual(
+      Object.keys(figures).filter((id) => id.includes('peer')),
+      [],
+    )
   })
 })

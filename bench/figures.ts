@@ -5,6 +5,7 @@
  * `<row>.<metric>`, such as `ingest.events_per_s` or `odometer-large.p99_ms`;
  * the figures computed from several rows are `run.<metric>`.
  */
+import type { PeerInfluxRun, PeerReport, PeerServerRun } from './peer.ts'
 import type { RunReport } from './report.ts'
 import { summarize } from './stats.ts'
 
@@ -28,6 +29,7 @@ export const SCENARIOS = [
   'retention',
   'flood',
   'million',
+  'peer',
   'failover',
 ] as const
 /** One of {@link SCENARIOS}. */
@@ -224,6 +226,26 @@ export const FAILOVER_ROWS = [
 /** One of {@link FAILOVER_ROWS}. */
 export type FailoverRowId = (typeof FAILOVER_ROWS)[number]
 
+/**
+ * The peer scenario (issue 17): the server at 1, 10 and 100 lines a frame
+ * and InfluxDB, the same events, medians over the rounds (peer.ts).
+ */
+export const PEER_ROWS = [
+  'peer-server-1',
+  'peer-server-10',
+  'peer-server-100',
+  'peer-influxdb',
+] as const
+/** One of {@link PEER_ROWS}. */
+export type PeerRowId = (typeof PEER_ROWS)[number]
+
+/** The frame sizes the server is measured at by the peer scenario. */
+export const PEER_FRAME_SIZES = [1, 10, 100] as const
+/** One of {@link PEER_FRAME_SIZES}. */
+export type PeerFrameSize = (typeof PEER_FRAME_SIZES)[number]
+/** The frame size whose store the peer scenario's reads are measured on. */
+export const PEER_READ_FRAME_SIZE: PeerFrameSize = 10
+
 /** Bytes on disk of one store. */
 export type DiskRowId = `disk-${StoreName}`
 
@@ -262,6 +284,7 @@ export type RowId =
   | LiveRowId
   | RetentionRowId
   | FailoverRowId
+  | PeerRowId
   | DiskRowId
 
 // --- metrics ---
@@ -353,6 +376,25 @@ export const METRICS = {
   acked_not_stored: 'events',
   failover_sync_of_single_pct: '%',
   failover_sync_ack_p99_over_single: '×',
+  cpu_s_per_million: 's',
+  compacted_bytes_per_event: 'bytes/event',
+  idle_rss_mb: 'MB',
+  odometer_p50_ms: 'ms',
+  odometer_p99_ms: 'ms',
+  window_p50_ms: 'ms',
+  window_p99_ms: 'ms',
+  peer_ingest_1_of_influxdb_pct: '%',
+  peer_ingest_10_of_influxdb_pct: '%',
+  peer_ingest_100_of_influxdb_pct: '%',
+  peer_ingest_100_over_10: '×',
+  peer_ingest_10_over_1: '×',
+  peer_cpu_10_of_influxdb_pct: '%',
+  peer_disk_of_influxdb_compacted_pct: '%',
+  peer_idle_rss_over_influxdb: '×',
+  peer_peak_rss_of_influxdb_pct: '%',
+  peer_odometer_p50_over_influxdb: '×',
+  peer_window_p50_over_influxdb: '×',
+  peer_window_p99_over_influxdb: '×',
 } as const
 /** One of the keys of {@link METRICS}. */
 export type Metric = keyof typeof METRICS
@@ -457,6 +499,18 @@ export const ROW_METRICS = {
     'stored_events',
     'acked_not_stored',
   ],
+  peer: [
+    'events_per_s',
+    'cpu_s_per_million',
+    'bytes_per_event',
+    'compacted_bytes_per_event',
+    'idle_rss_mb',
+    'peak_rss_mb',
+    'odometer_p50_ms',
+    'odometer_p99_ms',
+    'window_p50_ms',
+    'window_p99_ms',
+  ],
   run: [
     'seconds',
     'bare_ws_ceiling_events_per_s',
@@ -472,6 +526,18 @@ export const ROW_METRICS = {
     'flood_large_over_small',
     'failover_sync_of_single_pct',
     'failover_sync_ack_p99_over_single',
+    'peer_ingest_1_of_influxdb_pct',
+    'peer_ingest_10_of_influxdb_pct',
+    'peer_ingest_100_of_influxdb_pct',
+    'peer_ingest_100_over_10',
+    'peer_ingest_10_over_1',
+    'peer_cpu_10_of_influxdb_pct',
+    'peer_disk_of_influxdb_compacted_pct',
+    'peer_idle_rss_over_influxdb',
+    'peer_peak_rss_of_influxdb_pct',
+    'peer_odometer_p50_over_influxdb',
+    'peer_window_p50_over_influxdb',
+    'peer_window_p99_over_influxdb',
   ],
 } as const satisfies Record<string, readonly Metric[]>
 
@@ -490,6 +556,7 @@ export type FigureId =
   | `${LiveRowId}.${Of<'live'>}`
   | `${RetentionRowId}.${Of<'retention'>}`
   | `${FailoverRowId}.${Of<'failover'>}`
+  | `${PeerRowId}.${Of<'peer'>}`
   | `${DiskRowId}.${Of<'disk'>}`
   | `run.${Of<'run'>}`
 
@@ -699,6 +766,7 @@ export function collectFigures(report: RunReport): Figures {
       }
     }
   }
+  if (report.peer !== undefined) peerFigures(report.peer, put)
   for (const row of report.disk) {
     const id = `disk-${row.name}` as const
     put(`${id}.events`, row.events)
@@ -720,6 +788,80 @@ export function collectFigures(report: RunReport): Figures {
       report.liveRepeat,
     ),
     ...rows,
+  }
+}
+
+/**
+ * The peer scenario's figures: each the median over the rounds of that
+ * round's figure (peer.ts).
+ */
+function peerFigures(
+  peer: PeerReport,
+  put: (id: FigureId, value: number) => void,
+): void {
+  const median = (values: number[]) => summarize(values).p50
+  const over = <T>(runs: T[], figure: (run: T) => number) =>
+    median(runs.map(figure).filter((v) => Number.isFinite(v)))
+  const influx = peer.rounds.map((r) => r.influxdb)
+  const rows: [PeerRowId, (PeerServerRun | PeerInfluxRun)[]][] = [
+    ...PEER_FRAME_SIZES.map(
+      (lpf) =>
+        [
+          `peer-server-${lpf}` as PeerRowId,
+          peer.rounds.flatMap((r) =>
+            r.server.filter((s) => s.linesPerFrame === lpf),
+          ),
+        ] as [PeerRowId, PeerServerRun[]],
+    ),
+    ['peer-influxdb', influx],
+  ]
+  for (const [id, runs] of rows) {
+    if (runs.length === 0) continue
+    put(
+      `${id}.events_per_s`,
+      over(runs, (r) => r.eventsPerSecond),
+    )
+    put(
+      `${id}.cpu_s_per_million`,
+      over(runs, (r) => (1e6 * r.cpuSeconds) / r.events),
+    )
+    put(
+      `${id}.bytes_per_event`,
+      over(runs, (r) => r.diskBytes / r.events),
+    )
+    put(
+      `${id}.idle_rss_mb`,
+      over(runs, (r) => r.idleRss / MB),
+    )
+    put(
+      `${id}.peak_rss_mb`,
+      over(runs, (r) => r.peakRss / MB),
+    )
+    const reads = runs.flatMap((r) => (r.reads === undefined ? [] : [r.reads]))
+    if (reads.length > 0) {
+      put(
+        `${id}.odometer_p50_ms`,
+        over(reads, (r) => r.odometer.p50),
+      )
+      put(
+        `${id}.odometer_p99_ms`,
+        over(reads, (r) => r.odometer.p99),
+      )
+      put(
+        `${id}.window_p50_ms`,
+        over(reads, (r) => r.window.p50),
+      )
+      put(
+        `${id}.window_p99_ms`,
+        over(reads, (r) => r.window.p99),
+      )
+    }
+  }
+  if (influx.length > 0) {
+    put(
+      'peer-influxdb.compacted_bytes_per_event',
+      over(influx, (r) => r.compactedBytes / r.events),
+    )
   }
 }
 
@@ -815,6 +957,77 @@ export function deriveFigures(
   put(
     'run.flood_large_over_small',
     ratio(rows['flood.events_per_s'], rows['flood-small.events_per_s']),
+  )
+  // Issue 17: the server against InfluxDB, medians of the same rounds.
+  const influx = (metric: Of<'peer'>) => rows[`peer-influxdb.${metric}`]
+  const server = (lpf: PeerFrameSize, metric: Of<'peer'>) =>
+    rows[`peer-server-${lpf}.${metric}`]
+  for (const lpf of PEER_FRAME_SIZES) {
+    put(
+      `run.peer_ingest_${lpf}_of_influxdb_pct`,
+      100 * (ratio(server(lpf, 'events_per_s'), influx('events_per_s')) ?? NaN),
+    )
+  }
+  put(
+    'run.peer_ingest_100_over_10',
+    ratio(server(100, 'events_per_s'), server(10, 'events_per_s')),
+  )
+  put(
+    'run.peer_ingest_10_over_1',
+    ratio(server(10, 'events_per_s'), server(1, 'events_per_s')),
+  )
+  put(
+    'run.peer_cpu_10_of_influxdb_pct',
+    100 *
+      (ratio(server(10, 'cpu_s_per_million'), influx('cpu_s_per_million')) ??
+        NaN),
+  )
+  // The server's largest store, whatever its frames, against InfluxDB's
+  // files once compacted.
+  const disks = PEER_FRAME_SIZES.map((lpf) =>
+    server(lpf, 'bytes_per_event'),
+  ).filter((v) => v !== undefined)
+  put(
+    'run.peer_disk_of_influxdb_compacted_pct',
+    100 *
+      (ratio(
+        disks.length > 0 ? Math.max(...disks) : undefined,
+        influx('compacted_bytes_per_event'),
+      ) ?? NaN),
+  )
+  const idles = PEER_FRAME_SIZES.map((lpf) =>
+    server(lpf, 'idle_rss_mb'),
+  ).filter((v) => v !== undefined)
+  put(
+    'run.peer_idle_rss_over_influxdb',
+    ratio(
+      idles.length > 0 ? summarize(idles).p50 : undefined,
+      influx('idle_rss_mb'),
+    ),
+  )
+  const peerPeaks = PEER_FRAME_SIZES.map((lpf) =>
+    server(lpf, 'peak_rss_mb'),
+  ).filter((v) => v !== undefined)
+  put(
+    'run.peer_peak_rss_of_influxdb_pct',
+    100 *
+      (ratio(
+        peerPeaks.length > 0 ? Math.max(...peerPeaks) : undefined,
+        influx('peak_rss_mb'),
+      ) ?? NaN),
+  )
+  const read = PEER_READ_FRAME_SIZE
+  put(
+    'run.peer_odometer_p50_over_influxdb',
+    ratio(server(read, 'odometer_p50_ms'), influx('odometer_p50_ms')),
+  )
+  put(
+    'run.peer_window_p50_over_influxdb',
+    ratio(server(read, 'window_p50_ms'), influx('window_p50_ms')),
+  )
+  put(
+    'run.peer_window_p99_over_influxdb',
+    ratio(server(read, 'window_p99_ms'), influx('window_p99_ms')),
   )
   // Issue 15: synchronous replication against a single node, same run.
   put(

@@ -59,6 +59,14 @@ export interface LoadOptions {
    * scenario); none by default.
    */
   readonly token?: string
+  /**
+   * Count bound per robot instead of over the fleet: a connection stops
+   * once each of its robots was sent this many events, so that a run
+   * sends exactly these events whatever the connections' pace (the peer
+   * scenario writes the same ones to InfluxDB). Each connection's share
+   * (its robots × this) must be whole frames.
+   */
+  readonly perRobot?: number
 }
 
 /** The one JSON line a run prints last. */
@@ -138,6 +146,8 @@ class Connection {
   readonly #next: number[]
   #cursor = 0
   sentFrames = 0
+  /** Events this connection may still send (with `perRobot`). */
+  quota = Infinity
 
   constructor(
     url: string,
@@ -168,6 +178,11 @@ class Connection {
     return this.#count
   }
 
+  /** How many robots this connection sends for. */
+  get robotCount() {
+    return this.#names.length
+  }
+
   /** Sends one frame of `lines` events, round-robin over the robots. */
   send(lines: number, t0: number, step: number, now: number) {
     let frame = ''
@@ -187,6 +202,7 @@ class Connection {
     this.#sentAt[(this.#head + this.#count) % capacity] = now
     this.#count++
     this.sentFrames++
+    this.quota -= lines
     this.ws.send(frame)
   }
 
@@ -259,10 +275,24 @@ async function main(options: LoadOptions): Promise<LoadResult> {
     if (!sending && totalInFlight() === 0) finish()
   }
 
-  const canSend = () => {
+  if (options.perRobot !== undefined) {
+    for (const conn of connections) {
+      conn.quota = conn.robotCount * options.perRobot
+      if (conn.quota % L !== 0) {
+        throw new Error(
+          `perRobot: a connection's ${conn.quota} events are not whole frames of ${L}`,
+        )
+      }
+    }
+  }
+  const canSend = (conn: Connection) => {
     if (!sending) return false
     if (sentEvents + L > options.maxEvents) {
       stopSending(true)
+      return false
+    }
+    if (conn.quota < L) {
+      if (connections.every((c) => c.done || c.quota < L)) stopSending(true)
       return false
     }
     return true
@@ -287,7 +317,7 @@ async function main(options: LoadOptions): Promise<LoadResult> {
         while (
           conn.inFlight < window &&
           conn.ws.bufferedAmount < SEND_BUFFER_BYTES &&
-          canSend()
+          canSend(conn)
         ) {
           conn.send(L, options.t0, options.step, now)
           sentEvents += L
@@ -444,7 +474,7 @@ async function main(options: LoadOptions): Promise<LoadResult> {
         if (late <= 0) continue
         conn.socket?.cork()
         let sent = 0
-        while (sent < late && conn.inFlight < window && canSend()) {
+        while (sent < late && conn.inFlight < window && canSend(conn)) {
           conn.send(L, options.t0, options.step, now)
           sentEvents += L
           sent++

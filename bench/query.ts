@@ -17,7 +17,13 @@ import { Agent, request } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import { openMcap } from '../test/support/mcap.ts'
 import type { FetchFormat } from './figures.ts'
-import { PRELOAD_STEP, PRELOAD_STEP_LENGTH, PRELOAD_T0 } from './fleet.ts'
+import {
+  livePositions,
+  PRELOAD_STEP,
+  PRELOAD_STEP_LENGTH,
+  PRELOAD_T0,
+  robotName,
+} from './fleet.ts'
 import { Random } from '../test/support/random.ts'
 import { summarize, type LatencySummary } from './stats.ts'
 
@@ -45,6 +51,48 @@ export type QueryOptions =
       readonly format: FetchFormat
       readonly maxMs: number
     }
+  | IntervalsOptions
+
+/**
+ * The peer scenario's reads (peer.ts), asked of the server or of InfluxDB
+ * the same way: sequential requests on one keep-alive connection, taking
+ * turns, over random robots and random runs of `span` consecutive events
+ * of the ones the ingest wrote (the first `perRobot` of each robot's
+ * track, fleet.ts `livePositions`, from `t0` by `step`): the odometer over
+ * the run (InfluxQL: `SUM` of `SQRT(POW(DIFFERENCE(x), 2) +
+ * POW(DIFFERENCE(y), 2))`), and the run's events (the events route as
+ * JSON; InfluxQL `SELECT x, y`). Each answer is checked: the odometer
+ * against the track's, the window's event count against `span`.
+ */
+export interface IntervalsOptions {
+  readonly mode: 'intervals'
+  readonly target: 'server' | 'influxdb'
+  /** `http://127.0.0.1:PORT` */
+  readonly baseUrl: string
+  /** InfluxDB's database. */
+  readonly database: string
+  readonly robots: number
+  readonly perRobot: number
+  readonly span: number
+  readonly t0: number
+  readonly step: number
+  /** Requests of each kind before the measured ones, and measured. */
+  readonly warmupRequests: number
+  readonly requests: number
+  readonly maxMs: number
+  readonly seed: number
+}
+
+/** The result line of an `intervals` run. */
+export interface IntervalsResult {
+  readonly type: 'result'
+  readonly mode: 'intervals'
+  readonly odometer: LatencySummary
+  readonly window: LatencySummary
+  /** Answers that were not 200 or not the expected ones. */
+  readonly wrong: number
+  readonly wrongSamples: string[]
+}
 
 /** The figures of one robot in an `odometer` run. */
 export interface OdometerFigures {
@@ -191,6 +239,122 @@ async function odometer(
   }
 }
 
+async function intervals(options: IntervalsOptions): Promise<IntervalsResult> {
+  const generator = new Random(options.seed)
+  const random = () => generator.next()
+  const tracks = new Map<number, number[][]>()
+  const track = (robot: number) => {
+    let points = tracks.get(robot)
+    if (points === undefined) {
+      points = livePositions(robot).map((p) => p.split(',').map(Number))
+      tracks.set(robot, points)
+    }
+    return points
+  }
+  const odometerOf = (robot: number, i: number, j: number) => {
+    const points = track(robot)
+    let sum = 0
+    for (let k = i + 1; k <= j; k++) {
+      const [x0, y0] = points[(k - 1) % points.length]!
+      const [x1, y1] = points[k % points.length]!
+      sum += Math.hypot(x1! - x0!, y1! - y0!)
+    }
+    return sum
+  }
+  const influx = (q: string) =>
+    `${options.baseUrl}/query?db=${encodeURIComponent(options.database)}&epoch=ms&q=${encodeURIComponent(q)}`
+  let wrong = 0
+  const wrongSamples: string[] = []
+  const miss = (what: string) => {
+    wrong++
+    if (wrongSamples.length < 5) wrongSamples.push(what)
+  }
+
+  /** One request of `kind` over a random run; its time in ms. */
+  const one = async (kind: 'odometer' | 'window'): Promise<number> => {
+    const robot = Math.floor(random() * options.robots)
+    const i = Math.floor(random() * (options.perRobot - options.span + 1))
+    const j = i + options.span - 1
+    const start = options.t0 + i * options.step
+    const end = options.t0 + j * options.step
+    const name = robotName(robot)
+    const where = `WHERE robot = '${name}' AND time >= ${start}ms AND time <= ${end}ms`
+    const url =
+      options.target === 'server'
+        ? `${options.baseUrl}/api/robots/${encodeURIComponent(name)}/${kind === 'odometer' ? 'odometer' : 'events'}?start_time=${start}&end_time=${end}`
+        : influx(
+            kind === 'odometer'
+              ? `SELECT SUM(d) FROM (SELECT SQRT(POW(DIFFERENCE(x), 2) + POW(DIFFERENCE(y), 2)) AS d FROM pose ${where})`
+              : `SELECT x, y FROM pose ${where}`,
+          )
+    const t = performance.now()
+    const res = await get(url)
+    const ms = performance.now() - t
+    const what = `${kind} ${name} ${start}..${end}`
+    if (res.status !== 200) {
+      miss(`${what}: ${res.status} ${res.body.slice(0, 200)}`)
+      return ms
+    }
+    const body = JSON.parse(res.body) as unknown
+    if (kind === 'odometer') {
+      const value =
+        options.target === 'server'
+          ? (body as { odometer: number }).odometer
+          : (influxValues(body)[0]?.[1] as number | undefined)
+      const expected = odometerOf(robot, i, j)
+      if (
+        !(Math.abs((value ?? NaN) - expected) <= 1e-6 * Math.max(1, expected))
+      ) {
+        miss(`${what}: ${value} (expected ${expected})`)
+      }
+    } else {
+      const count =
+        options.target === 'server'
+          ? (body as unknown[]).length
+          : influxValues(body).length
+      if (count !== options.span)
+        miss(`${what}: ${count} events (expected ${options.span})`)
+    }
+    return ms
+  }
+
+  for (let k = 0; k < options.warmupRequests; k++) {
+    await one('odometer')
+    await one('window')
+  }
+  wrong = 0
+  wrongSamples.length = 0
+  phase('measure')
+  const started = performance.now()
+  const odometers: number[] = []
+  const windows: number[] = []
+  for (
+    let k = 0;
+    k < options.requests && performance.now() - started < options.maxMs;
+    k++
+  ) {
+    odometers.push(await one('odometer'))
+    windows.push(await one('window'))
+  }
+  phase('end')
+  return {
+    type: 'result',
+    mode: 'intervals',
+    odometer: summarize(odometers),
+    window: summarize(windows),
+    wrong,
+    wrongSamples,
+  }
+}
+
+/** The rows of an InfluxDB `/query` answer's first series. */
+function influxValues(body: unknown): unknown[][] {
+  const result = (
+    body as { results?: { series?: { values?: unknown[][] }[] }[] }
+  ).results?.[0]
+  return result?.series?.[0]?.values ?? []
+}
+
 /**
  * The MCAP export of the track: the body kept (chunks as they come), and
  * opened once timed, by its summary; complete when its statistics count a
@@ -306,7 +470,12 @@ async function fetchAll(
 }
 
 const options = JSON.parse(process.argv[2] ?? '{}') as QueryOptions
-const run = options.mode === 'odometer' ? odometer(options) : fetchAll(options)
+const run =
+  options.mode === 'odometer'
+    ? odometer(options)
+    : options.mode === 'intervals'
+      ? intervals(options)
+      : fetchAll(options)
 run.then(
   (result) => {
     process.stdout.write(`${JSON.stringify(result)}\n`, () => process.exit(0))

@@ -13,6 +13,7 @@ import {
   YEAR_FLEET,
   YEAR_FLEET_EVENTS_A_DAY,
   type Backend,
+  type FigureId,
   type DashboardRowId,
   type FetchFormat,
   type FetchRowId,
@@ -34,6 +35,7 @@ import type { FrameFigures } from './frames.ts'
 import type { RetentionResult, StoreLoadResult } from './store-load.ts'
 import type { LatencySummary } from './stats.ts'
 import type { FailoverEvent, FailoverStream } from './failover.ts'
+import type { PeerReport } from './peer.ts'
 import { ROBOT_PREFIX } from './fleet.ts'
 import {
   describeTarget,
@@ -326,6 +328,12 @@ export interface RunConfig {
   readonly failoverServers: number
   /** Planned failovers of the stream (one unplanned follows them). */
   readonly failoverPlanned: number
+  /** The peer scenario: rounds, robots, InfluxDB's writers and batch, reads. */
+  readonly peerRounds: number
+  readonly peerRobots: number
+  readonly peerWriters: number
+  readonly peerBatch: number
+  readonly peerReads: number
 }
 
 /** How the Settings table names each count, in its order. */
@@ -365,6 +373,11 @@ const SETTING_LABELS = {
   failoverHz: 'failover: events per robot per second (paced)',
   failoverServers: 'failover: server processes they stream through',
   failoverPlanned: 'failover: planned failovers (then one unplanned)',
+  peerRounds: 'peer: rounds (server and InfluxDB in turns)',
+  peerRobots: 'peer: robots (2,000 events each)',
+  peerWriters: 'peer: InfluxDB writers',
+  peerBatch: 'peer: lines per InfluxDB write request',
+  peerReads: 'peer: reads of each kind (after as many warm-up reads)',
 } as const satisfies Record<keyof RunConfig, string>
 
 /** The {@link RunConfig} part of an object that has more (run.ts settings). */
@@ -427,6 +440,10 @@ export interface RunReport {
   readonly retention: RetentionRow[]
   /** The failover scenario, when it ran (not skipped). */
   readonly failover?: FailoverReport
+  /** The peer scenario, when it ran. */
+  readonly peer?: PeerReport
+  /** Why the peer scenario was skipped. */
+  readonly peerSkipped?: string
   readonly disk: DiskRow[]
   readonly problems: string[]
 }
@@ -1128,8 +1145,147 @@ export function renderReport(report: RunReport): string {
       )
     }
   }
+  if (report.peer !== undefined || report.peerSkipped !== undefined) {
+    out.push(...peerSection(report))
+  }
   if (report.failover !== undefined) out.push(...failoverSection(report))
   return out.join('\n')
+}
+
+/** The side-by-side section (issue 17), from `report.peer`. */
+function peerSection(report: RunReport): string[] {
+  const out = ['## Side by side with InfluxDB\n']
+  const p = report.peer
+  if (p === undefined) {
+    out.push(`Not measured in this run: ${report.peerSkipped}.\n`)
+    return out
+  }
+  const f = collectFigures(report)
+  const st = p.settings
+  out.push(
+    `The same ${int(p.events)} events (${int(st.robots)} robots, 2,000 each, the generator's positions and timestamps) into this server and into InfluxDB (${p.version}, Debian's \`influxdb\` package, \`influxd\` with its defaults: the write-ahead log fsynced on every write request) on the same machine, in ${st.rounds} rounds that take turns (the server first in odd rounds, InfluxDB in even ones); each figure is the median over the rounds, each ratio is of the medians. The server: a fresh process on a fresh SQLite store (\`--sync normal\`, its default) per frame size, ${int(st.connections)} connections with ${int(st.window)} frames in flight each, every event answered \`OK\` after its commit. InfluxDB: \`/write\` requests of ${int(st.batch)} lines (precision ms) from ${st.writers} writers on keep-alive connections, each answered 204 after its write. Events/s are the events answered over the time from the first send to the last answer; CPU is the server process's over the same time (all its threads); memory at rest is its RSS 2 s after it started, empty; the peak is the largest RSS during the ingest. Disk is the store's folder (the server) or the database's data and WAL folders (InfluxDB) after a clean stop; InfluxDB's compacted figure is after it was started again on its files with \`cache-snapshot-write-cold-duration\` and \`compact-full-write-cold-duration\` of 1 s and its files stopped changing. Reads: ${int(st.reads)} of each kind after as many warm-up reads, one at a time on one keep-alive connection, over random robots and random runs of 1,000 consecutive events: the odometer (\`GET …/odometer\`; InfluxQL \`SUM\` of \`SQRT(POW(DIFFERENCE(x), 2) + POW(DIFFERENCE(y), 2))\`) and the events (\`GET …/events\`, JSON; InfluxQL \`SELECT x, y\`), every answer checked; the server's on its 10-lines-a-frame store.\n`,
+  )
+  const server = (lpf: 1 | 10 | 100, metric: string) =>
+    f[`peer-server-${lpf}.${metric}` as FigureId] ?? NaN
+  const influx = (metric: string) =>
+    f[`peer-influxdb.${metric}` as FigureId] ?? NaN
+  const ratio = (a: number, b: number) =>
+    Number.isFinite(a / b) ? `${fixed(a / b, 2)}×` : 'n/a'
+  const rows: string[][] = []
+  const each = (
+    label: string,
+    metric: string,
+    show: (n: number) => string,
+    theirs = influx(metric),
+  ) => {
+    for (const lpf of [1, 10, 100] as const) {
+      const ours = server(lpf, metric)
+      rows.push([
+        `${label}, ${lpf} line${lpf === 1 ? '' : 's'}/frame`,
+        show(ours),
+        show(theirs),
+        ratio(ours, theirs),
+      ])
+    }
+  }
+  each('ingest, events/s', 'events_per_s', int)
+  each('CPU seconds per million events', 'cpu_s_per_million', (n) =>
+    fixed(n, 2),
+  )
+  each('disk bytes an event after a clean stop', 'bytes_per_event', (n) =>
+    fixed(n, 1),
+  )
+  const compacted = influx('compacted_bytes_per_event')
+  rows.push([
+    'disk bytes an event, InfluxDB once compacted',
+    '',
+    fixed(compacted, 1),
+    ratio(
+      Math.max(
+        server(1, 'bytes_per_event'),
+        server(10, 'bytes_per_event'),
+        server(100, 'bytes_per_event'),
+      ),
+      compacted,
+    ) + ' (the largest of the three)',
+  ])
+  each('memory at rest, MB', 'idle_rss_mb', (n) => fixed(n, 1))
+  each('peak memory during ingest, MB', 'peak_rss_mb', (n) => fixed(n, 1))
+  for (const [label, metric] of [
+    ['odometer over 1,000 events, p50 ms', 'odometer_p50_ms'],
+    ['odometer over 1,000 events, p99 ms', 'odometer_p99_ms'],
+    ['1,000-event window, p50 ms', 'window_p50_ms'],
+    ['1,000-event window, p99 ms', 'window_p99_ms'],
+  ] as const) {
+    const ours = server(10, metric)
+    const theirs = influx(metric)
+    rows.push([label, ms(ours), ms(theirs), ratio(ours, theirs)])
+  }
+  out.push(table(['', 'This server', 'InfluxDB', 'Ratio'], rows))
+  out.push('Each round:\n')
+  const roundRows: string[][] = []
+  p.rounds.forEach((round, r) => {
+    const runs = [
+      ...round.server.map((run) => ({
+        who: `server, ${run.linesPerFrame} line${run.linesPerFrame === 1 ? '' : 's'}/frame`,
+        run,
+        compacted: NaN,
+      })),
+      {
+        who: `InfluxDB, ${int(st.batch)}-line requests`,
+        run: round.influxdb,
+        compacted: round.influxdb.compactedBytes,
+      },
+    ]
+    const ordered =
+      round.first === 'server' ? runs : [runs.at(-1)!, ...runs.slice(0, -1)]
+    for (const { who, run, compacted } of ordered) {
+      roundRows.push([
+        String(r + 1),
+        who,
+        int(run.events),
+        fixed(run.seconds, 2),
+        int(run.eventsPerSecond),
+        fixed((1e6 * run.cpuSeconds) / run.events, 2),
+        mb(run.idleRss),
+        mb(run.peakRss),
+        fixed(run.diskBytes / run.events, 1),
+        Number.isFinite(compacted) ? fixed(compacted / run.events, 1) : '',
+        run.stored === run.events
+          ? `${int(run.stored)} ✓`
+          : `${int(run.stored ?? NaN)} ✗`,
+        run.reads === undefined
+          ? ''
+          : `${ms(run.reads.odometer.p50)} / ${ms(run.reads.odometer.p99)}`,
+        run.reads === undefined
+          ? ''
+          : `${ms(run.reads.window.p50)} / ${ms(run.reads.window.p99)}`,
+        run.reads === undefined ? '' : int(run.reads.wrong),
+      ])
+    }
+  })
+  out.push(
+    table(
+      [
+        'Round',
+        'Run',
+        'Events',
+        'Seconds',
+        'Events/s',
+        'CPU s per million',
+        'Rest MB',
+        'Peak MB',
+        'Disk B/event',
+        'Compacted B/event',
+        'Stored',
+        'Odometer p50 / p99 ms',
+        'Window p50 / p99 ms',
+        'Wrong answers',
+      ],
+      roundRows,
+    ),
+  )
+  return out
 }
 
 /** The PostgreSQL failover section (issue 15), from `report.failover`. */

@@ -28,6 +28,7 @@ import {
   browserSkip,
   CHROMIUM_PATH,
   formationSkip,
+  INFLUXD_PATH,
   IngestClient,
   killAll,
   LiveClient,
@@ -85,6 +86,7 @@ import type { DashboardOptions, DashboardResult } from './dashboard.ts'
 import { frameFigures } from './frames.ts'
 import { streamThroughFailovers, type FailoverStream } from './failover.ts'
 import { jsonBeside, redactStore, writeResults } from './results.ts'
+import { peerSkip, runPeer, type PeerReport } from './peer.ts'
 import type {
   PreloadRobot,
   RetentionOptions,
@@ -102,6 +104,7 @@ const LOAD = script('./load.js')
 const STORE_LOAD = script('./store-load.js')
 const QUERY = script('./query.js')
 const DASHBOARD = script('./dashboard.js')
+const INFLUX_LOAD = script('./influx-load.js')
 /** How long a server has to end after SIGTERM before it is killed. */
 const STOP_TIMEOUT_MS = 60_000
 /** Count bound of each flood load (its time bound ends it first). */
@@ -160,7 +163,7 @@ const USAGE = `usage: npm run bench -- [--quick] [--store URL] [--scenarios ${SC
        (default: all but ${ON_REQUEST_SCENARIOS.join(', ')}, run only when named)
        [--out FILE] [--json FILE] [--connections N] [--robots N]
        [--lines-per-frame N] [--window N] [--duration SECONDS]
-       [--server DIR]
+       [--server DIR] [--peer influxdb] [--peer-writers N] [--peer-batch N]
        npm run bench -- --compare A.json B.json [--history FILE] [--title TEXT]
 `
 
@@ -189,6 +192,9 @@ function parseSettings(argv: string[]): Settings | CompareSettings | 'help' {
       window: { type: 'string' },
       duration: { type: 'string' },
       server: { type: 'string' },
+      peer: { type: 'string' },
+      'peer-writers': { type: 'string' },
+      'peer-batch': { type: 'string' },
       compare: { type: 'boolean', default: false },
       history: { type: 'string' },
       title: { type: 'string' },
@@ -215,10 +221,18 @@ function parseSettings(argv: string[]): Settings | CompareSettings | 'help' {
     throw new Error('--history and --title go with --compare')
   }
   const quick = values.quick === true
+  if (values.peer !== undefined && values.peer !== 'influxdb') {
+    throw new Error(`--peer knows influxdb only, not ${values.peer}`)
+  }
   const scenarios =
     values.scenarios === undefined
-      ? [...DEFAULT_SCENARIOS]
+      ? values.peer === undefined
+        ? [...DEFAULT_SCENARIOS]
+        : ['peer']
       : values.scenarios.split(',').map((s) => s.trim())
+  if (values.peer !== undefined && !scenarios.includes('peer')) {
+    scenarios.push('peer')
+  }
   for (const s of scenarios) {
     if (!(SCENARIOS as readonly string[]).includes(s)) {
       throw new Error(`unknown scenario ${s}; known: ${SCENARIOS.join(', ')}`)
@@ -272,6 +286,11 @@ function parseSettings(argv: string[]): Settings | CompareSettings | 'help' {
     failoverHz: 10,
     failoverServers: 2,
     failoverPlanned: quick ? 2 : 5,
+    peerRounds: quick ? 2 : 3,
+    peerRobots: quick ? 100 : 1000,
+    peerWriters: positive('peer-writers', values['peer-writers'], 4),
+    peerBatch: positive('peer-batch', values['peer-batch'], 5000),
+    peerReads: quick ? 200 : 1000,
     preloadTimeoutMs: quick ? 5 * 60_000 : 60 * 60_000,
     server: resolve(values.server ?? ROOT),
   }
@@ -473,6 +492,8 @@ class Bench {
   readonly dashboard: DashboardRow[] = []
   readonly retention: RetentionRow[] = []
   failover: FailoverReport | undefined
+  peer: PeerReport | undefined
+  peerSkipped: string | undefined
   /** The stop of each server, once asked for (see {@link stopServer}). */
   readonly #stops = new Map<ListeningProcess, Promise<Stopped>>()
   /** Bytes on disk per store, measured each time a server on it closed. */
@@ -2046,7 +2067,39 @@ class Bench {
     await step('retention', () => this.retentionRun())
     await step('flood', () => this.floodRun())
     await step('million', () => this.millionRun())
+    await step('peer', () => this.peerRun())
     await step('failover', () => this.failoverRun())
+  }
+
+  /** The peer scenario (peer.ts), skipped with a hint without InfluxDB. */
+  async peerRun() {
+    const skip = peerSkip()
+    if (skip !== false) {
+      this.peerSkipped = skip
+      say(`  peer skipped: ${skip}`)
+      return
+    }
+    this.peer = await runPeer(
+      {
+        loadScript: LOAD,
+        queryScript: QUERY,
+        influxLoadScript: INFLUX_LOAD,
+        withServer: (store, what, body) =>
+          this.withServer(store, what, (server) => body(server)),
+        problem: (text) => this.problem(text),
+        say,
+      },
+      {
+        rounds: this.s.peerRounds,
+        robots: this.s.peerRobots,
+        connections: this.s.connections,
+        window: this.s.window,
+        writers: this.s.peerWriters,
+        batch: this.s.peerBatch,
+        reads: this.s.peerReads,
+        warmupReads: this.s.peerReads,
+      },
+    )
   }
 }
 
@@ -2163,6 +2216,7 @@ async function main(): Promise<number> {
     STORE_LOAD,
     QUERY,
     DASHBOARD,
+    INFLUX_LOAD,
   ]) {
     if (!existsSync(path)) {
       process.stderr.write(`bench: ${path} is missing: run npm run build\n`)
@@ -2248,6 +2302,13 @@ async function main(): Promise<number> {
             `node dist/src/cli.js --host 127.0.0.1 --port 0 --store 'postgres://postgres@127.0.0.1:PORT1,127.0.0.1:PORT2/postgres?target_session_attrs=read-write&schema=bench_failover_<load>' --log-level warn`,
           ]
         : []),
+      ...(s.scenarios.includes('peer')
+        ? [
+            `# peer: the same server on fresh SQLite stores at 1, 10 and 100 lines a frame, and InfluxDB (${INFLUXD_PATH}, a configuration of its own in $TMPDIR/telemetry-influxdb-XXXXXX) written by:`,
+            `node dist/bench/influx-load.js '{"url":"http://127.0.0.1:PORT","database":"bench","writers":${s.peerWriters},"batch":${s.peerBatch},"robots":${s.peerRobots},…}'`,
+            `node dist/bench/query.js '{"mode":"intervals","target":"server"|"influxdb",…}'`,
+          ]
+        : []),
       ...(s.scenarios.includes('dashboard')
         ? [
             `# dashboard: the page in headless Chromium (${CHROMIUM_PATH}), then the generator paced at ${s.dashboardHz} events per robot per second`,
@@ -2274,6 +2335,8 @@ async function main(): Promise<number> {
     dashboard: bench.dashboard,
     retention: bench.retention,
     failover: bench.failover,
+    peer: bench.peer,
+    peerSkipped: bench.peerSkipped,
     disk: [...bench.disk.values()],
     problems: bench.problems,
   }

@@ -34,7 +34,8 @@ export interface Target {
  * The targets of issue 3 (and issue 5's PostgreSQL one, and issue 11's
  * cost of access control), then issue 10's (memory bounded under every
  * load), then issue 12's (the dashboard stays responsive), then issue 14's
- * (a retention pass does not stop ingest), in report order.
+ * (a retention pass does not stop ingest), then issue 17's (ahead of
+ * InfluxDB on the same machine), in report order.
  */
 export const TARGETS = [
   {
@@ -223,6 +224,92 @@ export const TARGETS = [
     figure: 'retention.worst_pause_ms',
     comparison: '<=',
     threshold: 1000,
+  },
+  // Issue 17: ahead of InfluxDB, each a ratio of medians over the peer
+  // scenario's rounds (peer.ts), both measured in the same run.
+  {
+    id: 'peer-ingest-100',
+    what: "peer: ingest at 100 lines/frame as a share of InfluxDB's (requests of 5,000 lines from 4 writers)",
+    figure: 'run.peer_ingest_100_of_influxdb_pct',
+    comparison: '>=',
+    threshold: 100,
+  },
+  {
+    id: 'peer-ingest-10',
+    what: "peer: ingest at 10 lines/frame as a share of InfluxDB's",
+    figure: 'run.peer_ingest_10_of_influxdb_pct',
+    comparison: '>=',
+    threshold: 80,
+  },
+  {
+    id: 'peer-ingest-1',
+    what: "peer: ingest at 1 line/frame as a share of InfluxDB's",
+    figure: 'run.peer_ingest_1_of_influxdb_pct',
+    comparison: '>=',
+    threshold: 40,
+  },
+  {
+    id: 'peer-frames-100-over-10',
+    what: 'peer: ingest at 100 lines/frame over 10 lines/frame (bigger frames never slower)',
+    figure: 'run.peer_ingest_100_over_10',
+    comparison: '>=',
+    threshold: 1,
+  },
+  {
+    id: 'peer-frames-10-over-1',
+    what: 'peer: ingest at 10 lines/frame over 1 line/frame',
+    figure: 'run.peer_ingest_10_over_1',
+    comparison: '>=',
+    threshold: 1,
+  },
+  {
+    id: 'peer-cpu',
+    what: "peer: server CPU seconds per million events at 10 lines/frame as a share of InfluxDB's",
+    figure: 'run.peer_cpu_10_of_influxdb_pct',
+    comparison: '<=',
+    threshold: 100,
+  },
+  {
+    id: 'peer-disk',
+    what: "peer: bytes on disk per event after a clean stop (the largest of the server's three stores) as a share of InfluxDB's once compacted",
+    figure: 'run.peer_disk_of_influxdb_compacted_pct',
+    comparison: '<',
+    threshold: 100,
+  },
+  {
+    id: 'peer-idle-rss',
+    what: "peer: the server's memory at rest over InfluxDB's",
+    figure: 'run.peer_idle_rss_over_influxdb',
+    comparison: '<=',
+    threshold: 2,
+  },
+  {
+    id: 'peer-peak-rss',
+    what: "peer: the server's peak memory during ingest (the largest of the three frame sizes) as a share of InfluxDB's",
+    figure: 'run.peer_peak_rss_of_influxdb_pct',
+    comparison: '<=',
+    threshold: 100,
+  },
+  {
+    id: 'peer-odometer-p50',
+    what: "peer: odometer over 1,000 events, p50, over InfluxDB's",
+    figure: 'run.peer_odometer_p50_over_influxdb',
+    comparison: '<=',
+    threshold: 1,
+  },
+  {
+    id: 'peer-window-p50',
+    what: "peer: a 1,000-event window, p50, over InfluxDB's",
+    figure: 'run.peer_window_p50_over_influxdb',
+    comparison: '<=',
+    threshold: 1,
+  },
+  {
+    id: 'peer-window-p99',
+    what: "peer: a 1,000-event window, p99, over InfluxDB's",
+    figure: 'run.peer_window_p99_over_influxdb',
+    comparison: '<=',
+    threshold: 1,
   },
 ] as const satisfies readonly Target[]
 /** The id of one of {@link TARGETS}. */

@@ -14,7 +14,6 @@
  * await formation.stop()
  */
 import { chownSync, existsSync, mkdirSync, readFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { userInfo } from 'node:os'
 import { join } from 'node:path'
 import {
@@ -23,6 +22,7 @@ import {
   type ProcessOptions,
   type StartedProcess,
 } from './processes.ts'
+import { freePort } from './ports.ts'
 import { makeTempDir, removeTempDir } from './temp-dirs.ts'
 import { waitFor } from './wait.ts'
 
@@ -86,18 +86,6 @@ export interface Formation {
   startNode(node: FormationNode): void
   /** Stops every process and removes the folder. */
   stop(): Promise<void>
-}
-
-/** A port of 127.0.0.1 free now. */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
 }
 
 /** Options of {@link startFormation}. */

@@ -161,6 +161,17 @@ export type {
   NodeState,
 } from './formation.ts'
 
+// InfluxDB, the bench's peer.
+export {
+  INFLUXD_INSTALL,
+  INFLUXD_PATH,
+  influxdbSkip,
+  startInfluxd,
+  treeBytes,
+} from './influxdb.ts'
+export type { Influxd, InfluxdOptions } from './influxdb.ts'
+export { freePort } from './ports.ts'
+
 // The PostgreSQL test database.
 export {
   TEST_POSTGRES_URL,
