@@ -10,7 +10,8 @@
  *
  * 1. Two server processes; a planned failover (`pg_autoctl perform
  *    failover`), a SIGKILL of the new primary's postmaster (its keeper
- *    restarts it), then a SIGKILL of the primary's keeper and PostgreSQL
+ *    restarts it, or, on a loaded machine, the monitor promotes the
+ *    secondary), then a SIGKILL of the primary's keeper and PostgreSQL
  *    (the monitor promotes the secondary; the old primary, started again,
  *    rejoins as secondary).
  * 2. The standby killed (keeper and PostgreSQL) and started again: the
@@ -46,6 +47,11 @@ if (skip !== false) console.log(`# skipping failover tests: ${skip}`)
 
 /** How long a step of the formation may take on a loaded machine. */
 const STEP_MS = 240_000
+/**
+ * How long each test may take, above npm test's 300 s default: under
+ * load a test's steps took over 300 s in all, each within STEP_MS.
+ */
+const TEST_MS = 900_000
 
 /** A fleet of resending robots, spread over `servers`, until stopped. */
 function drive(prefix: string, count: number, servers: ServerProcess[]) {
@@ -189,147 +195,158 @@ describe('PostgreSQL failover', { skip }, () => {
     await formation?.stop()
   })
 
-  it('should keep every acknowledged event through a planned failover, a kill of the primary, and a promotion of the secondary', async () => {
-    const f = formation!
-    const pair: ServerProcess[] = []
-    for (let k = 0; k < 2; k++) {
-      pair.push(await startServer([], {}, { store: f.url }))
-    }
-    servers.push(...pair)
-    const fleet = drive('failover', 8, pair)
-    // Where the servers write, beside the formation's states: what to
-    // look at if an acknowledged event goes missing.
-    const where = async (step: string) =>
+  it(
+    'should keep every acknowledged event through a planned failover, a kill of the primary, and a promotion of the secondary',
+    { timeout: TEST_MS },
+    async () => {
+      const f = formation!
+      const pair: ServerProcess[] = []
+      for (let k = 0; k < 2; k++) {
+        pair.push(await startServer([], {}, { store: f.url }))
+      }
+      servers.push(...pair)
+      const fleet = drive('failover', 8, pair)
+      // Where the servers write, beside the formation's states: what to
+      // look at if an acknowledged event goes missing.
+      const where = async (step: string) =>
+        console.log(
+          `# ${new Date().toISOString()} ${step}: monitor ${(await f.state()).map((n) => `${n.name} ${n.current}/${n.assigned}`).join(', ')}; ${(await Promise.all(f.nodes.map(nodeView))).join('; ')}`,
+        )
+      let silences: number[] = []
+      try {
+        await fleet.more(200, 'acknowledgements before the failover')
+        const first = await f.primary()
+        let t0 = performance.now()
+        await f.performFailover()
+        await f.waitFor(['primary', 'secondary'], STEP_MS)
+        assert.notEqual((await f.primary()).name, first.name)
+        await fleet.more(200, 'acknowledgements after the planned failover')
+        await where('after the planned failover')
+        silences.push(longestSilence(fleet.robots, t0, performance.now()))
+
+        const second = await f.primary()
+        t0 = performance.now()
+        process.kill(f.postmasterPid(second), 'SIGKILL')
+        await fleet.more(200, 'acknowledgements after the kill of the primary')
+        await where('after the kill of the postmaster')
+        await f.waitFor(['primary', 'secondary'], STEP_MS)
+        await fleet.more(50, 'acknowledgements once the formation is whole')
+        silences.push(longestSilence(fleet.robots, t0, performance.now()))
+
+        // The primary's machine gone: the monitor promotes the secondary,
+        // which has every acknowledged commit (synchronous replication).
+        const third = await f.primary()
+        await where('before the promotion')
+        t0 = performance.now()
+        await f.killNode(third)
+        await fleet.more(200, 'acknowledgements from the promoted secondary')
+        await where('after the kill of the primary')
+        assert.notEqual((await f.primary()).name, third.name)
+        silences.push(longestSilence(fleet.robots, t0, performance.now()))
+        f.startNode(third)
+        await f.waitFor(['primary', 'secondary'], STEP_MS)
+        await fleet.more(50, 'acknowledgements once the old primary is back')
+      } finally {
+        await fleet.stop()
+      }
+
+      assertConnectionsKept(fleet.robots)
+      // Through either process: both read the same primary.
+      for (const server of pair) await assertStored(server, fleet.robots)
+      await assertResendsAreDuplicates(fleet.robots)
+      // Each process saw the primary change at least once, and says its
+      // store takes writes again.
+      for (const server of pair) {
+        const metrics = (await request(server, '/metrics')).text
+        const failovers = Number(
+          /^telemetry_store_failovers_total (\d+)/m.exec(metrics)?.[1],
+        )
+        assert.ok(failovers >= 1, `failovers ${failovers}`)
+        const health = await request(server, '/healthz')
+        assert.deepEqual(JSON.parse(health.text), {
+          status: 'ok',
+          store: { writable: true },
+        })
+      }
+      silences = silences.map(Math.round)
       console.log(
-        `# ${step}: monitor ${(await f.state()).map((n) => `${n.name} ${n.current}/${n.assigned}`).join(', ')}; ${(await Promise.all(f.nodes.map(nodeView))).join('; ')}`,
+        `# failover: ${fleet.acked()} events acknowledged; longest silences ${silences.join(', ')} ms; ERR unavailable per robot ${fleet.robots.map((r) => r.unavailable).join(' ')}; DUP per robot ${fleet.robots.map((r) => r.acked.filter((a) => a.reply === 'DUP').length).join(' ')}`,
       )
-    let silences: number[] = []
-    try {
-      await fleet.more(200, 'acknowledgements before the failover')
-      const first = await f.primary()
-      let t0 = performance.now()
-      await f.performFailover()
-      await f.waitFor(['primary', 'secondary'], STEP_MS)
-      assert.notEqual((await f.primary()).name, first.name)
-      await fleet.more(200, 'acknowledgements after the planned failover')
-      await where('after the planned failover')
-      silences.push(longestSilence(fleet.robots, t0, performance.now()))
+    },
+  )
 
-      const second = await f.primary()
-      t0 = performance.now()
-      process.kill(f.postmasterPid(second), 'SIGKILL')
-      await fleet.more(200, 'acknowledgements after the kill of the primary')
+  it(
+    'should keep every acknowledged event while the standby is gone and back, and read them from the standby',
+    { timeout: TEST_MS },
+    async () => {
+      const f = formation!
       await f.waitFor(['primary', 'secondary'], STEP_MS)
-      await fleet.more(50, 'acknowledgements once the formation is whole')
-      silences.push(longestSilence(fleet.robots, t0, performance.now()))
-
-      // The primary's machine gone: the monitor promotes the secondary,
-      // which has every acknowledged commit (synchronous replication).
-      const third = await f.primary()
-      await where('before the promotion')
-      t0 = performance.now()
-      await f.killNode(third)
-      await fleet.more(200, 'acknowledgements from the promoted secondary')
-      await where('after the kill of the primary')
-      assert.notEqual((await f.primary()).name, third.name)
-      silences.push(longestSilence(fleet.robots, t0, performance.now()))
-      f.startNode(third)
-      await f.waitFor(['primary', 'secondary'], STEP_MS)
-      await fleet.more(50, 'acknowledgements once the old primary is back')
-    } finally {
-      await fleet.stop()
-    }
-
-    assertConnectionsKept(fleet.robots)
-    // Through either process: both read the same primary.
-    for (const server of pair) await assertStored(server, fleet.robots)
-    await assertResendsAreDuplicates(fleet.robots)
-    // Each process saw the primary change at least once, and says its
-    // store takes writes again.
-    for (const server of pair) {
-      const metrics = (await request(server, '/metrics')).text
-      const failovers = Number(
-        /^telemetry_store_failovers_total (\d+)/m.exec(metrics)?.[1],
+      // The hosts of the formation, reads from whichever is the standby.
+      const standbyUrl = f.url.replace(
+        'target_session_attrs=read-write',
+        'target_session_attrs=standby',
       )
-      assert.ok(failovers >= 1, `failovers ${failovers}`)
-      const health = await request(server, '/healthz')
-      assert.deepEqual(JSON.parse(health.text), {
-        status: 'ok',
-        store: { writable: true },
-      })
-    }
-    silences = silences.map(Math.round)
-    console.log(
-      `# failover: ${fleet.acked()} events acknowledged; longest silences ${silences.join(', ')} ms; ERR unavailable per robot ${fleet.robots.map((r) => r.unavailable).join(' ')}`,
-    )
-  })
-
-  it('should keep every acknowledged event while the standby is gone and back, and read them from the standby', async () => {
-    const f = formation!
-    await f.waitFor(['primary', 'secondary'], STEP_MS)
-    // The hosts of the formation, reads from whichever is the standby.
-    const standbyUrl = f.url.replace(
-      'target_session_attrs=read-write',
-      'target_session_attrs=standby',
-    )
-    const server = await startServer(
-      ['--read-store', standbyUrl],
-      {},
-      {
-        store: f.url,
-      },
-    )
-    servers.push(server)
-    assert.match(
-      server.banner,
-      /; reads postgres:\/\/.*target_session_attrs=standby/,
-    )
-    const fleet = drive('standby', 8, [server])
-    let silence: number
-    try {
-      await fleet.more(200, 'acknowledgements before the standby goes')
+      const server = await startServer(
+        ['--read-store', standbyUrl],
+        {},
+        {
+          store: f.url,
+        },
+      )
+      servers.push(server)
+      assert.match(
+        server.banner,
+        /; reads postgres:\/\/.*target_session_attrs=standby/,
+      )
+      const fleet = drive('standby', 8, [server])
+      let silence: number
+      try {
+        await fleet.more(200, 'acknowledgements before the standby goes')
+        const primary = await f.primary()
+        const secondary = f.nodes.find((n) => n !== primary)!
+        const t0 = performance.now()
+        await f.killNode(secondary)
+        // The primary waits for its synchronous standby until the monitor
+        // says it is gone (wait_primary); then it commits alone.
+        await fleet.more(200, 'acknowledgements without the standby')
+        silence = longestSilence(fleet.robots, t0, performance.now())
+        f.startNode(secondary)
+        await f.waitFor(['primary', 'secondary'], STEP_MS)
+        await fleet.more(100, 'acknowledgements once the standby is back')
+      } finally {
+        await fleet.stop()
+      }
+      // The reads come from the standby: it catches up with every event
+      // acknowledged, the ones it missed while it was gone included.
+      await waitFor(
+        async () => {
+          for (const robot of fleet.robots) {
+            const view = await getRobot(server, robot.name).catch(
+              () => undefined,
+            )
+            if (view?.event_count !== robot.acked.length) return false
+          }
+          return true
+        },
+        'the standby to catch up',
+        { timeoutMs: STEP_MS },
+      )
+      assertConnectionsKept(fleet.robots)
+      await assertStored(server, fleet.robots)
       const primary = await f.primary()
       const secondary = f.nodes.find((n) => n !== primary)!
-      const t0 = performance.now()
-      await f.killNode(secondary)
-      // The primary waits for its synchronous standby until the monitor
-      // says it is gone (wait_primary); then it commits alone.
-      await fleet.more(200, 'acknowledgements without the standby')
-      silence = longestSilence(fleet.robots, t0, performance.now())
-      f.startNode(secondary)
-      await f.waitFor(['primary', 'secondary'], STEP_MS)
-      await fleet.more(100, 'acknowledgements once the standby is back')
-    } finally {
-      await fleet.stop()
-    }
-    // The reads come from the standby: it catches up with every event
-    // acknowledged, the ones it missed while it was gone included.
-    await waitFor(
-      async () => {
-        for (const robot of fleet.robots) {
-          const view = await getRobot(server, robot.name).catch(() => undefined)
-          if (view?.event_count !== robot.acked.length) return false
-        }
-        return true
-      },
-      'the standby to catch up',
-      { timeoutMs: STEP_MS },
-    )
-    assertConnectionsKept(fleet.robots)
-    await assertStored(server, fleet.robots)
-    const primary = await f.primary()
-    const secondary = f.nodes.find((n) => n !== primary)!
-    assert.ok(
-      (await applications(secondary)).includes('fleet-telemetry reads'),
-      'the standby serves the reads',
-    )
-    assert.ok(
-      !(await applications(primary)).includes('fleet-telemetry reads'),
-      'the primary serves no reads',
-    )
-    await assertResendsAreDuplicates(fleet.robots)
-    console.log(
-      `# standby gone and back: ${fleet.acked()} events acknowledged; longest silence ${Math.round(silence)} ms`,
-    )
-  })
+      assert.ok(
+        (await applications(secondary)).includes('fleet-telemetry reads'),
+        'the standby serves the reads',
+      )
+      assert.ok(
+        !(await applications(primary)).includes('fleet-telemetry reads'),
+        'the primary serves no reads',
+      )
+      await assertResendsAreDuplicates(fleet.robots)
+      console.log(
+        `# standby gone and back: ${fleet.acked()} events acknowledged; longest silence ${Math.round(silence)} ms`,
+      )
+    },
+  )
 })

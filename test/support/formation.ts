@@ -13,7 +13,13 @@
  * await formation.performFailover()
  * await formation.stop()
  */
-import { chownSync, existsSync, mkdirSync, readFileSync } from 'node:fs'
+import {
+  appendFileSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+} from 'node:fs'
 import { userInfo } from 'node:os'
 import { join } from 'node:path'
 import {
@@ -23,11 +29,19 @@ import {
   type StartedProcess,
 } from './processes.ts'
 import { freePort } from './ports.ts'
-import { makeTempDir, removeTempDir } from './temp-dirs.ts'
+import { keepTempDir, makeTempDir, removeTempDir } from './temp-dirs.ts'
 import { waitFor } from './wait.ts'
 
 const PG_AUTOCTL = '/usr/bin/pg_autoctl'
 const PG_BIN = '/usr/lib/postgresql/15/bin'
+/**
+ * Set (to anything): each pg_autoctl process's output is also written to
+ * `<name>.log` in the formation's folder, and the folder is left in place
+ * (its path printed): the keepers' and the monitor's logs and the nodes'
+ * PostgreSQL logs, to read after a failure.
+ */
+const KEEP = process.env.TELEMETRY_FORMATION_KEEP !== undefined
+
 const INSTALL =
   'apt-get install -y postgresql-15-auto-failover pg-auto-failover-cli'
 
@@ -72,8 +86,11 @@ export interface Formation {
    * any order (e.g. `['primary', 'secondary']`).
    */
   waitFor(states: readonly string[], timeoutMs?: number): Promise<NodeState[]>
-  /** The node now primary (or `wait_primary`: without its standby). */
-  primary(): Promise<FormationNode>
+  /**
+   * The node now primary (or `wait_primary`: without its standby), as the
+   * monitor both assigned and heard it; waits while a failover is under way.
+   */
+  primary(timeoutMs?: number): Promise<FormationNode>
   /** `pg_autoctl perform failover`: a planned failover, to its end. */
   performFailover(): Promise<void>
   /** The pid of a node's postmaster (from `postmaster.pid`). */
@@ -106,6 +123,18 @@ export async function startFormation(
 ): Promise<Formation> {
   const nodeCount = options.nodes ?? 2
   const dir = makeTempDir('telemetry-formation-')
+  if (KEEP) {
+    keepTempDir(dir)
+    console.log(`# formation folder (kept): ${dir}`)
+  }
+  /** With KEEP, copies a process's output to `<name>.log` in `dir`. */
+  const logTo = (p: StartedProcess, name: string) => {
+    if (!KEEP) return
+    const file = join(dir, `${name}.log`)
+    for (const stream of [p.child.stdout!, p.child.stderr!]) {
+      stream.on('data', (text: string) => appendFileSync(file, text))
+    }
+  }
   const { uid, gid } = postgresUser()
   chownSync(dir, uid, gid)
   // pg_autoctl keeps its pid files in XDG_RUNTIME_DIR if it exists, else
@@ -151,6 +180,7 @@ export async function startFormation(
     run,
   )
   processes.push(monitor)
+  logTo(monitor, 'monitor')
 
   const ctl = async (args: readonly string[], timeoutMs = 120_000) => {
     const done = await runProcess(PG_AUTOCTL, args, { ...run, timeoutMs })
@@ -180,6 +210,7 @@ export async function startFormation(
   const startKeeper = (node: FormationNode) => {
     node.keeper = startProcess(PG_AUTOCTL, keeperArgs(node), run)
     processes.push(node.keeper)
+    logTo(node.keeper, node.name)
   }
 
   const formation: Formation = {
@@ -223,16 +254,36 @@ export async function startFormation(
         { timeoutMs, intervalMs: 500 },
       )
     },
-    async primary() {
-      const states = await formation.state()
+    async primary(timeoutMs = 180_000) {
       // `wait_primary`: a primary whose standby is gone (or not caught up).
-      const primary = states.find(
-        (s) => s.current === 'primary' || s.current === 'wait_primary',
-      )
-      const node = nodes.find((n) => n.port === primary?.port)
-      if (node === undefined) {
-        throw new Error(`no primary: ${JSON.stringify(states)}`)
-      }
+      // Its assigned state too: `current` is what a node last reported, and
+      // a node killed keeps its last report (`primary`) while the monitor
+      // assigns it `demoted` and promotes the other. In the middle of a
+      // failover no node is both: wait for the end.
+      const writable = ['primary', 'wait_primary']
+      let states: NodeState[] = []
+      const primary = await waitFor(
+        async () => {
+          try {
+            states = await formation.state()
+          } catch {
+            return false
+          }
+          const found = states.filter(
+            (s) =>
+              writable.includes(s.current) && writable.includes(s.assigned),
+          )
+          return found.length === 1 && found[0]!
+        },
+        'a primary',
+        { timeoutMs, intervalMs: 500 },
+      ).catch((error: unknown) => {
+        throw new Error(`no primary: ${JSON.stringify(states)}`, {
+          cause: error,
+        })
+      })
+      const node = nodes.find((n) => n.port === primary.port)
+      if (node === undefined) throw new Error(`no node ${primary.name}`)
       return node
     },
     async performFailover() {
@@ -255,7 +306,7 @@ export async function startFormation(
     async stop() {
       for (const node of nodes) await node.keeper.stop(60_000)
       await monitor.stop(60_000)
-      removeTempDir(dir)
+      if (!KEEP) removeTempDir(dir)
     },
   }
 

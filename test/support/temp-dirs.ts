@@ -23,3 +23,11 @@ export function removeTempDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true })
   tempDirs.delete(dir)
 }
+
+/**
+ * Leaves a folder made by {@link makeTempDir} in place when this process
+ * exits: to look at it after a failure.
+ */
+export function keepTempDir(dir: string): void {
+  tempDirs.delete(dir)
+}
