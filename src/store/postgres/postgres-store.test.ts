@@ -232,6 +232,47 @@ describe('postgres store', { skip }, () => {
     assert.equal(heard[0]!.robot, 'after the loss')
   })
 
+  it('should connect afresh once a write found its connection on a server that takes no writes, and take writes again', async (t) => {
+    // A role whose sessions start read-only stands for a standby: its
+    // connections pass postgres.js's check (`in_hot_standby` is off) and
+    // every write on them fails with SQLSTATE 25006, as on a primary
+    // demoted under a connection that stayed.
+    const admin = postgres(TEST_POSTGRES_URL, { max: 1, onnotice: () => {} })
+    const role = `telemetry_ro_${process.pid}_${Date.now().toString(36)}`
+    await admin`CREATE ROLE ${admin(role)} LOGIN SUPERUSER`
+    const url = new URL(freshUrl())
+    url.username = role
+    const store = createPostgresStore({
+      url: url.toString(),
+      maxConnections: 1,
+    })
+    t.after(async () => {
+      await store.close()
+      await admin`DROP OWNED BY ${admin(role)}`
+      await admin`DROP ROLE ${admin(role)}`
+      await admin.end()
+    })
+    await store.init()
+    await store.append([ev('demoted', 1)])
+    await admin`ALTER ROLE ${admin(role)} SET default_transaction_read_only = on`
+    await admin`
+      SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+      WHERE usename = ${role}`
+    // The pool's connection, made again, is read-only: a write fails so
+    // (after the failure of the connection that was terminated).
+    let code: unknown
+    for (let ts = 2; code !== '25006' && ts < 10; ts++) {
+      code = await store.append([ev('demoted', ts)]).then(
+        () => 'stored',
+        (error: unknown) => (error as { code?: unknown }).code,
+      )
+    }
+    assert.equal(code, '25006')
+    await admin`ALTER ROLE ${admin(role)} RESET default_transaction_read_only`
+    // The next write goes through a connection made afresh.
+    assert.deepEqual(await store.append([ev('demoted', 20)]), ['ok'])
+  })
+
   it('should refuse to start on a schema newer than it knows', async () => {
     const url = freshUrl()
     const store = createPostgresStore({ url })

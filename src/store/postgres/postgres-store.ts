@@ -144,11 +144,13 @@ const RETRY_CODES = new Set(['40001', '40P01'])
  * takes writes (a primary shut down or demoted in a failover), besides
  * SQLSTATE class 08: postgres.js's own codes and the system's.
  */
+/** SQLSTATE read_only_sql_transaction: a write on a server that takes none. */
+const READ_ONLY = '25006'
 const CONNECTION_CODES = new Set([
   '57P01', // admin_shutdown
   '57P02', // crash_shutdown
   '57P03', // cannot_connect_now
-  '25006', // read_only_sql_transaction: a standby now
+  READ_ONLY, // a standby now
   'CONNECTION_CLOSED',
   'CONNECTION_ENDED',
   'CONNECTION_DESTROYED',
@@ -247,7 +249,13 @@ class PostgresStore implements Store {
   readonly url: string
   readonly #options: PostgresStoreOptions
   readonly #schema: string
-  readonly #sql: Sql
+  /**
+   * The pool; replaced when it is found on a server that takes no writes
+   * ({@link replacePool}).
+   */
+  #sql: Sql
+  /** postgres.js's address of the store (without `schema`). */
+  readonly #connect: string
   readonly #channel: string
   readonly #watchers = new CommitWatchers()
   readonly #commits: CommitChannel
@@ -268,11 +276,17 @@ class PostgresStore implements Store {
     this.#schema = schema
     this.#channel = liveChannel(schema)
     this.#commits = new CommitChannel(connect, this.#channel, this.#watchers)
-    this.#sql = postgres(connect, {
+    this.#connect = connect
+    this.#sql = this.#pool()
+  }
+
+  #pool(): Sql {
+    const options = this.#options
+    return postgres(this.#connect, {
       max: options.maxConnections ?? 10,
       onnotice: () => {},
       connection: {
-        search_path: schema,
+        search_path: this.#schema,
         application_name: `fleet-telemetry${options.readOnly === true ? ' reads' : ''}`,
       },
       types: {
@@ -285,6 +299,25 @@ class PostgresStore implements Store {
         },
       },
     }) as unknown as Sql
+  }
+
+  /**
+   * Replaces the pool by a new one, whose connections are made (and
+   * checked writable: `target_session_attrs`) afresh; the old one ends
+   * once its queries in flight have (at most 5 s). For a store that writes
+   * and found its connection on a server that takes no writes (SQLSTATE
+   * 25006, or a health probe in recovery): a connection made to a primary
+   * stays on it when that server becomes a standby without dropping it,
+   * and postgres.js keeps a connection whose query failed, so every batch
+   * after would fail (seen once for 13 minutes after a failover under
+   * load, the pool's connections on the new standby). Reads through such a
+   * connection would be a standby's, possibly behind.
+   */
+  #replacePool(): void {
+    const old = this.#sql
+    this.#sql = this.#pool()
+    this.#outage = true
+    void old.end({ timeout: 5 }).catch(() => {})
   }
 
   async init(): Promise<void> {
@@ -368,6 +401,8 @@ class PostgresStore implements Store {
       if (found !== undefined) {
         writable = found.writable
         this.#sawServer(found.server)
+        // A writing store's connection on a standby: connect afresh.
+        if (!writable && this.#options.readOnly !== true) this.#replacePool()
       }
     } catch {
       // Unreachable: not writable.
@@ -461,6 +496,9 @@ class PostgresStore implements Store {
       } catch (error) {
         if (isConnectionError(error)) {
           this.#outage = true
+          if ((error as { code?: unknown }).code === READ_ONLY) {
+            this.#replacePool()
+          }
           // Lost after COMMIT was sent: it may have committed. The batch
           // is answered ERR unavailable; a resend of a stored event is DUP.
           if (committing) this.#commitsUnknown++
