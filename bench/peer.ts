@@ -161,6 +161,28 @@ export async function runPeer(
   return { peer: 'influxdb', version, settings, events, rounds }
 }
 
+/**
+ * Lets process `pid` rest, reads its memory at rest, then runs `ingest`
+ * with its CPU and peak memory metered.
+ */
+async function meteredIngest<T>(
+  pid: number,
+  ingest: () => Promise<T>,
+): Promise<{
+  idleRss: number
+  result: T
+  metered: ReturnType<ProcessMeter['stop']>
+}> {
+  await pause(REST_MS)
+  const idleRss = memory(pid).rss
+  const meter = new ProcessMeter(pid, { resetPeak: true })
+  try {
+    return { idleRss, result: await ingest(), metered: meter.stop() }
+  } finally {
+    meter.stop()
+  }
+}
+
 /** The reads' settings, for either target. */
 function readOptions(
   settings: PeerSettings,
@@ -219,9 +241,6 @@ async function serverRuns(
         { url: `sqlite:${join(dir, 'telemetry.db')}` },
         what,
         async (server) => {
-          await pause(REST_MS)
-          const idleRss = memory(server.pid).rss
-          const meter = new ProcessMeter(server.pid, { resetPeak: true })
           const options: LoadOptions = {
             url: server.upstreamUrl,
             connections: settings.connections,
@@ -237,16 +256,16 @@ async function serverRuns(
             step: LIVE_STEP,
             drainTimeoutMs: 60_000,
           }
-          let load: LoadResult
-          let metered: ReturnType<ProcessMeter['stop']>
-          try {
-            load = await runJsonProcess<LoadResult>(host.loadScript, options, {
+          const {
+            idleRss,
+            result: load,
+            metered,
+          } = await meteredIngest(server.pid, () =>
+            runJsonProcess<LoadResult>(host.loadScript, options, {
               timeoutMs: 720_000,
               echoStderr: true,
-            })
-          } finally {
-            metered = meter.stop()
-          }
+            }),
+          )
           if (load.nonOk > 0 || load.unanswered > 0) {
             host.problem(
               `${what}: ${load.nonOk} replies not OK (${load.nonOkSamples.join('; ')}), ${load.unanswered} frames unanswered`,
@@ -297,9 +316,6 @@ async function influxRun(
   let influxd: Influxd | undefined = await startInfluxd()
   const dir = influxd.dir
   try {
-    await pause(REST_MS)
-    const idleRss = memory(influxd.pid).rss
-    const meter = new ProcessMeter(influxd.pid, { resetPeak: true })
     const options: InfluxLoadOptions = {
       url: influxd.url,
       database: influxd.database,
@@ -311,17 +327,16 @@ async function influxRun(
       step: LIVE_STEP,
       maxMs: 600_000,
     }
-    let load: InfluxLoadResult
-    let metered: ReturnType<ProcessMeter['stop']>
-    try {
-      load = await runJsonProcess<InfluxLoadResult>(
-        host.influxLoadScript,
-        options,
-        { timeoutMs: 720_000, echoStderr: true },
-      )
-    } finally {
-      metered = meter.stop()
-    }
+    const {
+      idleRss,
+      result: load,
+      metered,
+    } = await meteredIngest(influxd.pid, () =>
+      runJsonProcess<InfluxLoadResult>(host.influxLoadScript, options, {
+        timeoutMs: 720_000,
+        echoStderr: true,
+      }),
+    )
     if (load.failed > 0) {
       host.problem(
         `${what}: ${load.failed} write requests failed: ${load.failures.join('; ')}`,
