@@ -5,7 +5,7 @@
  * `<row>.<metric>`, such as `ingest.events_per_s` or `odometer-large.p99_ms`;
  * the figures computed from several rows are `run.<metric>`.
  */
-import type { PeerInfluxRun, PeerReport, PeerServerRun } from './peer.ts'
+import type { PeerIngest, PeerReport } from './peer.ts'
 import type { RunReport } from './report.ts'
 import { summarize } from './stats.ts'
 
@@ -803,7 +803,7 @@ function peerFigures(
   const over = <T>(runs: T[], figure: (run: T) => number) =>
     median(runs.map(figure).filter((v) => Number.isFinite(v)))
   const influx = peer.rounds.map((r) => r.influxdb)
-  const rows: [PeerRowId, (PeerServerRun | PeerInfluxRun)[]][] = [
+  const rows: [PeerRowId, PeerIngest[]][] = [
     ...PEER_FRAME_SIZES.map(
       (lpf) =>
         [
@@ -811,7 +811,7 @@ function peerFigures(
           peer.rounds.flatMap((r) =>
             r.server.filter((s) => s.linesPerFrame === lpf),
           ),
-        ] as [PeerRowId, PeerServerRun[]],
+        ] as [PeerRowId, PeerIngest[]],
     ),
     ['peer-influxdb', influx],
   ]

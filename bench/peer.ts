@@ -162,12 +162,14 @@ export async function runPeer(
 }
 
 /**
- * Lets process `pid` rest, reads its memory at rest, then runs `ingest`
- * with its CPU and peak memory metered.
+ * Lets process `pid` rest, reads its memory at rest, then runs the load
+ * generator `script` with `options` (a JSON process), the process's CPU
+ * and peak memory metered.
  */
 async function meteredIngest<T>(
   pid: number,
-  ingest: () => Promise<T>,
+  script: string,
+  options: unknown,
 ): Promise<{
   idleRss: number
   result: T
@@ -176,11 +178,17 @@ async function meteredIngest<T>(
   await pause(REST_MS)
   const idleRss = memory(pid).rss
   const meter = new ProcessMeter(pid, { resetPeak: true })
+  let result: T
   try {
-    return { idleRss, result: await ingest(), metered: meter.stop() }
-  } finally {
+    result = await runJsonProcess<T>(script, options, {
+      timeoutMs: 720_000,
+      echoStderr: true,
+    })
+  } catch (error) {
     meter.stop()
+    throw error
   }
+  return { idleRss, result, metered: meter.stop() }
 }
 
 /** The reads' settings, for either target. */
@@ -260,11 +268,10 @@ async function serverRuns(
             idleRss,
             result: load,
             metered,
-          } = await meteredIngest(server.pid, () =>
-            runJsonProcess<LoadResult>(host.loadScript, options, {
-              timeoutMs: 720_000,
-              echoStderr: true,
-            }),
+          } = await meteredIngest<LoadResult>(
+            server.pid,
+            host.loadScript,
+            options,
           )
           if (load.nonOk > 0 || load.unanswered > 0) {
             host.problem(
@@ -331,11 +338,10 @@ async function influxRun(
       idleRss,
       result: load,
       metered,
-    } = await meteredIngest(influxd.pid, () =>
-      runJsonProcess<InfluxLoadResult>(host.influxLoadScript, options, {
-        timeoutMs: 720_000,
-        echoStderr: true,
-      }),
+    } = await meteredIngest<InfluxLoadResult>(
+      influxd.pid,
+      host.influxLoadScript,
+      options,
     )
     if (load.failed > 0) {
       host.problem(

@@ -356,6 +356,43 @@ function influxValues(body: unknown): unknown[][] {
 }
 
 /**
+ * One timed GET of a whole body, read chunk by chunk (`onChunk`), between
+ * the `measure` and `end` phases; past `maxMs` the process ends (exit 1).
+ */
+async function timedFetch(
+  url: string,
+  headers: Record<string, string>,
+  maxMs: number,
+  onChunk: (chunk: Buffer) => void,
+): Promise<{
+  status: number
+  contentType: string
+  seconds: number
+  firstByteMs: number
+}> {
+  let firstByte: number | undefined
+  phase('measure')
+  const started = performance.now()
+  const timer = setTimeout(() => {
+    process.stderr.write(`query: fetch exceeded ${maxMs} ms\n`)
+    process.exit(1)
+  }, maxMs)
+  const res = await get(url, headers, (chunk) => {
+    firstByte ??= performance.now()
+    onChunk(chunk)
+  })
+  clearTimeout(timer)
+  const ended = performance.now()
+  phase('end')
+  return {
+    status: res.status,
+    contentType: res.contentType,
+    seconds: (ended - started) / 1000,
+    firstByteMs: (firstByte ?? ended) - started,
+  }
+}
+
+/**
  * The MCAP export of the track: the body kept (chunks as they come), and
  * opened once timed, by its summary; complete when its statistics count a
  * pose and an odometer message for each event of the track and its
@@ -368,21 +405,11 @@ async function fetchMcap(
   const url = `${options.baseUrl}/api/robots/${encodeURIComponent(options.robot)}/events.mcap?profile=${profile}`
   const parts: Buffer[] = []
   let bytes = 0
-  let firstByte: number | undefined
-  phase('measure')
-  const started = performance.now()
-  const timer = setTimeout(() => {
-    process.stderr.write(`query: fetch exceeded ${options.maxMs} ms\n`)
-    process.exit(1)
-  }, options.maxMs)
-  const res = await get(url, {}, (chunk) => {
-    firstByte ??= performance.now()
+  const res = await timedFetch(url, {}, options.maxMs, (chunk) => {
     bytes += chunk.length
     parts.push(chunk)
   })
-  clearTimeout(timer)
-  const seconds = (performance.now() - started) / 1000
-  phase('end')
+  const { seconds } = res
   let events = 0
   let complete = false
   if (res.status === 200) {
@@ -405,7 +432,7 @@ async function fetchMcap(
     bytes,
     events,
     seconds,
-    firstByteMs: (firstByte ?? performance.now()) - started,
+    firstByteMs: res.firstByteMs,
     eventsPerSecond: events / seconds,
     complete,
   }
@@ -423,17 +450,9 @@ async function fetchAll(
   let bytes = 0
   let closing = 0
   let newlines = 0
-  let firstByte: number | undefined
   let head = -1
   let tail = -1
-  phase('measure')
-  const started = performance.now()
-  const timer = setTimeout(() => {
-    process.stderr.write(`query: fetch exceeded ${options.maxMs} ms\n`)
-    process.exit(1)
-  }, options.maxMs)
-  const res = await get(url, { accept }, (chunk) => {
-    firstByte ??= performance.now()
+  const res = await timedFetch(url, { accept }, options.maxMs, (chunk) => {
     if (head < 0 && chunk.length > 0) head = chunk[0]!
     if (chunk.length > 0) tail = chunk[chunk.length - 1]!
     bytes += chunk.length
@@ -446,9 +465,7 @@ async function fetchAll(
       newlines++
     }
   })
-  clearTimeout(timer)
-  const seconds = (performance.now() - started) / 1000
-  phase('end')
+  const { seconds } = res
   const complete =
     res.status === 200 &&
     closing === options.events &&
@@ -463,7 +480,7 @@ async function fetchAll(
     bytes,
     events: closing,
     seconds,
-    firstByteMs: (firstByte ?? performance.now()) - started,
+    firstByteMs: res.firstByteMs,
     eventsPerSecond: closing / seconds,
     complete,
   }
