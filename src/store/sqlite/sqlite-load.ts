@@ -15,6 +15,7 @@
  */
 import { decide } from '../../domain/rules.ts'
 import type { Fleet } from './sqlite-fleet.ts'
+import { readLogRow } from './sqlite-log-codec.ts'
 import type {
   BlockRow,
   LogRow,
@@ -86,42 +87,58 @@ export function loadFleet(sql: Statements, fleet: Fleet): void {
   // their running odometers exactly as when they were first stored. Rows at
   // or before a robot's last block were packed already: skipped.
   const slots = new Map<number, number | undefined>()
-  for (const log of sql.allLog.iterate() as IterableIterator<LogRow>) {
-    let slot = slots.get(log.robot_id)
+  const replay = (
+    seq: number,
+    robotId: number,
+    ts: number,
+    x: number,
+    y: number,
+    committedMs: number,
+  ) => {
+    let slot = slots.get(robotId)
     let row: RobotRow | undefined
-    if (!slots.has(log.robot_id)) {
-      row = sql.robotById.get(log.robot_id) as RobotRow | undefined
-      if (row === undefined) continue
+    if (!slots.has(robotId)) {
+      row = sql.robotById.get(robotId) as RobotRow | undefined
+      // A deleted robot: its events stay in the log until maintenance
+      // deletes their rows, and are never replayed (sqlite-removal.ts).
+      if (row === undefined) {
+        slots.set(robotId, undefined)
+        return
+      }
       slot = loadRow(sql, fleet, row)
-      slots.set(log.robot_id, slot)
+      slots.set(robotId, slot)
     }
-    if (slot !== undefined && log.ts <= fleet.sealedLastTs(slot)) continue
+    if (slot !== undefined && ts <= fleet.sealedLastTs(slot)) return
     // The rule reads no name.
-    const event = { robot: '', timestamp: log.ts, x: log.x, y: log.y }
+    const event = { robot: '', timestamp: ts, x, y }
     const decision = decide(
       slot === undefined ? undefined : fleet.stateOf(slot),
       event,
     )
-    if (decision.outcome !== 'ok') continue
+    if (decision.outcome !== 'ok') return
     const state = decision.state
     if (slot === undefined) {
-      row ??= sql.robotById.get(log.robot_id) as RobotRow
+      row ??= sql.robotById.get(robotId) as RobotRow | undefined
+      if (row === undefined) return
       slot = fleet.addRobot(row.id, row.name, state, row.created_ms, 0)
-      slots.set(log.robot_id, slot)
+      slots.set(robotId, slot)
     }
-    fleet.pushToTail(
-      slot,
-      log.seq,
-      log.ts,
-      log.x,
-      log.y,
-      state.odometer,
-      state.odometerCarry,
-    )
-    fleet.setState(slot, state, log.committed_ms)
+    fleet.pushToTail(slot, seq, ts, x, y, state.odometer, state.odometerCarry)
+    fleet.setState(slot, state, committedMs)
   }
-  const lastSeq = sql.lastLogSeq.pluck().get() as number | null
-  fleet.nextSeq = Math.max(fleet.nextSeq, (lastSeq ?? 0) + 1)
+  for (const log of sql.allLog.iterate() as IterableIterator<LogRow>) {
+    let seq = log.seq
+    const events = readLogRow(log.data, (robotId, ts, x, y) =>
+      replay(seq++, robotId, ts, x, y, log.committed_ms),
+    )
+    if (events !== log.end_seq - log.seq) {
+      throw new Error(
+        `log row ${log.seq} holds ${events} events, not ${log.end_seq - log.seq}`,
+      )
+    }
+  }
+  const end = sql.logEnd.pluck().get() as number | undefined
+  fleet.nextSeq = Math.max(fleet.nextSeq, end ?? 1)
   // Robots whose log rows were all packed already leave memory again.
   fleet.releaseLoaded()
 }

@@ -124,7 +124,7 @@ export function packTails(
           )
         }
       }
-      if (floor > fleet.logFloor) sql.deleteLog.run(floor)
+      if (floor > fleet.logFloor) sql.deleteLog.run({ floor })
     }).immediate()
   }
 

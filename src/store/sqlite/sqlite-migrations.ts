@@ -3,10 +3,10 @@
  * how many have been applied; each runs once, in its own transaction.
  *
  * The layout (see sqlite-store.ts for why):
- * - `log`: every stored event, in the order it was committed. Each commit
- *   appends to the end of one B-tree, so it writes a few pages whatever the
- *   number of robots it touches. Rows leave the log once their events are
- *   in a block.
+ * - `log`: every stored event, in the order it was committed, a row per
+ *   commit (sqlite-log-codec.ts). Each commit appends one row to the end of
+ *   one B-tree, so it writes a few pages whatever the number of robots it
+ *   touches. A row leaves the log once all its events are in blocks.
  * - `blocks`: a robot's events in runs of up to 256, packed into one row
  *   (../block-codec.ts), with the running odometer at the run's first event.
  *   A robot's events over an interval are a few rows found by one index.
@@ -14,8 +14,14 @@
  *   (sqlite-removal.ts).
  */
 
+import type Database from 'better-sqlite3'
+import { encodeLogRow, type LogRun } from './sqlite-log-codec.ts'
+
+/** SQL to run, or a step that reads and rewrites rows. */
+export type Migration = string | ((db: Database.Database) => void)
+
 /** Migration `i` brings the schema from version `i` to `i + 1`. Append only. */
-export const SQLITE_MIGRATIONS: readonly string[] = [
+export const SQLITE_MIGRATIONS: readonly Migration[] = [
   `
   -- Names compare with SQLite's default BINARY collation: exact and
   -- case-sensitive ("McDonalds" and "mcdonalds" are two robots), and
@@ -83,4 +89,75 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   ) STRICT;
   INSERT INTO robot_ids (deleted, given) VALUES (0, 0);
   `,
+  // Version 4 (issue 17): a log row per commit, not per event.
+  (db) => {
+    db.exec(`
+    ALTER TABLE log RENAME TO log_v3;
+    -- seq: the sequence number of the row's first event; end_seq: after its
+    -- last (the row holds end_seq - seq events); data: its events
+    -- (sqlite-log-codec.ts).
+    CREATE TABLE log (
+      seq INTEGER PRIMARY KEY,
+      end_seq INTEGER NOT NULL,
+      committed_ms INTEGER NOT NULL,
+      data BLOB NOT NULL
+    ) STRICT;
+    `)
+    rewriteLog(db)
+    db.exec(`DROP TABLE log_v3`)
+  },
 ]
+
+/** A row of the log before version 4: one event. */
+interface EventRowV3 {
+  readonly seq: number
+  readonly robot_id: number
+  readonly ts: number
+  readonly x: number
+  readonly y: number
+  readonly committed_ms: number
+}
+
+/**
+ * Moves the rows of `log_v3` (a row an event) into `log`: consecutive
+ * events of one commit (same time, no gap in their numbers) become one row.
+ * The old log holds at most its window of events (262,144 by default).
+ */
+function rewriteLog(db: Database.Database): void {
+  const rows = db
+    .prepare(`SELECT * FROM log_v3 ORDER BY seq`)
+    .all() as EventRowV3[]
+  const insert = db.prepare(
+    `INSERT INTO log (seq, end_seq, committed_ms, data) VALUES (?, ?, ?, ?)`,
+  )
+  let start = 0
+  while (start < rows.length) {
+    const first = rows[start]!
+    const runs: { id: number; ts: number[]; x: number[]; y: number[] }[] = []
+    let end = start
+    for (; end < rows.length; end++) {
+      const row = rows[end]!
+      if (
+        row.committed_ms !== first.committed_ms ||
+        row.seq !== first.seq + (end - start)
+      ) {
+        break
+      }
+      let run = runs.at(-1)
+      if (run?.id !== row.robot_id) {
+        run = { id: row.robot_id, ts: [], x: [], y: [] }
+        runs.push(run)
+      }
+      run.ts.push(row.ts)
+      run.x.push(row.x)
+      run.y.push(row.y)
+    }
+    insert.run(
+      first.seq,
+      first.seq + (end - start),
+      first.committed_ms,
+      encodeLogRow(runs satisfies LogRun[]),
+    )
+    start = end
+  }
+}

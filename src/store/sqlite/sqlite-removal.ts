@@ -3,14 +3,15 @@
  * (Store.deleteRobot), and the blocks older than a retention cutoff
  * (Store.removeBefore).
  *
- * A deletion is one transaction: the robot's `robots` row, its blocks, its
- * log rows (its tail, and its events already packed but still in the log)
- * and a count in `robot_ids` (sqlite-migrations.ts), so that its id is
- * never given again and the robots are still counted without a scan. Only
- * after the commit does the robot leave memory (sqlite-fleet.ts). A start
- * then finds nothing of it, in the log either, so the replay cannot bring
- * it back, and a batch that names it afterwards starts a new robot, with a
- * new id.
+ * A deletion is one transaction: the robot's `robots` row, its blocks, and
+ * a count in `robot_ids` (sqlite-migrations.ts), so that its id is never
+ * given again and the robots are still counted without a scan. Only after
+ * the commit does the robot leave memory (sqlite-fleet.ts). Its events in
+ * the log stay there, inside rows of other robots' events too
+ * (sqlite-log-codec.ts), until maintenance deletes those rows; a start
+ * replays no event of an id without a `robots` row (sqlite-load.ts), so
+ * the replay cannot bring it back, and a batch that names it afterwards
+ * starts a new robot, with a new id.
  *
  * A retention pass removes whole blocks whose last event is older than
  * the cutoff, in chunks of up to 256 blocks, each its own transaction: on
@@ -52,7 +53,6 @@ export function deleteRobot(
   const row = sql.robotByName.get(name) as RobotRow | undefined
   if (row === undefined) return false
   db.transaction(() => {
-    sql.deleteRobotLog.run(row.id)
     sql.deleteRobotBlocks.run(row.id)
     sql.deleteRobot.run(row.id)
     sql.countDeletion.run(fleet.nextRobotId - 1)

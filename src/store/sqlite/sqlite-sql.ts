@@ -7,17 +7,14 @@ import type Database from 'better-sqlite3'
 import { decodeBlock, encodeBlock } from '../block-codec.ts'
 import { SQLITE_MIGRATIONS } from './sqlite-migrations.ts'
 
-/** Columns of one log row, in insert order. */
-export const LOG_COLUMNS = 6
-/** Rows per multi-row insert into the log (6 × 64 = 384 parameters). */
-export const LOG_ROWS_PER_INSERT = 64
-
 /** Applies the migrations the database has not seen, each in its own transaction. */
 export function migrate(db: Database.Database): void {
   const version = schemaVersion(db)
   for (let v = version; v < SQLITE_MIGRATIONS.length; v++) {
     db.transaction(() => {
-      db.exec(SQLITE_MIGRATIONS[v]!)
+      const migration = SQLITE_MIGRATIONS[v]!
+      if (typeof migration === 'string') db.exec(migration)
+      else migration(db)
       db.pragma(`user_version = ${v + 1}`)
     })()
   }
@@ -101,19 +98,19 @@ export function prepareStatements(db: Database.Database) {
       `INSERT INTO robots (id, name, created_ms) VALUES (?, ?, ?)`,
     ),
     insertLog: db.prepare(
-      `INSERT INTO log (seq, robot_id, ts, x, y, committed_ms)
-       VALUES (?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO log (seq, end_seq, committed_ms, data) VALUES (?, ?, ?, ?)`,
     ),
-    insertLogRows: db.prepare(
-      `INSERT INTO log (seq, robot_id, ts, x, y, committed_ms) VALUES ` +
-        Array(LOG_ROWS_PER_INSERT).fill('(?, ?, ?, ?, ?, ?)').join(', '),
+    // The rows whose every event is below the floor: a range of the rowid
+    // B-tree, less the one row that may straddle the floor.
+    deleteLog: db.prepare(
+      `DELETE FROM log WHERE seq < @floor AND end_seq <= @floor`,
     ),
-    deleteLog: db.prepare(`DELETE FROM log WHERE seq < ?`),
     allLog: db.prepare(
-      `SELECT seq, robot_id, ts, x, y, committed_ms FROM log ORDER BY seq`,
+      `SELECT seq, end_seq, committed_ms, data FROM log ORDER BY seq`,
     ),
     firstLogSeq: db.prepare(`SELECT MIN(seq) FROM log`),
-    lastLogSeq: db.prepare(`SELECT MAX(seq) FROM log`),
+    // The end of the last row, which has the largest seq.
+    logEnd: db.prepare(`SELECT end_seq FROM log ORDER BY seq DESC LIMIT 1`),
     insertBlock: db.prepare(
       `INSERT INTO blocks (robot_id, first_ts, last_ts, count, events_before,
          odo, odo_carry, end_odo, end_odo_carry, last_x, last_y, committed_ms,
@@ -147,10 +144,6 @@ export function prepareStatements(db: Database.Database) {
        ORDER BY first_ts`,
     ),
     // --- removal (sqlite-removal.ts) ---
-    // The log has no index on robot_id: this scans it, which its window
-    // bounds (262,144 rows by default: about 10 ms here); an index would
-    // cost every append a second B-tree insert per event.
-    deleteRobotLog: db.prepare(`DELETE FROM log WHERE robot_id = ?`),
     deleteRobotBlocks: db.prepare(`DELETE FROM blocks WHERE robot_id = ?`),
     deleteRobot: db.prepare(`DELETE FROM robots WHERE id = ?`),
     countDeletion: db.prepare(
@@ -209,12 +202,12 @@ export interface BlockRow {
   readonly data: Uint8Array
 }
 
-/** A row of `log`. */
+/** A row of `log`: one commit's events (sqlite-log-codec.ts). */
 export interface LogRow {
+  /** The sequence number of its first event. */
   readonly seq: number
-  readonly robot_id: number
-  readonly ts: number
-  readonly x: number
-  readonly y: number
+  /** After its last event: it holds `end_seq - seq` events. */
+  readonly end_seq: number
   readonly committed_ms: number
+  readonly data: Uint8Array
 }

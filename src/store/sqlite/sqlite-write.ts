@@ -10,11 +10,8 @@ import { judgeBatch, type BatchJudgement } from '../../domain/batch.ts'
 import type { Fleet } from './sqlite-fleet.ts'
 import { loadRobot } from './sqlite-load.ts'
 import { storedPositionAt } from './sqlite-reads.ts'
-import {
-  LOG_COLUMNS,
-  LOG_ROWS_PER_INSERT,
-  type Statements,
-} from './sqlite-sql.ts'
+import { encodeLogRow, type LogRun } from './sqlite-log-codec.ts'
+import type { Statements } from './sqlite-sql.ts'
 
 /** A batch written to the log and not yet applied to the fleet in memory. */
 export interface LoggedBatch {
@@ -28,8 +25,9 @@ export interface LoggedBatch {
 }
 
 /**
- * Judges a batch and writes what it stores: a row per new robot and a log
- * row per accepted event. Runs inside the write transaction.
+ * Judges a batch and writes what it stores: a row per new robot and one
+ * log row holding every accepted event (sqlite-log-codec.ts), numbered
+ * from the fleet's next sequence number. Runs inside the write transaction.
  */
 export function logBatch(
   sql: Statements,
@@ -53,12 +51,10 @@ export function logBatch(
   // is not given again (sqlite-removal.ts). So the robots are the ids
   // given less those deleted (countRobots).
   let nextRobotId = fleet.nextRobotId
-  let seq = fleet.nextSeq
-  // Log rows are inserted many to a statement: one statement per row cost
-  // half of the time of a commit.
-  const rows: number[] = []
-  // Rows go robot by robot; a robot's events stay in timestamp order, which
-  // is all that replaying the log needs.
+  let stored = 0
+  // The row holds the events robot by robot; a robot's events stay in
+  // timestamp order, which is all that replaying the log needs.
+  const runs: LogRun[] = []
   for (const change of judgement.changes.values()) {
     const slot = fleet.slotOf(change.robot)
     let id = slot === undefined ? undefined : fleet.id(slot)
@@ -67,17 +63,12 @@ export function logBatch(
       newIds.set(change.robot, id)
       sql.insertRobot.run(id, change.robot, now)
     }
-    const { ts, x, y } = change
-    for (let i = 0; i < ts.length; i++) {
-      rows.push(seq++, id, ts[i]!, x[i]!, y[i]!, now)
-      if (rows.length === LOG_ROWS_PER_INSERT * LOG_COLUMNS) {
-        sql.insertLogRows.run(rows)
-        rows.length = 0
-      }
-    }
+    runs.push({ id, ts: change.ts, x: change.x, y: change.y })
+    stored += change.ts.length
   }
-  for (let i = 0; i < rows.length; i += LOG_COLUMNS) {
-    sql.insertLog.run(rows.slice(i, i + LOG_COLUMNS))
+  if (stored > 0) {
+    const seq = fleet.nextSeq
+    sql.insertLog.run(seq, seq + stored, now, encodeLogRow(runs))
   }
   return { judgement, newIds, firstSeq: fleet.nextSeq, now }
 }
