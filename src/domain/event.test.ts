@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { parseEventLine, robotNameProblem } from './event.ts'
+import { Random, seedNote, testSeed } from '../../test/support/random.ts'
+import {
+  DECIMAL,
+  MAX_TIMESTAMP,
+  parseEventLine,
+  robotNameProblem,
+} from './event.ts'
 
 describe('parseEventLine', () => {
   it('should parse a well-formed line', () => {
@@ -104,6 +110,62 @@ describe('parseEventLine', () => {
       assert.deepStrictEqual(parseEventLine(`0,0,${text},r`), {
         error: 'timestamp must be at most 9007199254740991',
       })
+    }
+  })
+
+  it('should read every field as the grammar and Number() say, on random text', () => {
+    // The parser reads fields in place, with a shortcut for short decimals:
+    // checked against the statement of each rule, on text near the rules.
+    const seed = testSeed()
+    const random = Random.derive(seed, 0)
+    const digits = (n: number) =>
+      Array.from({ length: n }, () => random.below(10)).join('')
+    const pieces = ['', '-', '+', '.', 'e', 'E', 'e-', '1', '0', 'x', ' ']
+    const text = () => {
+      let out = ''
+      for (let n = random.int(1, 5); n > 0; n--) {
+        out += random.chance(0.6)
+          ? digits(random.pick([1, 2, 3, 8, 15, 16, 17, 25]))
+          : random.pick(pieces)
+      }
+      return out
+    }
+    const coordinate = (t: string) => {
+      const value = Number(t)
+      if (!DECIMAL.test(t)) return 'x is not a decimal number'
+      if (!Number.isFinite(value)) return 'x is not a finite number'
+      return value === 0 ? 0 : value
+    }
+    const timestamp = (t: string) => {
+      if (!/^\d+$/.test(t)) return 'timestamp must be a non-negative integer'
+      if (Number(t) > MAX_TIMESTAMP) {
+        return `timestamp must be at most ${MAX_TIMESTAMP}`
+      }
+      return Number(t)
+    }
+    for (let i = 0; i < 20_000; i++) {
+      const x = text()
+      const ts = random.chance(0.5) ? digits(random.int(0, 20)) : text()
+      const parsed = parseEventLine(`${x},0,${ts},r`)
+      const want = [coordinate(x), timestamp(ts)]
+      const got =
+        'error' in parsed
+          ? parsed.error
+          : typeof want[0] === 'string'
+            ? parsed.x
+            : parsed.timestamp
+      const first = want.find((w) => typeof w === 'string')
+      if (first !== undefined) {
+        assert.equal(
+          got,
+          first,
+          `${JSON.stringify([x, ts])}, ${seedNote(seed)}`,
+        )
+      } else {
+        assert.ok(!('error' in parsed))
+        assert.ok(Object.is(parsed.x, want[0]), `x ${x}, ${seedNote(seed)}`)
+        assert.equal(parsed.timestamp, want[1], `ts ${ts}, ${seedNote(seed)}`)
+      }
     }
   })
 

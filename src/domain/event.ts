@@ -26,11 +26,29 @@ export const MAX_TIMESTAMP = Number.MAX_SAFE_INTEGER
 
 // A decimal number: optional sign, digits with an optional fraction (or a
 // fraction alone), optional exponent. No hex, no `Infinity`, no `NaN`.
-const DECIMAL = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/
-const DIGITS = /^\d+$/
+// The parsers below read this grammar character by character; the pattern
+// is the grammar's statement, and what the tests check them against.
+export const DECIMAL = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/
 const CONTROL = /\p{Cc}/u
 // Unicode White_Space, not JavaScript's \s (which also takes U+FEFF).
 const EDGE_SPACE = /^\p{White_Space}|\p{White_Space}$/u
+
+const PLUS = 0x2b
+const MINUS = 0x2d
+const DOT = 0x2e
+const ZERO = 0x30
+const RETURN = 0x0d
+
+/** 10^k for k from 0 to 22: every one of them is a double exactly. */
+const EXACT_POWERS_OF_TEN = Array.from({ length: 23 }, (_, k) => 10 ** k)
+/** Digits whose integer is below 2^53, so exact as a double. */
+const EXACT_DIGITS = 15
+
+/** The digit at `i` of `text` (0 to 9), or -1 for another character. */
+function digitAt(text: string, i: number): number {
+  const d = text.charCodeAt(i) - ZERO
+  return d >= 0 && d <= 9 ? d : -1
+}
 
 /**
  * Checks a robot name against the rules of ingest. (The HTTP API takes any
@@ -39,17 +57,26 @@ const EDGE_SPACE = /^\p{White_Space}|\p{White_Space}$/u
  */
 export function robotNameProblem(name: string): string | undefined {
   if (name.length === 0) return 'robot_name is empty'
-  // UTF-16 length bounds the code point count from above, so only long names
-  // need the (slower) code point count.
-  if (
-    name.length > MAX_ROBOT_NAME_LENGTH &&
-    [...name].length > MAX_ROBOT_NAME_LENGTH
-  ) {
-    return `robot_name is longer than ${MAX_ROBOT_NAME_LENGTH} characters`
+  // Printable ASCII without the space (the usual name) can break only the
+  // rules of length and dots: no control character, no white space.
+  let printable = name.length <= MAX_ROBOT_NAME_LENGTH
+  for (let i = 0; printable && i < name.length; i++) {
+    const c = name.charCodeAt(i)
+    printable = c > 0x20 && c < 0x7f
   }
-  if (CONTROL.test(name)) return 'robot_name contains a control character'
-  if (EDGE_SPACE.test(name)) {
-    return 'robot_name starts or ends with white space'
+  if (!printable) {
+    // UTF-16 length bounds the code point count from above, so only long
+    // names need the (slower) code point count.
+    if (
+      name.length > MAX_ROBOT_NAME_LENGTH &&
+      [...name].length > MAX_ROBOT_NAME_LENGTH
+    ) {
+      return `robot_name is longer than ${MAX_ROBOT_NAME_LENGTH} characters`
+    }
+    if (CONTROL.test(name)) return 'robot_name contains a control character'
+    if (EDGE_SPACE.test(name)) {
+      return 'robot_name starts or ends with white space'
+    }
   }
   // URLs cannot address a path segment `.` or `..` (RFC 3986 §5.2.4).
   if (name === '.' || name === '..') return 'robot_name cannot be "." or ".."'
@@ -61,21 +88,69 @@ export function robotNameProblem(name: string): string | undefined {
  * a message saying why it is not a timestamp.
  */
 export function parseTimestamp(text: string, field: string): number | string {
-  if (!DIGITS.test(text)) {
-    return `${field} must be a non-negative integer`
+  return timestampIn(text, 0, text.length, field)
+}
+
+/** {@link parseTimestamp} of `text` from `start` to `end` (exclusive). */
+function timestampIn(
+  text: string,
+  start: number,
+  end: number,
+  field: string,
+): number | string {
+  if (start === end) return `${field} must be a non-negative integer`
+  // Exact while below 2^53; above, rounding is monotone, so any text above
+  // 2^53−1 comes to at least 2^53.
+  let value = 0
+  for (let i = start; i < end; i++) {
+    const d = digitAt(text, i)
+    if (d < 0) return `${field} must be a non-negative integer`
+    value = value * 10 + d
   }
-  const value = Number(text)
-  // Rounding is monotone, so any text above 2^53−1 parses to at least 2^53.
   if (value > MAX_TIMESTAMP) {
     return `${field} must be at most ${MAX_TIMESTAMP}`
   }
   return value
 }
 
-function parseCoordinate(text: string, field: string): number | string {
-  if (!DECIMAL.test(text)) return `${field} is not a decimal number`
-  const value = Number(text)
-  if (!Number.isFinite(value)) return `${field} is not a finite number`
+/**
+ * The coordinate in `text` from `start` to `end` (exclusive), or why it is
+ * not one: a {@link DECIMAL} whose value is finite; -0 is 0.
+ */
+function coordinateIn(
+  text: string,
+  start: number,
+  end: number,
+  field: string,
+): number | string {
+  let i = start
+  const sign = text.charCodeAt(i)
+  if (sign === PLUS || sign === MINUS) i++
+  let mantissa = 0
+  let digits = 0
+  let fraction = 0
+  for (let d; i < end && (d = digitAt(text, i)) >= 0; i++, digits++) {
+    mantissa = mantissa * 10 + d
+  }
+  if (i < end && text.charCodeAt(i) === DOT) {
+    for (i++; i < end && digitAt(text, i) >= 0; i++, digits++, fraction++) {
+      mantissa = mantissa * 10 + digitAt(text, i)
+    }
+  }
+  if (digits === 0) return `${field} is not a decimal number`
+  let value: number
+  if (i === end && digits <= EXACT_DIGITS && fraction < 23) {
+    // Both the integer of the digits and 10^fraction are doubles exactly,
+    // and IEEE division rounds correctly: the value Number() would give.
+    value = mantissa / EXACT_POWERS_OF_TEN[fraction]!
+    if (sign === MINUS) value = -value
+  } else {
+    // An exponent, or more digits than a double holds exactly.
+    const piece = text.slice(start, end)
+    if (!DECIMAL.test(piece)) return `${field} is not a decimal number`
+    value = Number(piece)
+    if (!Number.isFinite(value)) return `${field} is not a finite number`
+  }
   // -0 and 0 are one position.
   return value === 0 ? 0 : value
 }
@@ -83,7 +158,8 @@ function parseCoordinate(text: string, field: string): number | string {
 /**
  * Parses one line `x,y,timestamp,robot_name` (a trailing `\r` is tolerated).
  * The name is the rest of the line after the third comma, so it may itself
- * hold commas.
+ * hold commas. The fields are read in place: the name is the line's only
+ * new string.
  *
  * @example
  * parseEventLine('1.5,-2,1700000000000,Bender')
@@ -91,21 +167,23 @@ function parseCoordinate(text: string, field: string): number | string {
  * parseEventLine('1,2,x,Bender') // { error: 'timestamp must be a non-negative integer' }
  */
 export function parseEventLine(line: string): TelemetryEvent | MalformedLine {
-  if (line.endsWith('\r')) line = line.slice(0, -1)
-  if (line.length === 0) return { error: 'empty line' }
+  let end = line.length
+  if (end > 0 && line.charCodeAt(end - 1) === RETURN) end--
+  if (end === 0) return { error: 'empty line' }
   const c1 = line.indexOf(',')
+  // A comma is never the `\r` cut off the end: all three are before `end`.
   const c2 = c1 < 0 ? -1 : line.indexOf(',', c1 + 1)
   const c3 = c2 < 0 ? -1 : line.indexOf(',', c2 + 1)
   if (c3 < 0) {
     return { error: 'expected 4 fields: x,y,timestamp,robot_name' }
   }
-  const x = parseCoordinate(line.slice(0, c1), 'x')
+  const x = coordinateIn(line, 0, c1, 'x')
   if (typeof x === 'string') return { error: x }
-  const y = parseCoordinate(line.slice(c1 + 1, c2), 'y')
+  const y = coordinateIn(line, c1 + 1, c2, 'y')
   if (typeof y === 'string') return { error: y }
-  const timestamp = parseTimestamp(line.slice(c2 + 1, c3), 'timestamp')
+  const timestamp = timestampIn(line, c2 + 1, c3, 'timestamp')
   if (typeof timestamp === 'string') return { error: timestamp }
-  const robot = line.slice(c3 + 1)
+  const robot = line.slice(c3 + 1, end)
   const problem = robotNameProblem(robot)
   if (problem !== undefined) return { error: problem }
   return { robot, timestamp, x, y }
