@@ -1,11 +1,19 @@
 import assert from 'node:assert/strict'
+import type { Writable } from 'node:stream'
 import { describe, it } from 'node:test'
+import * as ws from 'ws'
 import {
   BINARY_FRAME_REPLY,
   OUTCOME_REPLIES,
   errorReply,
   splitFrame,
+  textFrames,
 } from './frame.ts'
+
+/** ws's frame reader, as a client runs it (exported, not in its types). */
+const { Receiver } = ws as unknown as {
+  Receiver: new (options: { isServer: boolean }) => Writable
+}
 
 const text = (s: string) => Buffer.from(s, 'utf8')
 const split = (data: Buffer) => [...splitFrame(data)]
@@ -82,5 +90,37 @@ describe('replies', () => {
       BINARY_FRAME_REPLY,
       'ERR malformed binary frames are not accepted',
     )
+  })
+})
+
+describe('textFrames', () => {
+  it('should write frames that a WebSocket client reads back, at every header size', async () => {
+    const texts = [
+      'OK',
+      '',
+      'a'.repeat(125),
+      'b'.repeat(126),
+      'é'.repeat(63), // 126 bytes of UTF-8 from 63 characters
+      'c'.repeat(65535),
+      'd'.repeat(65536),
+      'OK\nDUP\nERR stale 😀',
+    ]
+    const receiver = new Receiver({ isServer: false })
+    const got: string[] = []
+    receiver.on('message', (data: Buffer, isBinary: boolean) => {
+      assert.equal(isBinary, false)
+      got.push(data.toString('utf8'))
+    })
+    const bytes = textFrames(texts)
+    // In pieces, as a socket would deliver them.
+    for (let at = 0; at < bytes.length; at += 1000) {
+      await new Promise<void>((resolve, reject) =>
+        receiver.write(bytes.subarray(at, at + 1000), (error) =>
+          error ? reject(error) : resolve(),
+        ),
+      )
+    }
+    assert.deepStrictEqual(got, texts)
+    assert.equal(textFrames([]).length, 0)
   })
 })

@@ -128,6 +128,44 @@ export function splitFrame(data: Buffer): FrameLines {
   return new FrameLines(lines)
 }
 
+/** Bytes of a frame's header before its payload, by the payload's length. */
+function headerBytes(length: number): number {
+  return length < 126 ? 2 : length < 65536 ? 4 : 10
+}
+
+/**
+ * Text frames as a server sends them (RFC 6455 §5.2: FIN, opcode 1, not
+ * masked), one for each of `texts`, in one buffer to write at once.
+ */
+export function textFrames(texts: readonly string[]): Buffer {
+  const lengths = new Array<number>(texts.length)
+  let size = 0
+  for (let i = 0; i < texts.length; i++) {
+    const length = Buffer.byteLength(texts[i]!)
+    lengths[i] = length
+    size += headerBytes(length) + length
+  }
+  const out = Buffer.allocUnsafe(size)
+  let at = 0
+  for (let i = 0; i < texts.length; i++) {
+    const length = lengths[i]!
+    out[at] = 0x81
+    if (length < 126) {
+      out[at + 1] = length
+    } else if (length < 65536) {
+      out[at + 1] = 126
+      out.writeUInt16BE(length, at + 2)
+    } else {
+      out[at + 1] = 127
+      out.writeUInt16BE(0, at + 2)
+      out.writeUIntBE(length, at + 4, 6)
+    }
+    at += headerBytes(length)
+    at += out.write(texts[i]!, at, 'utf8')
+  }
+  return out
+}
+
 /** The reply line `ERR <code> <message>` for a catalog code. */
 export function errorReply(code: ErrorCode, message?: string): string {
   return `ERR ${code.toLowerCase()} ${message ?? ERROR_CATALOG[code].message}`
