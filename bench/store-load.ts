@@ -221,7 +221,7 @@ async function ceiling(
   if (options.raw === true) {
     store = await rawPostgres(options.store)
   } else {
-    const backend = openBackend(options.store)
+    const backend = await openBackend(options.store)
     await backend.init()
     store = backend
   }
@@ -340,7 +340,7 @@ function* preloadEvents(plan: PreloadPlan): Generator<TelemetryEvent> {
 async function preload(
   options: Extract<StoreLoadOptions, { mode: 'preload' }>,
 ): Promise<StoreLoadResult> {
-  const store = openBackend(options.store)
+  const store = await openBackend(options.store)
   await store.init()
   const total = options.robots.reduce((n, r) => n + r.events, 0)
 
@@ -411,7 +411,7 @@ function ingestWindow(
 }
 
 async function retention(options: RetentionOptions): Promise<RetentionResult> {
-  const store = openStore(options.store)
+  const store = await openStore(options.store)
   await store.init()
   const robots = Array.from({ length: options.robots }, (_, index) => ({
     index,

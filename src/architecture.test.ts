@@ -2,7 +2,8 @@
  * The layout rules of the source, checked on the import graph of src/
  * (type imports included): no import cycle; only store/open.ts chooses a
  * backend; the store thread never loads PostgreSQL; the domain imports
- * nothing outside itself; the client nothing but itself and the event parser.
+ * nothing outside itself; the client nothing but itself and the event
+ * parser; the server's thread loads the heavy modules only on first use.
  */
 import assert from 'node:assert/strict'
 import { readdirSync, readFileSync } from 'node:fs'
@@ -37,6 +38,37 @@ function importGraph(): Map<string, string[]> {
     graph.set(file, targets)
   }
   return graph
+}
+
+/**
+ * What the modules a start of the server loads import, by value (type
+ * imports load nothing): relative imports as paths relative to src/, and
+ * packages by name. Dynamic `import()` is left out: it loads on first use.
+ */
+function loadedAtStart(entry: string): {
+  modules: Set<string>
+  packages: Set<string>
+} {
+  const modules = new Set<string>()
+  const packages = new Set<string>()
+  const stack = [entry]
+  while (stack.length > 0) {
+    const file = stack.pop()!
+    if (modules.has(file)) continue
+    modules.add(file)
+    const text = readFileSync(join(SRC, file), 'utf8')
+    for (const m of text.matchAll(
+      /^(?:import|export)(?!\s+type\b)[^'"]*?from '([^']+)'/gms,
+    )) {
+      const target = m[1]!
+      if (target.startsWith('.')) {
+        stack.push(relative(SRC, resolve(SRC, dirname(file), target)))
+      } else {
+        packages.add(target)
+      }
+    }
+  }
+  return { modules, packages }
 }
 
 /** Every module `from` reaches through imports. */
@@ -102,6 +134,40 @@ describe('the layout of src/', () => {
         file,
       )
     }
+  })
+
+  it('should load the robotics modules and the backends only when used', () => {
+    // Issue 17: memory at rest. The store thread loads better-sqlite3; the
+    // server's thread loads a backend, the MCAP writer, zstd and the
+    // Foxglove protocol when it first needs them (store/open.ts,
+    // api/mcap.ts, robotics/foxglove-endpoint.ts).
+    const { modules, packages } = loadedAtStart('server.ts')
+    assert.ok(modules.has('server.ts') && modules.has('api/mcap.ts'))
+    assert.ok(packages.has('fastify') && packages.has('ws'))
+    assert.deepStrictEqual(
+      [...modules].filter(
+        (f) =>
+          f.startsWith('store/postgres/') ||
+          f.startsWith('store/thread/') ||
+          f === 'store/sqlite/sqlite-store.ts' ||
+          [
+            'robotics/mcap.ts',
+            'robotics/messages.ts',
+            'robotics/foxglove.ts',
+          ].includes(f),
+      ),
+      [],
+    )
+    assert.deepStrictEqual(
+      [...packages].filter(
+        (p) =>
+          p === 'postgres' ||
+          p === 'better-sqlite3' ||
+          p.startsWith('@mcap/') ||
+          p.startsWith('@foxglove/'),
+      ),
+      [],
+    )
   })
 
   it('should keep the client to itself and the event parser', () => {

@@ -27,7 +27,8 @@ import { createUpstream } from './ingest/upstream.ts'
 import { CommitFanout } from './live/fanout.ts'
 import { LiveFeed } from './live/feed.ts'
 import { createMetrics } from './metrics.ts'
-import { FOXGLOVE_PATH, FoxgloveLive } from './robotics/foxglove.ts'
+import { FOXGLOVE_PATH } from './robotics/constants.ts'
+import { FoxgloveEndpoint } from './robotics/foxglove-endpoint.ts'
 import { openStore } from './store/open.ts'
 import { startRetention, type Retention } from './store/retention.ts'
 import type { Store } from './store/store.ts'
@@ -79,7 +80,7 @@ export async function startServer(
   // Read before anything opens: a file that cannot be used stops the start.
   const access = config.tokens === '' ? undefined : new Access(config.tokens)
   const tls = config.tlsCert === '' ? undefined : readTls(config)
-  const store = openStore(config.store, {
+  const store = await openStore(config.store, {
     sync: config.sync,
     // Only a crash ends the thread early; every call fails from then on.
     onExit: (error) => logger.fatal({ err: error }, 'store thread stopped'),
@@ -90,7 +91,7 @@ export async function startServer(
   const reads =
     config.readStore === ''
       ? store
-      : openStore(config.readStore, { readOnly: true })
+      : await openStore(config.readStore, { readOnly: true })
   const closeStores = async () => {
     await store.close()
     if (reads !== store) await reads.close()
@@ -222,7 +223,7 @@ export async function startServer(
     metrics: metrics.live,
     commits,
   })
-  const foxglove = new FoxgloveLive({
+  const foxglove = new FoxgloveEndpoint({
     store,
     commits,
     logger,

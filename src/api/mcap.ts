@@ -8,16 +8,13 @@
 import { Readable } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { TelemetryError } from '../errors.ts'
-import {
-  MAX_EXPORT_ROBOTS,
-  writeMcap,
-  type McapExportOptions,
-} from '../robotics/mcap.ts'
-import { PROFILES } from '../robotics/messages.ts'
+import { MAX_EXPORT_ROBOTS } from '../robotics/constants.ts'
+import type { McapExportOptions } from '../robotics/mcap.ts'
 import type { Store } from '../store/store.ts'
 import {
   MAX_LIVE_ROBOTS,
   MCAP_PROFILES,
+  type McapProfileName,
   parseExportQuery,
   parseMcapQuery,
 } from './params.ts'
@@ -92,25 +89,35 @@ function attachment(filename: string): string {
   return `attachment; filename="${ascii}"; filename*=UTF-8''${encoded}`
 }
 
-/** Answers with the MCAP file of `options`, streamed. */
-function sendMcap(
+/**
+ * Answers with the MCAP file of `options`, streamed. The MCAP writer, zstd
+ * and the message codecs load on the first export (robotics/constants.ts).
+ */
+async function sendMcap(
   request: FastifyRequest,
   reply: FastifyReply,
   reads: Store,
   filename: string,
-  options: Omit<McapExportOptions, 'signal'>,
+  options: Omit<McapExportOptions, 'signal' | 'profile'> & {
+    readonly profile: McapProfileName
+  },
 ) {
   reply
     .type(MCAP_MEDIA_TYPE)
     .header('content-disposition', attachment(filename))
   // HEAD: the headers of GET (chunked, no length), reading no event.
   if (request.method === 'HEAD') return reply.send(Readable.from([]))
+  const [{ writeMcap }, { PROFILES }] = await Promise.all([
+    import('../robotics/mcap.ts'),
+    import('../robotics/messages.ts'),
+  ])
   const stream = new McapStream()
   writeMcap(
     reads,
     { write: (bytes) => stream.send(bytes) },
     {
       ...options,
+      profile: PROFILES[options.profile],
       signal: stream.signal,
     },
   ).then(
@@ -194,7 +201,7 @@ export async function registerMcap(
       return sendMcap(request, reply, reads, `${robot}.mcap`, {
         robots: [robot],
         range: query,
-        profile: PROFILES[query.profile],
+        profile: query.profile,
       })
     },
   )
@@ -240,7 +247,7 @@ export async function registerMcap(
       return sendMcap(request, reply, reads, 'fleet.mcap', {
         robots: query.robots,
         range: query,
-        profile: PROFILES[query.profile],
+        profile: query.profile,
       })
     },
   )

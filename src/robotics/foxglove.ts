@@ -35,6 +35,7 @@ import {
 } from '../auth/access.ts'
 import type { Identity } from '../auth/tokens.ts'
 import { rawHttpError, TelemetryError, type ErrorCode } from '../errors.ts'
+import { FOXGLOVE_PATH } from './constants.ts'
 import type { CommitSource } from '../live/fanout.ts'
 import type { FoxgloveMetrics } from '../metrics.ts'
 import {
@@ -58,9 +59,6 @@ import {
 
 // A CommonJS package: its classes are members of its default export.
 const { FoxgloveServer, StatusLevel } = wsProtocol
-
-/** The path of the endpoint. */
-export const FOXGLOVE_PATH = '/foxglove'
 
 /** Past this many times `maxBufferBytes` unsent, a client is disconnected. */
 export const CONTROL_FACTOR = 4

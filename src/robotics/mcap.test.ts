@@ -97,8 +97,10 @@ describe('rosToken', () => {
   })
 })
 
+const writeMcapStore = await openBackend('sqlite::memory:')
+
 describe('writeMcap', () => {
-  const store = openBackend('sqlite::memory:')
+  const store = writeMcapStore
   const T0 = 1_700_000_000_000
   /** Bender: a 3-4-5 zigzag; "Unit 7/b": two events; "Émile": one. */
   const bender = Array.from({ length: 300 }, (_, i) => ({
@@ -427,7 +429,7 @@ describe('writeMcap', () => {
   })
 
   it('should write an odometer past the largest double as null in JSON, as the HTTP API does', async () => {
-    const far = openBackend('sqlite::memory:')
+    const far = await openBackend('sqlite::memory:')
     await far.init()
     try {
       await far.append([
@@ -448,7 +450,7 @@ describe('writeMcap', () => {
   })
 
   it('should leave out events after the last time of the profile', async () => {
-    const late = openBackend('sqlite::memory:')
+    const late = await openBackend('sqlite::memory:')
     await late.init()
     try {
       const last = MAX_ROS2_TIMESTAMP_MS

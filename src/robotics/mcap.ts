@@ -47,6 +47,7 @@ import { McapWriter, type IWritable } from '@mcap/core'
 import zstd from '@foxglove/wasm-zstd'
 import { OdometerReplay } from '../store/odometer-replay.ts'
 import type { Store, TimeRange } from '../store/store.ts'
+import { MAX_EXPORT_ROBOTS } from './constants.ts'
 import { logTime, odometerTopic, poseTopic, type Profile } from './messages.ts'
 
 // --- options and results ---
@@ -110,11 +111,7 @@ const DEFAULT_PAGE_SIZE = 4096
 /** Robots listed at once when every robot is exported. */
 const ROBOTS_PAGE = 1000
 
-/**
- * The most robots one file holds: two channels each, and an MCAP channel id
- * is a uint16 (65,536 ids; `@mcap/core` would wrap past that silently).
- */
-export const MAX_EXPORT_ROBOTS = 32_768
+export { MAX_EXPORT_ROBOTS }
 
 /**
  * The QoS that `ros2 bag record` writes for a topic with one reliable,

@@ -6,7 +6,7 @@ import type { EventPage } from './store.ts'
 
 /** A store holding robot `r` at these positions, timestamps 1, 2, 3, … */
 async function storeWith(points: readonly [number, number][]) {
-  const store = openBackend('sqlite::memory:')
+  const store = await openBackend('sqlite::memory:')
   await store.init()
   await store.append(
     points.map(([x, y], i) => ({ robot: 'r', x, y, timestamp: i + 1 })),

@@ -2,19 +2,18 @@
  * Which backend a `--store` address names: the one place that chooses.
  * The server opens its store only through {@link openStore}; everything
  * else sees the {@link Store} contract.
+ *
+ * A backend's modules load only when an address names it: a server on
+ * SQLite never loads the PostgreSQL driver, and its own thread never loads
+ * better-sqlite3, which runs on the store thread (issue 17: memory at rest).
  */
-import { createPostgresStore } from './postgres/postgres-store.ts'
-import {
-  createSqliteStore,
-  type SqliteStoreOptions,
-} from './sqlite/sqlite-store.ts'
+import type { SqliteStoreOptions } from './sqlite/sqlite-store.ts'
 import {
   parseStoreAddress,
   type Store,
   type StoreAddress,
   type SyncMode,
 } from './store.ts'
-import { createThreadedStore } from './thread/threaded-store.ts'
 
 /** Options of {@link openStore} and {@link openBackend}. */
 export interface OpenStoreOptions {
@@ -38,17 +37,22 @@ export interface OpenStoreOptions {
  * (`postgres://…`) runs on the server's thread: its driver is asynchronous.
  *
  * @example
- * const store = openStore('sqlite:./data/telemetry.db')
+ * const store = await openStore('sqlite:./data/telemetry.db')
  * await store.init()
  */
-export function openStore(url: string, options: OpenStoreOptions = {}): Store {
+export async function openStore(
+  url: string,
+  options: OpenStoreOptions = {},
+): Promise<Store> {
   const address = parseStoreAddress(url)
   if (address.backend === 'postgres') {
+    const { createPostgresStore } = await import('./postgres/postgres-store.ts')
     return createPostgresStore({ url, readOnly: options.readOnly })
   }
   if (options.readOnly === true) {
     throw new Error('only a PostgreSQL store can be a read-only replica')
   }
+  const { createThreadedStore } = await import('./thread/threaded-store.ts')
   return createThreadedStore(sqliteOptions(address, options), {
     onExit: options.onExit,
   })
@@ -58,12 +62,16 @@ export function openStore(url: string, options: OpenStoreOptions = {}): Store {
  * The store for an address on the calling thread, for tools that load data
  * in bulk without a server (the benchmark's storage ceiling).
  */
-export function openBackend(
+export async function openBackend(
   url: string,
   options: OpenStoreOptions = {},
-): Store {
+): Promise<Store> {
   const address = parseStoreAddress(url)
-  if (address.backend === 'postgres') return createPostgresStore({ url })
+  if (address.backend === 'postgres') {
+    const { createPostgresStore } = await import('./postgres/postgres-store.ts')
+    return createPostgresStore({ url })
+  }
+  const { createSqliteStore } = await import('./sqlite/sqlite-store.ts')
   return createSqliteStore(sqliteOptions(address, options))
 }
 
