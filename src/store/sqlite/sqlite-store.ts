@@ -137,17 +137,25 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
 /** A committed batch: its outcomes, and the odometers of its accepted events. */
 export interface AppendResult {
   readonly outcomes: Outcome[]
-  /** The lifetime odometer at each accepted event, in batch order. */
+  /**
+   * The lifetime odometer at each accepted event, in batch order; empty
+   * when the caller did not ask for them (nobody watches).
+   */
   readonly odometers: Float64Array
 }
+
+const NO_ODOMETERS = new Float64Array(0)
 
 /** The SQLite store, with what its thread (store-thread.ts) needs beyond {@link Store}. */
 export interface SqliteStore extends Store {
   /**
-   * {@link Store.append}, also giving the odometers the live feed sends,
-   * for a caller that tells its own watchers.
+   * {@link Store.append}, also giving the odometers the live feed sends
+   * (`withOdometers`), for a caller that tells its own watchers.
    */
-  appendBatch(events: readonly TelemetryEvent[]): AppendResult
+  appendBatch(
+    events: readonly TelemetryEvent[],
+    withOdometers: boolean,
+  ): AppendResult
   /**
    * One chunk of a {@link Store.removeBefore} pass, in one transaction,
    * from `after` on; the store thread's proxy runs the pass by calling it
@@ -269,15 +277,21 @@ class SqliteStoreImpl implements SqliteStore {
   // --- writes ---
 
   async append(events: readonly TelemetryEvent[]): Promise<Outcome[]> {
-    const { outcomes, odometers } = this.appendBatch(events)
+    const { outcomes, odometers } = this.appendBatch(
+      events,
+      this.#watchers.active,
+    )
     this.#watchers.batch(events, (i) => outcomes[i]!, odometers)
     return outcomes
   }
 
-  appendBatch(events: readonly TelemetryEvent[]): AppendResult {
+  appendBatch(
+    events: readonly TelemetryEvent[],
+    withOdometers: boolean,
+  ): AppendResult {
     const open = this.#opened()
     try {
-      return this.#append(open, events)
+      return this.#append(open, events, withOdometers)
     } finally {
       this.#fleet.releaseLoaded()
     }
@@ -313,7 +327,11 @@ class SqliteStoreImpl implements SqliteStore {
     )
   }
 
-  #append(open: Open, events: readonly TelemetryEvent[]): AppendResult {
+  #append(
+    open: Open,
+    events: readonly TelemetryEvent[],
+    withOdometers: boolean,
+  ): AppendResult {
     const logged = open.logInTransaction(events)
     // Committed: only now does the fleet in memory move forward.
     this.#sinceMaintenance += applyLoggedBatch(this.#fleet, logged)
@@ -334,7 +352,9 @@ class SqliteStoreImpl implements SqliteStore {
     }
     return {
       outcomes: logged.judgement.outcomes,
-      odometers: acceptedOdometers(events, logged.judgement),
+      odometers: withOdometers
+        ? acceptedOdometers(events, logged.judgement)
+        : NO_ODOMETERS,
     }
   }
 

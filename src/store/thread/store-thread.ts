@@ -86,6 +86,7 @@ port.on('message', (request: Request) => {
       return void answer(request.id, async () => {
         const { outcomes, odometers } = store.appendBatch(
           decodeBatch(request.batch),
+          request.odometers,
         )
         return { codes: encodeOutcomes(outcomes), odometers }
       })

@@ -42,6 +42,37 @@ describe('threaded store', () => {
     assert.equal((await store.getRobot('s'))?.eventCount, 1)
   })
 
+  it('should tell a watch of every commit that ends after it resolves, one sent while nobody watched too', async (t) => {
+    // Nobody watches: an append does not ask for odometers. One in flight
+    // when a watch starts must end before the watch resolves, or it ends
+    // after it untold.
+    const options = { ...fresh(), busyTimeoutMs: 5000 }
+    const store = createThreadedStore(options)
+    t.after(() => store.close())
+    await store.init()
+    const other = new Database(options.path)
+    other.exec('BEGIN IMMEDIATE')
+    const order: string[] = []
+    const told: string[] = []
+    const a = store
+      .append([{ robot: 'a', timestamp: 1, x: 0, y: 0 }])
+      .then(() => order.push('a committed'))
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    const watched = store
+      .watch({
+        committed: (events) => told.push(...events.map((e) => e.robot)),
+        missed: () => told.push('missed'),
+      })
+      .then(() => order.push('watching'))
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    other.exec('COMMIT')
+    other.close()
+    await Promise.all([a, watched])
+    await store.append([{ robot: 'b', timestamp: 1, x: 0, y: 0 }])
+    assert.deepStrictEqual(order, ['a committed', 'watching'])
+    assert.deepStrictEqual(told, ['b'])
+  })
+
   it('should let a reader stop early and keep serving afterwards', async () => {
     const store = createThreadedStore(fresh())
     await store.init()
