@@ -126,6 +126,9 @@ export class Fleet {
     if (slot === this.#rows.length * CHUNK) {
       this.#rows.push(new Float64Array(CHUNK * FIELDS))
     }
+    // A copy of its own, exact to the code unit: a name cut from a batch's
+    // string of names (threaded-store.ts) would keep that string alive.
+    name = JSON.parse(JSON.stringify(name)) as string
     this.#slots.set(name, slot)
     this.#names[slot] = name
     if (loaded) this.#loaded.push(slot)
