@@ -4,6 +4,7 @@ import { Random, seedNote, testSeed } from '../../test/support/random.ts'
 import {
   DECIMAL,
   MAX_TIMESTAMP,
+  parseEventAt,
   parseEventLine,
   robotNameProblem,
 } from './event.ts'
@@ -167,6 +168,30 @@ describe('parseEventLine', () => {
         assert.equal(parsed.timestamp, want[1], `ts ${ts}, ${seedNote(seed)}`)
       }
     }
+  })
+
+  it('should read a line in place within a longer text, never past its end', () => {
+    const text = '1,2,3\n4,5,6,r\r\n7,8\n9,9,9,name,with,commas'
+    const lines = text.split('\n')
+    let start = 0
+    for (const line of lines) {
+      const end = start + line.length
+      assert.deepStrictEqual(
+        parseEventAt(text, start, end),
+        parseEventLine(line),
+        line,
+      )
+      start = end + 1
+    }
+    assert.deepStrictEqual(parseEventAt(text, 0, 5), {
+      error: 'expected 4 fields: x,y,timestamp,robot_name',
+    })
+    assert.deepStrictEqual(parseEventAt(text, 6, 13), {
+      robot: 'r',
+      timestamp: 6,
+      x: 4,
+      y: 5,
+    })
   })
 
   it('should say how many fields a short line lacks', () => {

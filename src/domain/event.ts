@@ -167,23 +167,34 @@ function coordinateIn(
  * parseEventLine('1,2,x,Bender') // { error: 'timestamp must be a non-negative integer' }
  */
 export function parseEventLine(line: string): TelemetryEvent | MalformedLine {
-  let end = line.length
-  if (end > 0 && line.charCodeAt(end - 1) === RETURN) end--
-  if (end === 0) return { error: 'empty line' }
-  const c1 = line.indexOf(',')
-  // A comma is never the `\r` cut off the end: all three are before `end`.
-  const c2 = c1 < 0 ? -1 : line.indexOf(',', c1 + 1)
-  const c3 = c2 < 0 ? -1 : line.indexOf(',', c2 + 1)
-  if (c3 < 0) {
+  return parseEventAt(line, 0, line.length)
+}
+
+/**
+ * {@link parseEventLine} of the line of `text` from `start` to `end`
+ * (exclusive), read in place: a frame's lines are parsed where they lie in
+ * its text, with no string made for the line.
+ */
+export function parseEventAt(
+  text: string,
+  start: number,
+  end: number,
+): TelemetryEvent | MalformedLine {
+  if (end > start && text.charCodeAt(end - 1) === RETURN) end--
+  if (end === start) return { error: 'empty line' }
+  const c1 = text.indexOf(',', start)
+  const c2 = c1 < 0 || c1 >= end ? -1 : text.indexOf(',', c1 + 1)
+  const c3 = c2 < 0 || c2 >= end ? -1 : text.indexOf(',', c2 + 1)
+  if (c3 < 0 || c3 >= end) {
     return { error: 'expected 4 fields: x,y,timestamp,robot_name' }
   }
-  const x = coordinateIn(line, 0, c1, 'x')
+  const x = coordinateIn(text, start, c1, 'x')
   if (typeof x === 'string') return { error: x }
-  const y = coordinateIn(line, c1 + 1, c2, 'y')
+  const y = coordinateIn(text, c1 + 1, c2, 'y')
   if (typeof y === 'string') return { error: y }
-  const timestamp = timestampIn(line, c2 + 1, c3, 'timestamp')
+  const timestamp = timestampIn(text, c2 + 1, c3, 'timestamp')
   if (typeof timestamp === 'string') return { error: timestamp }
-  const robot = line.slice(c3 + 1, end)
+  const robot = text.slice(c3 + 1, end)
   const problem = robotNameProblem(robot)
   if (problem !== undefined) return { error: problem }
   return { robot, timestamp, x, y }

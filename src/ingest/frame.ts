@@ -4,6 +4,12 @@
  */
 import { isAscii, isUtf8 } from 'node:buffer'
 import { ERROR_CATALOG, type ErrorCode } from '../errors.ts'
+import {
+  parseEventAt,
+  parseEventLine,
+  type MalformedLine,
+  type TelemetryEvent,
+} from '../domain/event.ts'
 import type { Outcome } from '../domain/rules.ts'
 
 /** A line that could not even be read as text, already answered. */
@@ -37,6 +43,9 @@ export class FrameLines implements Iterable<string | UnreadableLine> {
   /** The chunk being read, and where its next line starts. */
   #chunk = ''
   #chunkAt = 0
+  /** The line last read, in `#chunk`. */
+  #lineStart = 0
+  #lineStop = 0
 
   constructor(data: Buffer, count: number, ascii: boolean)
   constructor(pieces: (string | UnreadableLine)[])
@@ -62,6 +71,29 @@ export class FrameLines implements Iterable<string | UnreadableLine> {
 
   /** The next line; call only while {@link remaining} is above 0. */
   next(): string | UnreadableLine {
+    const piece = this.#advance()
+    return piece ?? this.#chunk.slice(this.#lineStart, this.#lineStop)
+  }
+
+  /**
+   * The next line parsed as an event, in place in the frame's text
+   * ({@link parseEventAt}: no string is made for the line); call only
+   * while {@link remaining} is above 0.
+   */
+  nextEvent(): TelemetryEvent | MalformedLine | UnreadableLine {
+    const piece = this.#advance()
+    if (piece === undefined) {
+      return parseEventAt(this.#chunk, this.#lineStart, this.#lineStop)
+    }
+    return typeof piece === 'string' ? parseEventLine(piece) : piece
+  }
+
+  /**
+   * Moves to the next line: its piece for a frame that is not valid UTF-8,
+   * else `undefined`, the line being `#chunk` from `#lineStart` to
+   * `#lineStop`.
+   */
+  #advance(): string | UnreadableLine | undefined {
     const index = this.#read++
     const data = this.#data
     if (data === undefined) return this.#pieces![index]!
@@ -72,7 +104,9 @@ export class FrameLines implements Iterable<string | UnreadableLine> {
     const end = chunk.indexOf('\n', start)
     const stop = end < 0 ? chunk.length : end
     this.#chunkAt = stop + 1
-    return chunk.slice(start, stop)
+    this.#lineStart = start
+    this.#lineStop = stop
+    return undefined
   }
 
   /** Decodes the next few kilobytes of whole lines. */

@@ -1,7 +1,7 @@
 /**
  * The ingest endpoint `ws://HOST:PORT/upstream`: where an event enters.
  *
- * frame -> {@link splitFrame} -> {@link parseEventLine} -> batcher -> store
+ * frame -> {@link splitFrame} -> {@link parseEventAt} (each line, in place) -> batcher -> store
  * -> one reply frame per input frame, in the order the frames came.
  */
 import type { IncomingMessage } from 'node:http'
@@ -17,11 +17,7 @@ import {
 } from '../auth/access.ts'
 import type { TokenBuckets } from '../auth/rate.ts'
 import type { Identity } from '../auth/tokens.ts'
-import {
-  isMalformed,
-  parseEventLine,
-  type TelemetryEvent,
-} from '../domain/event.ts'
+import { isMalformed, type TelemetryEvent } from '../domain/event.ts'
 import { OUTCOMES, type Outcome } from '../domain/rules.ts'
 import { rawHttpError, TelemetryError, type ErrorCode } from '../errors.ts'
 import type { Increment, Metrics, PauseReason } from '../metrics.ts'
@@ -387,13 +383,12 @@ class PendingFrame implements EventSource<PendingFrame> {
     let malformed = 0
     while (lines.remaining > 0 && pushed < max) {
       const index = lines.count - lines.remaining
-      const line = lines.next()
-      if (typeof line !== 'string') {
-        this.#malformedAt(index, line.reply)
+      const parsed = lines.nextEvent()
+      if ('reply' in parsed) {
+        this.#malformedAt(index, parsed.reply)
         malformed++
         continue
       }
-      const parsed = parseEventLine(line)
       if (isMalformed(parsed)) {
         this.#malformedAt(index, errorReply('MALFORMED', parsed.error))
         malformed++
