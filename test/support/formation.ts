@@ -22,6 +22,7 @@ import {
 } from 'node:fs'
 import { userInfo } from 'node:os'
 import { join } from 'node:path'
+import postgres from 'postgres'
 import {
   runProcess,
   startProcess,
@@ -313,6 +314,29 @@ export async function startFormation(
   try {
     // The monitor first, then the nodes one at a time: the first becomes
     // the primary (`single`, then `primary` once the second has joined).
+    // Its database first, by SQL: a `pg_autoctl show` while `create
+    // monitor` is still making its state directory makes the same
+    // directory, and one of the two then fails ("Failed to create state
+    // directory … File exists"; seen in a run under load).
+    await waitFor(
+      async () => {
+        const sql = postgres(monitorUri, {
+          max: 1,
+          connect_timeout: 5,
+          onnotice: () => {},
+        })
+        try {
+          await sql`SELECT count(*) FROM pgautofailover.node`
+          return true
+        } catch {
+          return false
+        } finally {
+          await sql.end({ timeout: 1 })
+        }
+      },
+      "the monitor's database answers",
+      { timeoutMs: 120_000, intervalMs: 500 },
+    )
     await waitFor(
       async () => {
         try {
