@@ -133,9 +133,11 @@ function coordinateIn(
     mantissa = mantissa * 10 + d
   }
   if (i < end && text.charCodeAt(i) === DOT) {
-    for (i++; i < end && digitAt(text, i) >= 0; i++, digits++, fraction++) {
-      mantissa = mantissa * 10 + digitAt(text, i)
+    let d
+    for (i++; i < end && (d = digitAt(text, i)) >= 0; i++, fraction++) {
+      mantissa = mantissa * 10 + d
     }
+    digits += fraction
   }
   if (digits === 0) return `${field} is not a decimal number`
   let value: number

@@ -21,11 +21,6 @@ export class FoxgloveEndpoint {
     this.#options = options
   }
 
-  /** Whether the bridge was made (for tests of what loads when). */
-  get loaded(): boolean {
-    return this.#live !== undefined
-  }
-
   /** Takes over an HTTP upgrade to the endpoint's path (constants.ts). */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
     if (this.#closed && this.#live === undefined) {

@@ -87,6 +87,9 @@ export function loadFleet(sql: Statements, fleet: Fleet): void {
   // their running odometers exactly as when they were first stored. Rows at
   // or before a robot's last block were packed already: skipped.
   const slots = new Map<number, number | undefined>()
+  // Deleted robots: their events stay in the log until maintenance deletes
+  // their rows, and are never replayed (sqlite-removal.ts).
+  const deleted = new Set<number>()
   const replay = (
     seq: number,
     robotId: number,
@@ -95,14 +98,13 @@ export function loadFleet(sql: Statements, fleet: Fleet): void {
     y: number,
     committedMs: number,
   ) => {
+    if (deleted.has(robotId)) return
     let slot = slots.get(robotId)
     let row: RobotRow | undefined
     if (!slots.has(robotId)) {
       row = sql.robotById.get(robotId) as RobotRow | undefined
-      // A deleted robot: its events stay in the log until maintenance
-      // deletes their rows, and are never replayed (sqlite-removal.ts).
       if (row === undefined) {
-        slots.set(robotId, undefined)
+        deleted.add(robotId)
         return
       }
       slot = loadRow(sql, fleet, row)
@@ -118,8 +120,7 @@ export function loadFleet(sql: Statements, fleet: Fleet): void {
     if (decision.outcome !== 'ok') return
     const state = decision.state
     if (slot === undefined) {
-      row ??= sql.robotById.get(robotId) as RobotRow | undefined
-      if (row === undefined) return
+      row ??= sql.robotById.get(robotId) as RobotRow
       slot = fleet.addRobot(row.id, row.name, state, row.created_ms, 0)
       slots.set(robotId, slot)
     }
